@@ -1,0 +1,33 @@
+{
+    "name": "CRM AI: Lead Propensity",
+    "summary": "Calibrated win probability for every open lead, with the reasons, "
+               "a model registry with quality gate, and a benchmark against Odoo's lead scoring.",
+    "version": "18.0.1.0.0",
+    "category": "Sales/CRM",
+    "author": "crm_ai contributors",
+    "website": "https://github.com/crm-ai/crm_ai",
+    "license": "LGPL-3",
+    "depends": ["crm", "sale_crm"],
+    "external_dependencies": {
+        "python": ["scikit-learn", "pandas", "joblib", "textblob", "lightfm"],
+    },
+    "data": [
+        "security/crm_ai_security.xml",
+        "security/ir.model.access.csv",
+        "data/ir_config_parameter_data.xml",
+        "data/ir_cron_data.xml",
+        "views/crm_ai_model_views.xml",
+        "views/crm_lead_views.xml",
+        "views/res_config_settings_views.xml",
+        "views/crm_ai_menus.xml",
+    ],
+    "assets": {
+        "web.assets_tests": [
+            "crm_ai/static/tests/tours/**/*",
+        ],
+    },
+    "images": ["static/description/icon.png"],
+    "application": False,
+    "installable": True,
+    "development_status": "Beta",
+}

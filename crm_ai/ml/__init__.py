@@ -1,0 +1,17 @@
+"""crm_ai's machine-learning engines: pure Python (numpy, pandas, scikit-learn).
+
+Never imports Odoo: DataFrames in, arrays out, so every engine is tested with plain
+pytest.  Imports inside this package are relative so ``ml`` loads on its own.
+"""
+
+from .features import LeadFeatureEncoder
+from .metrics import GATE_AUC_RATIO, HOLDOUT_FRACTION, binary_metrics, quality_gate, time_ordered_split
+from .persistence import ArtifactError, dumps_signed, loads_signed
+from .pls_baseline import OdooPLSBaseline
+from .propensity import LeadPropensityModel, format_reason
+
+__all__ = [
+    "ArtifactError", "GATE_AUC_RATIO", "HOLDOUT_FRACTION", "LeadFeatureEncoder",
+    "LeadPropensityModel", "OdooPLSBaseline", "binary_metrics", "dumps_signed",
+    "format_reason", "loads_signed", "quality_gate", "time_ordered_split",
+]

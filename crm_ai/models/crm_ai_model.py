@@ -1,0 +1,234 @@
+"""Registry of trained models (one row per training run, per task and company).
+
+The trained estimator lives in ``artifact`` (joblib bytes, in the database, not the
+filestore) signed with a key derived from the database secret.  It is only ever
+unpickled after the signature checks out: a blob uploaded by a user, copied from
+another database or altered in SQL is refused, never loaded.
+"""
+
+import logging
+import time
+
+from odoo import _, api, fields, models
+from odoo.exceptions import AccessError, UserError
+from odoo.tools.misc import hmac as odoo_hmac
+
+from ..ml import persistence
+
+_logger = logging.getLogger(__name__)
+
+#: Fields only the trainer writes (context key below); users can't forge metrics or blobs.
+PROTECTED_FIELDS = {
+    "task", "company_id", "version", "artifact", "date_trained", "date_from",
+    "n_won", "n_lost", "n_train", "n_holdout", "holdout_date_from", "holdout_date_to",
+    "auc", "log_loss", "brier", "pls_auc", "pls_log_loss", "pls_brier",
+    "previous_auc", "gate_reason", "feature_names", "importance", "hyperparameters",
+    "training_seconds", "library_versions",
+}
+TRAINER_CONTEXT_KEY = "crm_ai_trainer"
+SIGNING_SCOPE = "crm_ai.model-artifact"
+
+
+class CrmAiModel(models.Model):
+    _name = "crm.ai.model"
+    _description = "CRM AI: trained model"
+    _order = "task, company_id, version desc"
+    _rec_names_search = ["task", "version"]
+
+    name = fields.Char(compute="_compute_name")
+    task = fields.Selection([("lead_propensity", "Lead propensity")], required=True, readonly=True, index=True)
+    company_id = fields.Many2one("res.company", readonly=True, index=True)
+    version = fields.Integer(required=True, readonly=True)
+    state = fields.Selection([
+        ("active", "Active"),
+        ("rejected", "Rejected"),
+        ("archived", "Archived"),
+    ], required=True, default="rejected", readonly=True, index=True,
+        help="Active: scores the leads. Rejected: failed the quality gate. "
+             "Archived: replaced by a newer or rolled-back model.")
+    date_trained = fields.Datetime("Trained on", readonly=True)
+    date_from = fields.Date("Training data from", readonly=True,
+                            help="Start date of the closed leads used (empty: all).")
+    n_won = fields.Integer("Won leads", readonly=True)
+    n_lost = fields.Integer("Lost leads", readonly=True)
+    n_train = fields.Integer("Training leads", readonly=True)
+    n_holdout = fields.Integer("Holdout leads", readonly=True,
+                               help="The most recent closed leads, kept aside to measure the model.")
+    holdout_date_from = fields.Datetime("Holdout from", readonly=True)
+    holdout_date_to = fields.Datetime("Holdout to", readonly=True)
+    auc = fields.Float("AUC", digits=(3, 3), readonly=True, aggregator="avg",
+                       help="Area under the ROC curve on the holdout: the chance that a won lead "
+                            "is ranked above a lost one (0.5 = coin toss, 1 = perfect).")
+    log_loss = fields.Float("Log-loss", digits=(3, 4), readonly=True, help="Lower is better.")
+    brier = fields.Float("Brier score", digits=(3, 4), readonly=True,
+                         help="Mean squared error of the probabilities on the holdout: "
+                              "lower means better calibrated.")
+    pls_auc = fields.Float("Odoo PLS AUC", digits=(3, 3), readonly=True,
+                           help="Odoo's Predictive Lead Scoring (naive Bayes) trained on the same "
+                                "leads and measured on the same holdout.")
+    pls_log_loss = fields.Float("Odoo PLS log-loss", digits=(3, 4), readonly=True)
+    pls_brier = fields.Float("Odoo PLS Brier", digits=(3, 4), readonly=True)
+    auc_gain = fields.Float("AUC vs PLS", digits=(3, 3), compute="_compute_auc_gain")
+    previous_auc = fields.Float("Active model's AUC on this holdout", digits=(3, 3), readonly=True)
+    gate_reason = fields.Text("Quality gate", readonly=True)
+    feature_names = fields.Text("Fields used", readonly=True)
+    importance = fields.Text("Field importance", readonly=True,
+                             help="Mean absolute change in log-odds each field brings, on the training leads.")
+    hyperparameters = fields.Char(readonly=True)
+    training_seconds = fields.Float("Training time (s)", digits=(6, 1), readonly=True)
+    library_versions = fields.Char(readonly=True)
+    artifact = fields.Binary(attachment=False, readonly=True, copy=False,
+                             groups="crm_ai.group_crm_ai_manager")
+    lead_count = fields.Integer("Leads scored", compute="_compute_lead_count")
+
+    _sql_constraints = [
+        ("task_company_version_uniq", "unique(task, company_id, version)",
+         "A model version exists once per task and company."),
+    ]
+
+    @api.depends("task", "version", "company_id")
+    def _compute_name(self):
+        labels = dict(self._fields["task"]._description_selection(self.env))
+        for model in self:
+            model.name = f"{labels.get(model.task, model.task)} v{model.version}"
+
+    @api.depends("auc", "pls_auc")
+    def _compute_auc_gain(self):
+        for model in self:
+            model.auc_gain = model.auc - model.pls_auc if model.auc and model.pls_auc else 0.0
+
+    def _compute_lead_count(self):
+        counts = dict(self.env["crm.lead"].with_context(active_test=False)._read_group(
+            [("ai_propensity_model_id", "in", self.ids)], ["ai_propensity_model_id"], ["__count"]))
+        for model in self:
+            model.lead_count = counts.get(model, 0)
+
+    # -- protection ----------------------------------------------------------------
+    @api.model_create_multi
+    def create(self, vals_list):
+        if not self.env.context.get(TRAINER_CONTEXT_KEY):
+            raise AccessError(_("AI models are created by training (Settings ▸ Train now, or the scheduled action)."))
+        return super().create(vals_list)
+
+    def write(self, vals):
+        if PROTECTED_FIELDS & set(vals) and not self.env.context.get(TRAINER_CONTEXT_KEY):
+            raise AccessError(_("The metrics and the stored model of an AI model cannot be edited."))
+        return super().write(vals)
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_active(self):
+        if any(model.state == "active" for model in self):
+            raise UserError(_("The active model scores the leads: roll back to another version before deleting it."))
+
+    # -- signed artifacts ------------------------------------------------------------
+    def _signing_key(self):
+        """Key derived from the database secret (``database.secret``), never stored."""
+        return odoo_hmac(self.env(su=True), SIGNING_SCOPE, self.env.cr.dbname).encode()
+
+    def _ai_dump(self, estimator):
+        return persistence.dumps_signed(estimator, self._signing_key(), meta={"task": self.task or ""})
+
+    def _ai_load(self):
+        """The estimator of this record, after its signature was verified."""
+        self.ensure_one()
+        blob = self.sudo().with_context(bin_size=False).artifact
+        if not blob:
+            raise UserError(_("Model %s has no stored estimator.", self.display_name))
+        try:
+            return persistence.loads_signed(blob, self._signing_key())
+        except persistence.ArtifactError as error:
+            _logger.warning("crm_ai: refusing to load model %s (id %s): %s", self.display_name, self.id, error)
+            raise UserError(_("Model %(model)s was refused: %(reason)s.", model=self.display_name, reason=error)) from error
+
+    # -- registry ------------------------------------------------------------------------
+    @api.model
+    def _ai_active(self, task, company):
+        return self.sudo().search([("task", "=", task), ("company_id", "=", company.id or False),
+                                   ("state", "=", "active")], limit=1)
+
+    @api.model
+    def _ai_next_version(self, task, company):
+        last = self.sudo().search([("task", "=", task), ("company_id", "=", company.id or False)],
+                                  order="version desc", limit=1)
+        return last.version + 1
+
+    def action_activate(self):
+        """Roll back (or forward) to this version: it scores the leads from now on."""
+        self.ensure_one()
+        if not self.env.user.has_group("crm_ai.group_crm_ai_manager"):
+            raise AccessError(_("Only CRM AI managers can change the active model."))
+        self._ai_load()  # refuse to activate a blob that does not verify
+        trainer = self.sudo().with_context(**{TRAINER_CONTEXT_KEY: True})
+        trainer.search([("task", "=", self.task), ("company_id", "=", self.company_id.id),
+                        ("state", "=", "active"), ("id", "!=", self.id)]).write({"state": "archived"})
+        trainer.write({"state": "active"})
+        self.env.ref("crm_ai.ir_cron_score").sudo()._trigger()
+        return {
+            "type": "ir.actions.client", "tag": "display_notification",
+            "params": {"type": "success", "message": _("%s is now active; leads will be rescored.", self.display_name),
+                       "next": {"type": "ir.actions.act_window_close"}},
+        }
+
+    def action_view_leads(self):
+        self.ensure_one()
+        action = self.env["ir.actions.actions"]._for_xml_id("crm.crm_lead_all_leads")
+        action.update({"domain": [("ai_propensity_model_id", "=", self.id)], "context": {"active_test": False}})
+        return action
+
+    # -- scheduled actions ---------------------------------------------------------------
+    @api.model
+    def _ai_task_handlers(self):
+        """``{task: (model name, train method, score method)}``; engines add theirs here."""
+        return {"lead_propensity": ("crm.lead", "_ai_propensity_train", "_ai_propensity_score")}
+
+    @api.model
+    def _ai_enabled(self):
+        # The settings checkbox deletes the parameter when unticked (Odoo stores False as "no row").
+        return self.env["ir.config_parameter"].sudo().get_param("crm_ai.enabled") not in (None, False, "False", "0", "")
+
+    @api.model
+    def _ai_companies(self):
+        """Every company, then an empty recordset for leads without a company (they share a model)."""
+        return [*self.env["res.company"].sudo().search([]), self.env["res.company"]]
+
+    @api.model
+    def _cron_ai_train(self):
+        """Train every engine for every company (weekly by default)."""
+        if not self._ai_enabled():
+            _logger.info("crm_ai: disabled in settings, training skipped")
+            return []
+        results = []
+        for task, (model_name, train, _score) in self._ai_task_handlers().items():
+            for company in self._ai_companies():
+                started = time.monotonic()
+                result = getattr(self.env[model_name].sudo().with_company(company), train)(company)
+                _logger.info("crm_ai: trained %s for %s in %.1fs: %s", task, company.name,
+                             time.monotonic() - started, result.get("message"))
+                results.append(result)
+        # New models mean new scores: let the score cron run right away.
+        self.env.ref("crm_ai.ir_cron_score").sudo()._trigger()
+        return results
+
+    @api.model
+    def _cron_ai_score(self, time_budget=None):
+        """Score what changed, for every engine and company (hourly by default).
+
+        Works in committed batches and reports progress to ``ir.cron``, which calls it
+        again while work remains; a killed run resumes from what is still pending.
+        """
+        if not self._ai_enabled():
+            return
+        done = remaining = 0
+        deadline = time.monotonic() + (time_budget or self._ai_score_time_budget())
+        for _task, (model_name, _train, score) in self._ai_task_handlers().items():
+            for company in self._ai_companies():
+                d, r = getattr(self.env[model_name].sudo().with_company(company), score)(company, deadline)
+                done += d
+                remaining += r
+        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+        return done, remaining
+
+    @api.model
+    def _ai_score_time_budget(self):
+        """Seconds one cron call may score before handing back (ir.cron calls again)."""
+        return 120.0

@@ -1,0 +1,178 @@
+"""Realistic generated CRM history for a crm_ai demo database.
+
+Run inside ``odoo-bin shell`` (``env`` is given):  scripts/run does it for you.
+
+It creates customers (companies with contacts), two years of leads with sources,
+media, campaigns, countries, tags, revenue and contact quality, a history of emails,
+notes and done activities, and closes the older ones as won or lost.  Outcomes are
+drawn from a hidden logistic model (source, team, country, revenue, activity,
+customer history, tags, drift over time) plus noise, so there is real signal to
+learn and a realistic ~30 % win rate, not a toy separable set.
+
+Environment: CRM_AI_DEMO_LEADS (default 3000), CRM_AI_DEMO_SEED (default 42).
+"""
+import logging
+import math
+import os
+import random
+from datetime import datetime, timedelta
+
+_logger = logging.getLogger("crm_ai.demo")
+
+N_LEADS = int(os.environ.get("CRM_AI_DEMO_LEADS", "3000"))
+SEED = int(os.environ.get("CRM_AI_DEMO_SEED", "42"))
+OPEN_SHARE = 0.15          # newest leads stay open: those are what gets scored
+HISTORY_DAYS = 730
+
+rng = random.Random(SEED)
+now = datetime.now().replace(microsecond=0)
+
+
+def pick(weighted):
+    items, weights = zip(*weighted)
+    return rng.choices(items, weights)[0]
+
+
+def ref(xmlid):
+    return env.ref(xmlid, raise_if_not_found=False)  # noqa: F821 -- given by odoo shell
+
+
+Lead = env["crm.lead"].with_context(tracking_disable=True, mail_create_nolog=True,  # noqa: F821
+                                    mail_notrack=True, mail_auto_subscribe_no_notify=True)
+company = env.company  # noqa: F821
+
+# -- reference data (name -> (record, effect on log-odds)) ------------------------------
+def ensure(model, name, **extra):
+    rec = env[model].search([("name", "=", name)], limit=1)  # noqa: F821
+    return rec or env[model].create({"name": name, **extra})  # noqa: F821
+
+
+sources = [(ensure("utm.source", n), w, eff) for n, w, eff in [
+    ("Search engine", 30, 0.2), ("Newsletter", 15, -0.3), ("Referral", 10, 1.0), ("Trade fair", 8, 0.6),
+    ("LinkedIn", 12, 0.0), ("Cold call list", 15, -0.9), ("Partner", 10, 0.7)]]
+media = [(ensure("utm.medium", n), w, eff) for n, w, eff in [
+    ("Email", 35, -0.1), ("Phone", 25, 0.3), ("Website", 30, 0.0), ("Event", 10, 0.4)]]
+campaigns = [(ensure("utm.campaign", n), w, eff) for n, w, eff in [
+    ("Spring promo", 20, 0.1), ("Product launch", 20, 0.3), ("Black Friday", 15, -0.2), ("Webinar series", 10, 0.4)]]
+tag_specs = [("Enterprise", 0.15, 0.5), ("SMB", 0.35, -0.1), ("Services", 0.3, 0.2), ("Product", 0.4, 0.0),
+             ("Urgent", 0.1, 0.6), ("Price sensitive", 0.2, -0.6)]
+tags = [(ensure("crm.tag", n), p, eff) for n, p, eff in tag_specs]
+countries = [(c, w, eff) for c, w, eff in [
+    (ref("base.be"), 20, 0.3), (ref("base.fr"), 20, 0.0), (ref("base.us"), 25, 0.1), (ref("base.de"), 15, 0.2),
+    (ref("base.in"), 10, -0.5), (ref("base.br"), 10, -0.3)] if c]
+teams = env["crm.team"].search([], limit=4)  # noqa: F821
+team_effects = {team.id: eff for team, eff in zip(teams, [0.3, -0.2, 0.0, 0.1])}
+users = env["res.users"].search([("share", "=", False), ("active", "=", True)], limit=6)  # noqa: F821
+user_effects = {u.id: rng.gauss(0, 0.3) for u in users}
+lost_reasons = env["crm.lost.reason"].search([])  # noqa: F821
+won_stage = env["crm.stage"].search([("is_won", "=", True)], limit=1)  # noqa: F821
+open_stages = env["crm.stage"].search([("is_won", "=", False)], order="sequence")  # noqa: F821
+
+# -- customers -------------------------------------------------------------------------
+first = ["Alba", "Bruno", "Chloé", "Dario", "Elena", "Farid", "Greta", "Hugo", "Ines", "Jonas", "Kaori", "Liam",
+         "Maya", "Nils", "Olga", "Pavel", "Quinn", "Rosa", "Sami", "Tara"]
+last = ["Martin", "Novak", "Silva", "Dubois", "Keller", "Rossi", "Kowalski", "Jensen", "Moreau", "Ito"]
+words = ["Nord", "Blue", "Atlas", "Vertex", "Green", "Pixel", "Solar", "Delta", "Nova", "Orbit", "Cedar", "Iron"]
+kinds = ["Logistics", "Foods", "Systems", "Consulting", "Energy", "Retail", "Labs", "Health"]
+n_customers = max(N_LEADS // 4, 50)
+customer_vals = []
+for i in range(n_customers):
+    country = pick([(c, w) for c, w, _e in countries])
+    customer_vals.append({"name": f"{rng.choice(words)} {rng.choice(kinds)} {i + 1}", "is_company": True,
+                          "country_id": country.id, "email": f"info{i}@example.com"})
+customers = env["res.partner"].create(customer_vals)  # noqa: F821
+customer_quality = {c.id: rng.gauss(0, 0.6) for c in customers}
+_logger.info("crm_ai demo: %d customers", len(customers))
+
+# -- leads -----------------------------------------------------------------------------
+specs = []
+for i in range(N_LEADS):
+    created = now - timedelta(days=HISTORY_DAYS * (1 - i / N_LEADS), hours=rng.random() * 24)
+    src, _w, src_eff = rng.choices(sources, [w for _s, w, _e in sources])[0]
+    med, _w, med_eff = rng.choices(media, [w for _s, w, _e in media])[0]
+    camp, _w, camp_eff = rng.choices(campaigns, [w for _s, w, _e in campaigns])[0] if rng.random() < 0.6 else (None, 0, 0.0)
+    country, _w, country_eff = rng.choices(countries, [w for _c, w, _e in countries])[0]
+    lead_tags = [(t, eff) for t, p, eff in tags if rng.random() < p]
+    team = rng.choice(teams) if teams else None
+    user = rng.choice(users)
+    customer = rng.choice(customers) if rng.random() < 0.75 else None
+    revenue = round(math.exp(rng.gauss(9, 1.1)), -2)
+    email_ok = rng.random() < 0.85
+    phone_ok = rng.random() < 0.7
+    priority = pick([("0", 50), ("1", 30), ("2", 15), ("3", 5)])
+    n_messages = min(int(rng.expovariate(1 / 3)), 20)
+    n_activities = min(int(rng.expovariate(1 / 2)), 12)
+    logit = (-1.7 + src_eff + med_eff + camp_eff + country_eff + sum(e for _t, e in lead_tags)
+             + team_effects.get(team.id if team else 0, 0) + user_effects[user.id]
+             + (customer_quality[customer.id] if customer else -0.3)
+             - 0.35 * (math.log(revenue) - 9) ** 2 * 0.5 + 0.12 * n_activities + 0.05 * n_messages
+             + (0.4 if email_ok else -0.6) + (0.3 if phone_ok else -0.2) + 0.25 * int(priority)
+             + 0.3 * math.sin(2 * math.pi * i / N_LEADS))  # slow drift over the two years
+    won = rng.random() < 1 / (1 + math.exp(-logit))
+    is_open = i >= N_LEADS * (1 - OPEN_SHARE)
+    duration = timedelta(days=rng.uniform(3, 90))
+    closed = min(created + duration, now - timedelta(hours=1))
+    specs.append(dict(created=created, closed=None if is_open else closed, won=won, n_messages=n_messages,
+                      n_activities=n_activities, vals={
+                          "name": f"{(customer.name if customer else rng.choice(first) + ' ' + rng.choice(last))}: "
+                                  f"{rng.choice(['licences', 'onboarding', 'renewal', 'consulting', 'upgrade', 'pilot'])}",
+                          "type": "opportunity", "partner_id": customer.id if customer else False,
+                          "contact_name": f"{rng.choice(first)} {rng.choice(last)}",
+                          "email_from": f"contact{i}@example.com" if email_ok else "not-an-email",
+                          "phone": "+32 2 290 34 90" if phone_ok else "12",
+                          "source_id": src.id, "medium_id": med.id, "campaign_id": camp.id if camp else False,
+                          "country_id": country.id, "tag_ids": [(6, 0, [t.id for t, _e in lead_tags])],
+                          "team_id": team.id if team else False, "user_id": user.id,
+                          "expected_revenue": revenue, "priority": priority,
+                          "stage_id": rng.choice(open_stages[:3]).id if open_stages else False,
+                      }))
+
+leads = env["crm.lead"].browse()  # noqa: F821
+for start in range(0, len(specs), 500):
+    leads |= Lead.create([s["vals"] for s in specs[start:start + 500]])
+env.flush_all()  # noqa: F821 -- pending ORM recomputes must not overwrite the SQL below
+_logger.info("crm_ai demo: %d leads created", len(leads))
+
+# Messages and done activities, dated inside each lead's life (plain SQL: thousands of rows).
+cr = env.cr  # noqa: F821
+activity_type = ref("mail.mail_activity_data_call")
+note_subtype = ref("mail.mt_note")
+author = env.user.partner_id.id  # noqa: F821
+rows = []
+for lead, spec in zip(leads, specs):
+    end = spec["closed"] or now
+    span = max((end - spec["created"]).total_seconds(), 3600)
+    for k in range(spec["n_messages"] + spec["n_activities"]):
+        when = spec["created"] + timedelta(seconds=rng.random() * span)
+        is_activity = k >= spec["n_messages"]
+        rows.append((lead.id, when, "comment" if is_activity else rng.choice(["email", "comment"]),
+                     activity_type.id if (is_activity and activity_type) else None,
+                     "<p>Call done</p>" if is_activity else "<p>Follow-up</p>"))
+for start in range(0, len(rows), 5000):
+    chunk = rows[start:start + 5000]
+    cr.execute("""
+        INSERT INTO mail_message (model, res_id, date, message_type, mail_activity_type_id, body, author_id,
+                                  subtype_id, create_date, write_date, create_uid, write_uid)
+        SELECT 'crm.lead', r.res_id, r.d, r.t, r.a, r.b, %s, %s, r.d, r.d, 1, 1
+          FROM unnest(%s::int[], %s::timestamp[], %s::varchar[], %s::int[], %s::text[]) AS r(res_id, d, t, a, b)
+    """, (author, note_subtype.id if note_subtype else None, [r[0] for r in chunk], [r[1] for r in chunk],
+          [r[2] for r in chunk], [r[3] for r in chunk], [r[4] for r in chunk]))
+
+# Close the older leads (SQL keeps their historical dates; tracking would stamp "now").
+won_ids = [lead.id for lead, s in zip(leads, specs) if s["closed"] and s["won"]]
+lost_ids = [lead.id for lead, s in zip(leads, specs) if s["closed"] and not s["won"]]
+cr.execute("UPDATE crm_lead l SET create_date = v.c, write_date = COALESCE(v.e, v.c), date_open = v.c, "
+           "date_closed = v.e FROM unnest(%s::int[], %s::timestamp[], %s::timestamp[]) AS v(id, c, e) WHERE l.id = v.id",
+           ([lead.id for lead in leads], [s["created"] for s in specs], [s["closed"] for s in specs]))
+if won_ids and won_stage:
+    cr.execute("UPDATE crm_lead SET stage_id = %s, probability = 100, automated_probability = 100 WHERE id = ANY(%s)",
+               (won_stage.id, won_ids))
+if lost_ids:
+    cr.execute("UPDATE crm_lead SET active = FALSE, probability = 0, automated_probability = 0, "
+               "lost_reason_id = (%s::int[])[1 + (id %% %s)] WHERE id = ANY(%s)",
+               (lost_reasons.ids or [None], max(len(lost_reasons), 1), lost_ids))
+env["crm.lead"].invalidate_model()  # noqa: F821
+env.cr.commit()  # noqa: F821
+print(f"crm_ai demo data: {len(customers)} customers, {len(leads)} leads "
+      f"({len(won_ids)} won, {len(lost_ids)} lost, {len(leads) - len(won_ids) - len(lost_ids)} open), "
+      f"{len(rows)} messages/activities")
