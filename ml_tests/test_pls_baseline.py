@@ -1,0 +1,47 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml import OdooPLSBaseline
+
+
+def test_matches_odoo_formula_by_hand():
+    X = pd.DataFrame({"source": ["a", "a", "a", "b", "b", None], "email_state": [None] * 6})
+    y = [1, 1, 0, 0, 0, 1]
+    pls = OdooPLSBaseline(fields=["source", "email_state"]).fit(X, y)
+    # team totals: 3 won / 3 lost.  source: a = (2 + .1, 1 + .1), b = (0 + .1, 2 + .1);
+    # email_state is always counted ("False"): (3.1, 3.1).
+    s_won = 0.5 * (2.1 / 2.2) * (3.1 / 3.1)
+    s_lost = 0.5 * (1.1 / 3.2) * (3.1 / 3.1)
+    p = pls.predict_proba(X.iloc[[0]])[0, 1]
+    assert p == pytest.approx(round(100 * s_won / (s_won + s_lost), 2) / 100)
+
+
+def test_clamped_like_odoo():
+    X = pd.DataFrame({"s": ["a"] * 50 + ["b"] * 50})
+    y = [1] * 50 + [0] * 50
+    p = OdooPLSBaseline(fields=["s"]).fit(X, y).predict_proba(X)[:, 1]
+    assert p.max() <= 0.9999 and p.min() >= 0.0001
+
+
+def test_rare_tags_are_ignored_frequent_tags_count():
+    rng = np.random.RandomState(0)
+    n = 400
+    tags = [("hot",) if i % 2 else ("rare",) if i < 20 else ("cold",) for i in range(n)]
+    y = np.array([1 if t == ("hot",) and rng.rand() < 0.8 else int(rng.rand() < 0.2) for t in tags])
+    X = pd.DataFrame({"tags": tags})
+    pls = OdooPLSBaseline(tag_field="tags").fit(X, y)
+    p = pls.predict_proba(pd.DataFrame({"tags": [("hot",), ("cold",), ("rare",), ()]}))[:, 1]
+    assert p[0] > 0.6 > p[1]
+    # "rare" (< 50 leads) has no effect: as if the lead had no tag.
+    # (Odoo normalises a tag by the tag totals, not the team's: one lone tag says nothing.)
+    assert p[2] == pytest.approx(p[3])
+
+
+def test_team_without_history_falls_back_to_all_teams():
+    X = pd.DataFrame({"s": ["a", "b"] * 20, "team": [1] * 40})
+    y = [1, 0] * 20
+    pls = OdooPLSBaseline(fields=["s"], team_field="team").fit(X, y)
+    same = pls.predict_proba(pd.DataFrame({"s": ["a"], "team": [1]}))[0, 1]
+    other = pls.predict_proba(pd.DataFrame({"s": ["a"], "team": [99]}))[0, 1]
+    assert same == pytest.approx(other)

@@ -1,0 +1,151 @@
+import numpy as np
+import pytest
+from scipy.special import expit, logit
+from sklearn.base import clone
+
+from ml import LeadPropensityModel, binary_metrics, format_reason
+from ml.propensity import C_GRID, HALF_LIFE_GRID
+from synthetic import COLUMNS, make_leads
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y, p_true = make_leads(3000, seed=1)
+    model = LeadPropensityModel(**COLUMNS).fit(X.iloc[:2400], y[:2400])
+    return model, X.iloc[2400:].reset_index(drop=True), y[2400:], p_true[2400:]
+
+
+def test_learns_the_signal_and_is_calibrated(fitted):
+    model, X, y, p_true = fitted
+    p = model.predict_proba(X)[:, 1]
+    m = binary_metrics(y, p)
+    oracle = binary_metrics(y, p_true)
+    assert m["auc"] > oracle["auc"] - 0.03
+    # calibrated: Brier close to the true model's, far better than the base rate's
+    assert m["brier"] < oracle["brier"] + 0.01
+    assert m["brier"] < binary_metrics(y, np.full(len(y), y.mean()))["brier"] - 0.02
+    assert abs(p.mean() - y.mean()) < 0.04
+
+
+def test_probabilities_in_classes_order(fitted):
+    model, X, _y, _p = fitted
+    proba = model.predict_proba(X)
+    assert list(model.classes_) == [0, 1]
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert ((proba > 0) & (proba < 1)).all()
+    assert set(model.predict(X)) <= {0, 1}
+
+
+def test_contributions_add_up_exactly(fitted):
+    model, X, _y, _p = fitted
+    log_odds, contrib = model.contributions(X)
+    np.testing.assert_allclose(log_odds, model.decision_function(X), atol=1e-9)
+    np.testing.assert_allclose(model.reference_logit_ + contrib.sum(axis=1), log_odds, atol=1e-9)
+
+
+def test_reasons_are_faithful_to_the_model(fitted):
+    """Every reason is the field's exact contribution; order and sign follow it."""
+    model, X, _y, _p = fitted
+    log_odds, contrib = model.contributions(X)
+    proba = expit(log_odds)
+    explanations = model.explain(X, top=5)
+    groups = model.encoder_.groups_
+    for i, reasons in enumerate(explanations):
+        pos = [r for r in reasons if r["logit"] > 0]
+        neg = [r for r in reasons if r["logit"] < 0]
+        assert reasons == pos + neg and len(pos) <= 5 and len(neg) <= 5
+        assert [r["logit"] for r in pos] == sorted((r["logit"] for r in pos), reverse=True)
+        assert [r["logit"] for r in neg] == sorted(r["logit"] for r in neg)
+        for r in reasons:
+            j = groups.index(r["field"])
+            assert r["logit"] == pytest.approx(contrib[i, j])
+            # points: how much lower the probability would be with this field at its average
+            assert r["points"] == pytest.approx(100 * (proba[i] - expit(log_odds[i] - contrib[i, j])))
+            assert np.sign(r["points"]) == np.sign(r["logit"])
+        # the strongest positive reason is the largest contribution of the row
+        if pos:
+            assert pos[0]["logit"] == pytest.approx(contrib[i].max())
+
+
+def test_reasons_name_the_known_drivers(fitted):
+    model, X, _y, _p = fitted
+    referral = X.index[X.source == "referral"][0]
+    reasons = model.explain(X.iloc[[referral]], field_labels={"source": "Source"},
+                            value_labels={"source": {"referral": "Referral"}})[0]
+    top = reasons[0]
+    assert (top["label"], top["value"]) == ("Source", "Referral")
+    assert format_reason(top).startswith("Source: Referral (+")
+    # the pure-noise column is never the strongest reason
+    assert model.importance()[-1][0] == "noise" or model.importance()[0][0] != "noise"
+
+
+def test_format_reason():
+    assert format_reason({"label": "Source", "value": "Newsletter", "points": 9.4}) == "Source: Newsletter (+9)"
+    assert format_reason({"label": "Country", "value": "Brazil", "points": -4.6}) == "Country: Brazil (-5)"
+    assert format_reason({"label": "Tags", "value": "none", "points": 0.2}) == "Tags: none (+<1)"
+
+
+def test_unseen_and_missing_values_at_predict_time(fitted):
+    model, X, _y, _p = fitted
+    odd = X.iloc[:3].copy()
+    odd["source"] = ["brand-new-source", None, np.nan]
+    odd["tags"] = [("never-seen",), None, ()]
+    odd["revenue"] = [np.nan, 1e12, -5]
+    p = model.predict_proba(odd)[:, 1]
+    assert np.isfinite(p).all()
+    assert len(model.explain(odd)) == 3
+
+
+def test_auto_hyperparameters_come_from_the_grids():
+    X, y, _p = make_leads(1500, seed=3)
+    age = np.linspace(300, 0, len(y))
+    model = LeadPropensityModel(**COLUMNS).fit(X, y, age_days=age)
+    assert model.C_ in C_GRID and model.half_life_days_ in HALF_LIFE_GRID
+    fixed = LeadPropensityModel(**COLUMNS, C=0.5, half_life_days=None).fit(X, y, age_days=age)
+    assert (fixed.C_, fixed.half_life_days_) == (0.5, None)
+
+
+def test_recency_weighting_follows_drift():
+    """Win rate doubles in the recent period: a recency-weighted model follows it."""
+    X, y, _p = make_leads(4000, seed=4)
+    rng = np.random.RandomState(0)
+    y = y.copy()
+    recent = np.arange(len(y)) >= 3000
+    y[recent & (rng.rand(len(y)) < 0.35)] = 1
+    age = np.linspace(720, 0, len(y))
+    flat = LeadPropensityModel(**COLUMNS, half_life_days=None).fit(X, y, age_days=age)
+    recency = LeadPropensityModel(**COLUMNS, half_life_days=90).fit(X, y, age_days=age)
+    recent_rate = y[recent].mean()
+    assert abs(recency.predict_proba(X[recent])[:, 1].mean() - recent_rate) < \
+        abs(flat.predict_proba(X[recent])[:, 1].mean() - recent_rate)
+
+
+def test_bad_input_gets_a_clear_message():
+    X, y, _p = make_leads(200)
+    with pytest.raises(ValueError, match="both won and lost"):
+        LeadPropensityModel(**COLUMNS).fit(X, np.zeros(len(y)))
+    with pytest.raises(ValueError, match="0 .lost. and 1"):
+        LeadPropensityModel(**COLUMNS).fit(X, np.full(len(y), 2))
+    with pytest.raises(ValueError, match="rows"):
+        LeadPropensityModel(**COLUMNS).fit(X, y[:-1])
+    with pytest.raises(ValueError, match="C must be"):
+        LeadPropensityModel(**COLUMNS, C=-1).fit(X, y)
+    with pytest.raises(ValueError, match="age_days"):
+        LeadPropensityModel(**COLUMNS).fit(X, y, age_days=np.full(len(y), np.nan))
+
+
+def test_estimator_conventions():
+    """scikit-learn rules: __init__ stores parameters only; clone works; fit returns self."""
+    model = LeadPropensityModel(**COLUMNS, C=0.3)
+    assert not [k for k in vars(model) if k.endswith("_")]
+    assert clone(model).get_params() == model.get_params()
+    X, y, _p = make_leads(300)
+    assert model.fit(X, y) is model
+    assert list(model.feature_names_in_) == ["source", "noise", "tags", "revenue", "email_ok"]
+
+
+def test_deterministic():
+    X, y, _p = make_leads(800, seed=5)
+    a = LeadPropensityModel(**COLUMNS).fit(X, y).predict_proba(X)
+    b = LeadPropensityModel(**COLUMNS).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
