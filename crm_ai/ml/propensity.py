@@ -41,6 +41,8 @@ C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
 HALF_LIFE_GRID = (None, 365.0, 180.0, 90.0, 30.0)
 #: Share of the (time-ordered) training rows used to choose C.
 C_VALIDATION_FRACTION = 0.2
+#: Below this many validation rows (or 20 of either class) tuning is noise: defaults are used.
+MIN_VALIDATION_ROWS = 200
 
 
 class LeadPropensityModel(ClassifierMixin, BaseEstimator):
@@ -142,7 +144,8 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
             return float(c_grid[0]), hl_grid[0]
         n_val = int(len(y) * C_VALIDATION_FRACTION)
         fit_part, val_part = slice(0, len(y) - n_val), slice(len(y) - n_val, None)
-        if n_val < 20 or len(np.unique(y[fit_part])) < 2 or len(np.unique(y[val_part])) < 2:
+        if n_val < MIN_VALIDATION_ROWS or min(np.bincount(y[val_part], minlength=2)) < 20 \
+                or len(np.unique(y[fit_part])) < 2:
             return (1.0 if self.C == "auto" else float(self.C)), (None if self.half_life_days == "auto" else self.half_life_days)
         encoder = self._new_encoder().fit(X.iloc[fit_part])
         Xf, Xv = encoder.transform(X.iloc[fit_part]), encoder.transform(X.iloc[val_part])

@@ -20,7 +20,7 @@ _logger = logging.getLogger(__name__)
 #: Fields only the trainer writes (context key below); users can't forge metrics or blobs.
 PROTECTED_FIELDS = {
     "task", "company_id", "version", "artifact", "date_trained", "date_from",
-    "n_won", "n_lost", "n_train", "n_holdout", "holdout_date_from", "holdout_date_to",
+    "n_won", "n_lost", "n_train", "n_holdout", "holdout_date_from", "holdout_date_to", "train_date_to",
     "auc", "log_loss", "brier", "pls_auc", "pls_log_loss", "pls_brier",
     "previous_auc", "gate_reason", "feature_names", "importance", "hyperparameters",
     "training_seconds", "library_versions",
@@ -56,6 +56,8 @@ class CrmAiModel(models.Model):
                                help="The most recent closed leads, kept aside to measure the model.")
     holdout_date_from = fields.Datetime("Holdout from", readonly=True)
     holdout_date_to = fields.Datetime("Holdout to", readonly=True)
+    train_date_to = fields.Datetime("Learnt from leads closed up to", readonly=True,
+                                    help="The stored model learnt from every closed lead up to this date.")
     auc = fields.Float("AUC", digits=(3, 3), readonly=True, aggregator="avg",
                        help="Area under the ROC curve on the holdout: the chance that a won lead "
                             "is ranked above a lost one (0.5 = coin toss, 1 = perfect).")

@@ -18,9 +18,11 @@ from datetime import timedelta
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from markupsafe import Markup, escape
 
 from odoo import _, api, fields, models
+from odoo.exceptions import UserError
 from odoo.tools import SQL, split_every
 
 from ..ml import persistence
@@ -358,13 +360,11 @@ class CrmLead(models.Model):
         pls = OdooPLSBaseline(fields=pls_fields, tag_field="tag_ids" if pls_tags else None, team_field="team_id")
         pls_p = pls.fit(frame.iloc[train_idx], y[train_idx]).predict_proba(frame.iloc[holdout_idx])[:, 1]
         pls_metrics = binary_metrics(y_holdout, np.nan_to_num(pls_p, nan=y[train_idx].mean()))
-        previous_auc = None
-        if active_estimator is not None:
-            try:
-                previous_auc = binary_metrics(y_holdout, active_estimator.predict_proba(frame.iloc[holdout_idx])[:, 1])["auc"]
-            except Exception as error:  # noqa: BLE001 -- e.g. a field it used was removed
-                _logger.warning("crm_ai: cannot score the holdout with the active model: %s", error)
+        previous_auc, champion_note = self._ai_champion_auc(
+            active, active_estimator, frame, y, train_idx, holdout_idx, closed_at, age_days(train_idx))
         accepted, reason = quality_gate(metrics["auc"], previous_auc)
+        if champion_note:
+            reason = f"{reason} ({champion_note})"
 
         # The deployed model learns from every closed lead, with the hyper-parameters chosen above.
         final = LeadPropensityModel(**params, C=trial.C_, half_life_days=trial.half_life_days_).fit(
@@ -377,6 +377,7 @@ class CrmLead(models.Model):
             "n_won": n_won, "n_lost": n_lost, "n_train": len(train_idx), "n_holdout": len(holdout_idx),
             "holdout_date_from": closed_at.iloc[holdout_idx].min().to_pydatetime(),
             "holdout_date_to": closed_at.iloc[holdout_idx].max().to_pydatetime(),
+            "train_date_to": closed_at.max().to_pydatetime(),
             "auc": metrics["auc"] or 0.0, "log_loss": metrics["log_loss"], "brier": metrics["brier"],
             "pls_auc": pls_metrics["auc"] or 0.0, "pls_log_loss": pls_metrics["log_loss"],
             "pls_brier": pls_metrics["brier"], "previous_auc": previous_auc or 0.0,
@@ -398,6 +399,32 @@ class CrmLead(models.Model):
                     pls_brier=pls_metrics["brier"], reason=reason)
         return {"task": TASK, "company": company.id, "status": "active" if accepted else "rejected",
                 "model_id": record.id, "message": message}
+
+    @api.model
+    def _ai_champion_auc(self, active, estimator, frame, y, train_idx, holdout_idx, closed_at, train_age):
+        """AUC of the active model on the new holdout, without letting it cheat.
+
+        The stored active model learnt from every lead closed before it was trained; if
+        the new holdout starts after that, it is scored as it is.  Otherwise it has seen
+        part of the holdout and would look better than it is, so its recipe (fields and
+        hyper-parameters) is refitted on the new training split, as the challenger was.
+        Returns ``(auc or None, note)``.
+        """
+        if estimator is None:
+            return None, ""
+        holdout = frame.iloc[holdout_idx]
+        try:
+            if active.train_date_to and closed_at.iloc[holdout_idx].min() > pd.Timestamp(active.train_date_to):
+                p = estimator.predict_proba(holdout)[:, 1]
+                note = _("active model scored on a holdout it never saw")
+            else:
+                recipe = clone(estimator).fit(frame.iloc[train_idx], y[train_idx], age_days=train_age)
+                p = recipe.predict_proba(holdout)[:, 1]
+                note = _("active model's recipe refitted on the same training leads, as it had seen the holdout")
+            return binary_metrics(y[holdout_idx], p)["auc"], note
+        except Exception as error:  # noqa: BLE001 -- e.g. a field it used was removed
+            _logger.warning("crm_ai: cannot measure the active model on the new holdout: %s", error)
+            return None, _("the active model could not be measured: %s", error)
 
     @api.model
     def _ai_mark_insufficient(self, company):
@@ -447,7 +474,12 @@ class CrmLead(models.Model):
         pending = self._ai_pending_ids(company, model)
         if not pending:
             return 0, 0
-        estimator = model._ai_load()
+        try:
+            estimator = model._ai_load()
+        except UserError as error:
+            # A refused model must not stop the other companies' scoring; the admin retrains.
+            _logger.error("crm_ai: %s: %s leads left unscored", error, len(pending))
+            return 0, 0
         names = [n for n in estimator.feature_names_in_ if n in self._fields]
         missing = [n for n in estimator.feature_names_in_ if n not in self._fields and n not in HISTORY_SIGNALS]
         if missing:

@@ -1,0 +1,55 @@
+/** @odoo-module **/
+import { registry } from "@web/core/registry";
+
+// A salesperson opens a lead, reads its AI propensity and reasons, then filters the
+// pipeline down to high-propensity leads.
+registry.category("web_tour.tours").add("crm_ai_tour", {
+    url: "/odoo/crm",
+    steps: () => [
+        {
+            content: "The pipeline shows the AI propensity on the card",
+            trigger: ".o_kanban_record:contains('AI Tour Hot Lead') .o_crm_ai_propensity",
+        },
+        {
+            content: "Open the hot lead",
+            trigger: ".o_kanban_record:contains('AI Tour Hot Lead')",
+            run: "click",
+        },
+        {
+            content: "Open the AI Insights tab",
+            trigger: ".o_notebook .nav-link:contains('AI Insights')",
+            run: "click",
+        },
+        {
+            content: "The propensity is shown as a progress bar",
+            trigger: ".o_field_widget[name='ai_propensity'] .o_progressbar",
+        },
+        {
+            content: "The strongest reason is its source",
+            trigger: ".o_field_widget[name='ai_propensity_reasons_html'] li:contains('Source: Referral')",
+        },
+        {
+            content: "Back to the pipeline",
+            trigger: ".o_breadcrumb .o_back_button a, .o_breadcrumb li.breadcrumb-item a",
+            run: "click",
+        },
+        {
+            content: "Open the search options",
+            trigger: ".o_searchview_dropdown_toggler",
+            run: "click",
+        },
+        {
+            content: "Filter on high propensity",
+            trigger: ".o_filter_menu .o_menu_item:contains('High propensity')",
+            run: "click",
+        },
+        {
+            content: "The filter is applied",
+            trigger: ".o_searchview_facet:contains('High propensity')",
+        },
+        {
+            content: "The hot lead stays, the cold one is filtered out",
+            trigger: ".o_kanban_renderer:not(:has(.o_kanban_record:contains('AI Tour Cold Lead'))) .o_kanban_record:contains('AI Tour Hot Lead')",
+        },
+    ],
+});

@@ -1,0 +1,69 @@
+import random
+from datetime import timedelta
+
+from odoo import fields
+from odoo.tests import TransactionCase, tagged
+
+#: won-probability per source in the synthetic history: a strong, learnable signal.
+SOURCE_WIN_RATES = {"Referral": 0.85, "Website": 0.5, "Cold list": 0.12}
+
+
+class CrmAiDataMixin:
+    """Synthetic CRM history shared by TransactionCase and HttpCase tests."""
+
+    @classmethod
+    def _crm_ai_setup_data(cls, n_closed=300, n_open=12, seed=7):
+        env = cls.env
+        # Independence from demo data: demo leads would be part of the training set.
+        env["crm.lead"].with_context(active_test=False).search([]).unlink()
+        cls.company = env.company
+        cls.won_stage = env["crm.stage"].search([("is_won", "=", True)], limit=1)
+        cls.first_stage = env["crm.stage"].search([("is_won", "=", False)], order="sequence, id", limit=1)
+        cls.sources = {name: env["utm.source"].create({"name": f"{name} (crm_ai test)"}) for name in SOURCE_WIN_RATES}
+        cls.tag_vip = env["crm.tag"].create({"name": "VIP (crm_ai test)"})
+        rng = random.Random(seed)
+        now = fields.Datetime.now()
+        Lead = env["crm.lead"].with_context(tracking_disable=True, mail_create_nolog=True)
+        vals, outcomes = [], []
+        for i in range(n_closed + n_open):
+            name = rng.choice(list(SOURCE_WIN_RATES))
+            vals.append({
+                "name": f"crm_ai lead {i}", "type": "opportunity", "source_id": cls.sources[name].id,
+                "expected_revenue": rng.choice([1000, 5000, 20000]), "company_id": cls.company.id,
+                "stage_id": cls.first_stage.id, "user_id": env.ref("base.user_admin").id,
+                "tag_ids": [(6, 0, cls.tag_vip.ids)] if rng.random() < 0.3 else [],
+                "email_from": f"lead{i}@example.com",
+            })
+            outcomes.append(rng.random() < SOURCE_WIN_RATES[name])
+        leads = Lead.create(vals)
+        env.flush_all()
+        cls.closed_leads, cls.open_leads = leads[:n_closed], leads[n_closed:]
+        created = [now - timedelta(days=700 - i * 2) for i in range(len(leads))]
+        env.cr.execute("""
+            UPDATE crm_lead l SET create_date = v.c, date_open = v.c
+              FROM unnest(%s::int[], %s::timestamp[]) v(id, c) WHERE l.id = v.id""",
+                       (leads.ids, created))
+        won = [lead.id for lead, w in zip(cls.closed_leads, outcomes) if w]
+        lost = [lead.id for lead, w in zip(cls.closed_leads, outcomes) if not w]
+        env.cr.execute("""UPDATE crm_lead SET stage_id = %s, probability = 100, automated_probability = 100,
+                                              date_closed = create_date + interval '10 days'
+                           WHERE id = ANY(%s)""", (cls.won_stage.id, won))
+        env.cr.execute("""UPDATE crm_lead SET active = FALSE, probability = 0, automated_probability = 0,
+                                              date_closed = create_date + interval '10 days'
+                           WHERE id = ANY(%s)""", (lost,))
+        env["crm.lead"].invalidate_model()
+        cls.n_won, cls.n_lost = len(won), len(lost)
+
+    @classmethod
+    def _crm_ai_train(cls):
+        return cls.env["crm.lead"]._ai_propensity_train(cls.company)
+
+
+@tagged("crm_ai", "post_install", "-at_install")
+class TestCrmAiCommon(CrmAiDataMixin, TransactionCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls._crm_ai_setup_data()
+        cls.Registry = cls.env["crm.ai.model"]

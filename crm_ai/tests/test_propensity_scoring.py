@@ -1,0 +1,119 @@
+from unittest.mock import patch
+
+from odoo import fields
+from odoo.tests import tagged
+
+from odoo.addons.crm_ai.ml import format_reason
+from odoo.addons.crm_ai.models import crm_lead as crm_lead_module
+
+from .common import TestCrmAiCommon
+
+
+@tagged("crm_ai", "post_install", "-at_install")
+class TestPropensityScoring(TestCrmAiCommon):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.model = cls.Registry.browse(cls._crm_ai_train()["model_id"])
+
+    def _score(self, **kwargs):
+        return self.Registry._cron_ai_score(**kwargs)
+
+    def test_scores_open_leads_within_bounds_with_reasons(self):
+        done, remaining = self._score()
+        self.assertEqual((done, remaining), (len(self.open_leads), 0))
+        for lead in self.open_leads:
+            self.assertEqual(lead.ai_propensity_state, "scored")
+            self.assertTrue(0.01 <= lead.ai_propensity <= 99.99)
+            self.assertEqual(lead.ai_propensity_model_id, self.model)
+            self.assertTrue(lead.ai_propensity_date)
+            lines = lead.ai_propensity_reasons.splitlines()
+            self.assertTrue(0 < len(lines) <= 10)
+            self.assertEqual(lead.ai_propensity_grade, crm_lead_module._grade(lead.ai_propensity))
+            self.assertIn("<li", lead.ai_propensity_reasons_html)
+        self.assertFalse(self.closed_leads.with_context(active_test=False).filtered("ai_propensity"),
+                         "closed leads are not scored")
+
+    def test_referral_scores_above_cold_list_and_says_why(self):
+        self._score()
+        referral = self.open_leads.filtered(lambda l: l.source_id == self.sources["Referral"])
+        cold = self.open_leads.filtered(lambda l: l.source_id == self.sources["Cold list"])
+        self.assertTrue(referral and cold, "the seed gives both kinds of open leads")
+        self.assertGreater(min(referral.mapped("ai_propensity")), max(cold.mapped("ai_propensity")))
+        self.assertIn("Source: Referral (crm_ai test) (+", referral[0].ai_propensity_reasons.splitlines()[0])
+        self.assertTrue(any(line.startswith("Source: Cold list (crm_ai test) (-")
+                            for line in cold[0].ai_propensity_reasons.splitlines()))
+
+    def test_reasons_are_those_of_the_stored_model(self):
+        """Faithfulness end to end: stored reasons = the stored model's explanation."""
+        self._score()
+        Lead = self.env["crm.lead"]
+        estimator = self.model._ai_load()
+        names = list(estimator.feature_names_in_)
+        lead = self.open_leads[0]
+        frame = Lead._ai_extract(lead.ids, [n for n in names if n in Lead._fields], lead.ai_propensity_date)
+        labels, values = Lead._ai_labels([n for n in names if n in Lead._fields], frame)
+        expected = [format_reason(r) for r in estimator.explain(frame, field_labels=labels, value_labels=values)[0]]
+        self.assertEqual(lead.ai_propensity_reasons.splitlines(), expected)
+        self.assertAlmostEqual(lead.ai_propensity, round(100 * estimator.predict_proba(frame)[0, 1], 2), places=2)
+
+    def test_scores_are_silent_computed_data(self):
+        """No write_date bump, no chatter, no tracking, Odoo's probability untouched."""
+        leads = self.open_leads
+        before = {lead.id: (lead.write_date, lead.write_uid, lead.probability) for lead in leads}
+        messages = self.env["mail.message"].search_count([("model", "=", "crm.lead"), ("res_id", "in", leads.ids)])
+        self._score()
+        self.env["crm.lead"].invalidate_model()
+        for lead in leads:
+            self.assertEqual((lead.write_date, lead.write_uid, lead.probability), before[lead.id])
+        self.assertEqual(self.env["mail.message"].search_count(
+            [("model", "=", "crm.lead"), ("res_id", "in", leads.ids)]), messages)
+
+    def test_only_changed_leads_are_rescored(self):
+        self._score()
+        self.assertEqual(self._score(), (0, 0), "nothing changed: nothing to do")
+        lead = self.open_leads[0]
+        # a user edit after the score (write_date is set by the ORM at flush time)
+        self.env.cr.execute("UPDATE crm_lead SET ai_propensity_date = %s WHERE id = %s",
+                            (fields.Datetime.subtract(fields.Datetime.now(), minutes=5), lead.id))
+        lead.invalidate_recordset()
+        lead.write({"expected_revenue": 123456})
+        self.assertEqual(self._score(), (1, 0))
+        # a new model rescores every open lead
+        self.Registry.browse(self._crm_ai_train()["model_id"])
+        self.assertEqual(self._score(), (len(self.open_leads), 0))
+
+    def test_batches_resume_after_interruption(self):
+        """A run cut short reports what remains; the next run finishes the job."""
+        with patch.object(crm_lead_module, "AI_COMPUTE_BATCH_STEP", 5), \
+                patch.object(type(self.env["ir.cron"]), "_notify_progress") as notify:
+            done, remaining = self._score(time_budget=-1)  # deadline already passed: one batch
+            self.assertEqual((done, remaining), (5, len(self.open_leads) - 5))
+            notify.assert_called_with(done=5, remaining=len(self.open_leads) - 5)
+            self.assertEqual(self._score(), (len(self.open_leads) - 5, 0))
+
+    def test_no_commit_in_test_mode(self):
+        with patch.object(type(self.env.cr), "commit", side_effect=AssertionError("commit in a test")):
+            self._score()
+
+    def test_disabled_does_nothing(self):
+        self.env["ir.config_parameter"].set_param("crm_ai.enabled", False)
+        self.assertIsNone(self._score())
+        self.assertEqual(self.Registry._cron_ai_train(), [])
+
+    def test_cron_records(self):
+        for xmlid, code in (("crm_ai.ir_cron_train", "model._cron_ai_train()"),
+                            ("crm_ai.ir_cron_score", "model._cron_ai_score()")):
+            cron = self.env.ref(xmlid)
+            self.assertTrue(cron.active)
+            self.assertEqual(cron.code, code)
+        self.assertEqual((self.env.ref("crm_ai.ir_cron_train").interval_type,
+                          self.env.ref("crm_ai.ir_cron_score").interval_type), ("weeks", "hours"))
+
+    def test_run_manually(self):
+        """'Run manually' on the scheduled actions trains and scores."""
+        self.env.ref("crm_ai.ir_cron_train").method_direct_trigger()
+        self.env.ref("crm_ai.ir_cron_score").method_direct_trigger()
+        self.assertEqual(set(self.open_leads.mapped("ai_propensity_state")), {"scored"})
+        self.assertEqual(self.Registry.search_count([]), 2)
