@@ -55,13 +55,13 @@ _sha() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 # Odoo's own requirements when "odoo" is given (ODOO_SRC must be set then).
 # Rebuilt only when one of the requirement files changed (a stamp holds their hash).
 ensure_venv() {
-    local with_odoo="${1:-}" stamp ml_hash odoo_hash=""
+    local with_odoo="${1:-}" stamp ml_hash odoo_hash="" stamp_ml="" stamp_odoo=""
     ml_hash="$(_sha "$CRM_AI_ROOT/requirements.txt" "$CRM_AI_ROOT/requirements-test.txt")"
     [ "$with_odoo" = odoo ] && odoo_hash="$(_sha "$ODOO_SRC/requirements.txt")"
     stamp="$CRM_AI_VENV/.crm_ai-stamp"
     # The stamp holds "<ml hash> <odoo hash>"; a venv built with Odoo also serves the ml tier.
-    if [ -f "$stamp" ] && read -r have_ml have_odoo <"$stamp" && [ "$have_ml" = "$ml_hash" ] \
-        && { [ -z "$odoo_hash" ] || [ "${have_odoo:-}" = "$odoo_hash" ]; }; then
+    if [ -f "$stamp" ] && read -r stamp_ml stamp_odoo <"$stamp" && [ "$stamp_ml" = "$ml_hash" ] \
+        && { [ -z "$odoo_hash" ] || [ "$stamp_odoo" = "$odoo_hash" ]; }; then
         return 0
     fi
     log "Building the virtualenv $CRM_AI_VENV (a few minutes the first time)"
