@@ -149,3 +149,9 @@ def test_deterministic():
     a = LeadPropensityModel(**COLUMNS).fit(X, y).predict_proba(X)
     b = LeadPropensityModel(**COLUMNS).fit(X, y).predict_proba(X)
     np.testing.assert_array_equal(a, b)
+
+
+def test_min_points_drops_negligible_reasons(fitted):
+    model, X, _y, _p = fitted
+    for reasons in model.explain(X, min_points=2.0):
+        assert all(abs(r["points"]) >= 2.0 for r in reasons)

@@ -57,9 +57,9 @@ def format_number(value):
     """Short human form of a bin edge: 1234567 -> '1.2M', 5000 -> '5,000'."""
     if abs(value) >= 1e6:
         return f"{value / 1e6:.1f}M"
-    if abs(value) >= 100 or float(value).is_integer():
+    if abs(value) >= 10 or float(value).is_integer():
         return f"{value:,.0f}"
-    return f"{value:,.2f}"
+    return f"{value:,.1f}"
 
 
 class LeadFeatureEncoder(TransformerMixin, BaseEstimator):

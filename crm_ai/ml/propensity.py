@@ -220,13 +220,15 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
         logit = self.reference_logit_ + contrib.sum(axis=1)
         return logit, contrib
 
-    def explain(self, X, *, top=5, field_labels=None, value_labels=None):
+    def explain(self, X, *, top=5, min_points=0.0, field_labels=None, value_labels=None):
         """The ``top`` strongest positive and negative reasons for each row.
 
         Parameters
         ----------
         X : DataFrame
         top : int
+        min_points : float, reasons moving the probability by fewer percentage
+            points than this are left out
         field_labels : dict, column -> words ("Source")
         value_labels : dict, column -> {raw key -> words} (record ids to names)
 
@@ -249,10 +251,10 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
         for i in range(len(contrib)):
             row, pos, neg = order[i], [], []
             for j in row[:top]:
-                if contrib[i, j] > 1e-9:
+                if contrib[i, j] > 1e-9 and points[i, j] >= min_points:
                     pos.append(j)
             for j in row[::-1][:top]:
-                if contrib[i, j] < -1e-9:
+                if contrib[i, j] < -1e-9 and points[i, j] <= -min_points:
                     neg.append(j)
             result.append([{
                 "field": groups[j],

@@ -38,7 +38,7 @@ class CrmAiModel(models.Model):
     name = fields.Char(compute="_compute_name")
     task = fields.Selection([("lead_propensity", "Lead propensity")], required=True, readonly=True, index=True)
     company_id = fields.Many2one("res.company", readonly=True, index=True)
-    version = fields.Integer(required=True, readonly=True)
+    version = fields.Integer(required=True, readonly=True, aggregator=None)
     state = fields.Selection([
         ("active", "Active"),
         ("rejected", "Rejected"),
@@ -49,9 +49,9 @@ class CrmAiModel(models.Model):
     date_trained = fields.Datetime("Trained on", readonly=True)
     date_from = fields.Date("Training data from", readonly=True,
                             help="Start date of the closed leads used (empty: all).")
-    n_won = fields.Integer("Won leads", readonly=True)
-    n_lost = fields.Integer("Lost leads", readonly=True)
-    n_train = fields.Integer("Training leads", readonly=True)
+    n_won = fields.Integer("Won leads", readonly=True, aggregator=None)
+    n_lost = fields.Integer("Lost leads", readonly=True, aggregator=None)
+    n_train = fields.Integer("Training leads", readonly=True, aggregator=None)
     n_holdout = fields.Integer("Holdout leads", readonly=True,
                                help="The most recent closed leads, kept aside to measure the model.")
     holdout_date_from = fields.Datetime("Holdout from", readonly=True)
@@ -61,15 +61,15 @@ class CrmAiModel(models.Model):
     auc = fields.Float("AUC", digits=(3, 3), readonly=True, aggregator="avg",
                        help="Area under the ROC curve on the holdout: the chance that a won lead "
                             "is ranked above a lost one (0.5 = coin toss, 1 = perfect).")
-    log_loss = fields.Float("Log-loss", digits=(3, 4), readonly=True, help="Lower is better.")
-    brier = fields.Float("Brier score", digits=(3, 4), readonly=True,
+    log_loss = fields.Float("Log-loss", digits=(3, 4), readonly=True, aggregator="avg", help="Lower is better.")
+    brier = fields.Float("Brier score", digits=(3, 4), readonly=True, aggregator="avg",
                          help="Mean squared error of the probabilities on the holdout: "
                               "lower means better calibrated.")
-    pls_auc = fields.Float("Odoo PLS AUC", digits=(3, 3), readonly=True,
+    pls_auc = fields.Float("Odoo PLS AUC", digits=(3, 3), readonly=True, aggregator="avg",
                            help="Odoo's Predictive Lead Scoring (naive Bayes) trained on the same "
                                 "leads and measured on the same holdout.")
     pls_log_loss = fields.Float("Odoo PLS log-loss", digits=(3, 4), readonly=True)
-    pls_brier = fields.Float("Odoo PLS Brier", digits=(3, 4), readonly=True)
+    pls_brier = fields.Float("Odoo PLS Brier", digits=(3, 4), readonly=True, aggregator="avg")
     auc_gain = fields.Float("AUC vs PLS", digits=(3, 3), compute="_compute_auc_gain")
     previous_auc = fields.Float("Active model's AUC on this holdout", digits=(3, 3), readonly=True)
     gate_reason = fields.Text("Quality gate", readonly=True)

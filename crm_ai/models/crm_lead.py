@@ -42,6 +42,8 @@ AI_TRAIN_BATCH_STEP = 50000
 DEFAULT_MIN_CLOSED_PER_CLASS = 40
 #: Reasons kept per lead on each side (positive / negative).
 REASONS_PER_SIDE = 5
+#: Reasons moving the propensity by less than this many points are noise to a salesperson.
+REASON_MIN_POINTS = 0.5
 #: Scores older than this are refreshed even if nothing changed (lead age, customer history).
 RESCORE_AFTER = timedelta(days=1)
 
@@ -119,7 +121,7 @@ class CrmLead(models.Model):
         for lead in self:
             items = []
             for line in (lead.ai_propensity_reasons or "").splitlines():
-                up = line.rstrip().endswith(")") and "(+" in line.rsplit("(", 1)[-1]
+                up = line.rsplit("(", 1)[-1].startswith("+")
                 items.append(Markup('<li class="%s">%s %s</li>') % (
                     "text-success" if up else "text-danger", "▲" if up else "▼", line))
             lead.ai_propensity_reasons_html = Markup('<ul class="list-unstyled mb-0">%s</ul>') % Markup("").join(items) if items else False
@@ -507,8 +509,8 @@ class CrmLead(models.Model):
         # Odoo reserves 0 and 100 % for lost and won leads (as PLS does).
         proba = np.clip(np.round(proba, 2), 0.01, 99.99)
         field_labels, value_labels = self._ai_labels(names, frame)
-        explanations = estimator.explain(frame, top=REASONS_PER_SIDE, field_labels=field_labels,
-                                         value_labels=value_labels)
+        explanations = estimator.explain(frame, top=REASONS_PER_SIDE, min_points=REASON_MIN_POINTS,
+                                         field_labels=field_labels, value_labels=value_labels)
         reasons = ["\n".join(format_reason(r) for r in lead_reasons) for lead_reasons in explanations]
         grades = [_grade(p) for p in proba]
         self.flush_model()

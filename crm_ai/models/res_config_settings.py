@@ -68,6 +68,7 @@ class ResConfigSettings(models.TransientModel):
         return (self.env.ref("crm_ai.ir_cron_train", raise_if_not_found=False),
                 self.env.ref("crm_ai.ir_cron_score", raise_if_not_found=False))
 
+    @api.depends("crm_ai_enabled")  # any dependency: a settings form is a new record, computed from its defaults
     def _compute_crm_ai_intervals(self):
         train, score = self._crm_ai_crons()
         for setting in self:
@@ -84,6 +85,7 @@ class ResConfigSettings(models.TransientModel):
                 if cron and number > 0 and kind and (cron.interval_number, cron.interval_type) != (number, kind):
                     cron.sudo().write({"interval_number": number, "interval_type": kind})
 
+    @api.depends("crm_ai_enabled")
     def _compute_crm_ai_status(self):
         Model = self.env["crm.ai.model"].sudo()
         minimum = self.env["crm.lead"]._ai_get_safe_min_closed()

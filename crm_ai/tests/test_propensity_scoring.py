@@ -32,6 +32,8 @@ class TestPropensityScoring(TestCrmAiCommon):
             self.assertTrue(0 < len(lines) <= 10)
             self.assertEqual(lead.ai_propensity_grade, crm_lead_module._grade(lead.ai_propensity))
             self.assertIn("<li", lead.ai_propensity_reasons_html)
+            for line in lines:
+                self.assertIn("text-success" if "(+" in line else "text-danger", lead.ai_propensity_reasons_html)
         self.assertFalse(self.closed_leads.with_context(active_test=False).filtered("ai_propensity"),
                          "closed leads are not scored")
 
@@ -54,7 +56,9 @@ class TestPropensityScoring(TestCrmAiCommon):
         lead = self.open_leads[0]
         frame = Lead._ai_extract(lead.ids, [n for n in names if n in Lead._fields], lead.ai_propensity_date)
         labels, values = Lead._ai_labels([n for n in names if n in Lead._fields], frame)
-        expected = [format_reason(r) for r in estimator.explain(frame, field_labels=labels, value_labels=values)[0]]
+        expected = [format_reason(r) for r in estimator.explain(
+            frame, top=crm_lead_module.REASONS_PER_SIDE, min_points=crm_lead_module.REASON_MIN_POINTS,
+            field_labels=labels, value_labels=values)[0]]
         self.assertEqual(lead.ai_propensity_reasons.splitlines(), expected)
         self.assertAlmostEqual(lead.ai_propensity, round(100 * estimator.predict_proba(frame)[0, 1], 2), places=2)
 
