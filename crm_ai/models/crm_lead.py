@@ -292,20 +292,38 @@ class CrmLead(models.Model):
     # Training
     # ------------------------------------------------------------------------------------
     @api.model
+    def _ai_closed_domain_sql(self, company):
+        """SQL condition for the closed leads of ``company`` a model learns from."""
+        return SQL("""
+                l.company_id IS NOT DISTINCT FROM %(company)s
+            AND ((l.active AND s.is_won AND l.probability = 100) OR (NOT l.active AND l.probability = 0))
+            AND (%(start)s::date IS NULL OR l.create_date >= %(start)s::date)
+        """, company=company.id or None, start=self._ai_get_safe_start_date())
+
+    @api.model
     def _ai_closed_leads(self, company):
         """Closed leads of ``company`` for training: [(id, won, closed_at)] oldest first."""
-        start = self._ai_get_safe_start_date()
         self.flush_model()
         self.env.cr.execute(SQL("""
             SELECT l.id, (l.active AND l.probability = 100) AS won, COALESCE(l.date_closed, l.write_date) AS closed
               FROM crm_lead l
               LEFT JOIN crm_stage s ON s.id = l.stage_id
-             WHERE l.company_id IS NOT DISTINCT FROM %(company)s
-               AND ((l.active AND s.is_won AND l.probability = 100) OR (NOT l.active AND l.probability = 0))
-               AND (%(start)s::date IS NULL OR l.create_date >= %(start)s::date)
+             WHERE %s
              ORDER BY closed, l.id
-        """, company=company.id or None, start=start))
+        """, self._ai_closed_domain_sql(company)))
         return self.env.cr.fetchall()
+
+    @api.model
+    def _ai_closed_counts(self, company):
+        """``(won, lost)`` closed leads of ``company`` in the training window."""
+        self.flush_model()
+        self.env.cr.execute(SQL("""
+            SELECT COUNT(*) FILTER (WHERE l.active), COUNT(*) FILTER (WHERE NOT l.active)
+              FROM crm_lead l
+              LEFT JOIN crm_stage s ON s.id = l.stage_id
+             WHERE %s
+        """, self._ai_closed_domain_sql(company)))
+        return self.env.cr.fetchone()
 
     @api.model
     def _ai_pls_fields(self):

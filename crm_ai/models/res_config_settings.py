@@ -91,18 +91,17 @@ class ResConfigSettings(models.TransientModel):
         minimum = self.env["crm.lead"]._ai_get_safe_min_closed()
         rows = []
         for company in self.env.companies:
-            closed = self.env["crm.lead"].sudo()._ai_closed_leads(company)
-            won = sum(1 for _i, w, _d in closed if w)
+            won, lost = self.env["crm.lead"].sudo()._ai_closed_counts(company)
             active = Model._ai_active("lead_propensity", company)
             if active:
                 text = _("%(model)s: AUC %(auc).3f (Odoo PLS %(pls).3f), Brier %(brier).4f, trained %(date)s",
                          model=active.display_name, auc=active.auc, pls=active.pls_auc, brier=active.brier,
                          date=fields.Datetime.to_string(active.date_trained))
-            elif won >= minimum and len(closed) - won >= minimum:
-                text = _("Enough data (%(won)s won, %(lost)s lost): train now.", won=won, lost=len(closed) - won)
+            elif won >= minimum and lost >= minimum:
+                text = _("Enough data (%(won)s won, %(lost)s lost): train now.", won=won, lost=lost)
             else:
                 text = _("Not enough data yet: %(won)s won and %(lost)s lost leads, %(min)s of each needed.",
-                         won=won, lost=len(closed) - won, min=minimum)
+                         won=won, lost=lost, min=minimum)
             rows.append((company.name, text))
         html = Markup("<ul class='mb-0'>%s</ul>") % Markup("").join(
             Markup("<li><b>%s</b>: %s</li>") % row for row in rows)
