@@ -155,6 +155,19 @@ class CrmLead(models.Model):
             return DEFAULT_MIN_CLOSED_PER_CLASS
 
     @api.model
+    def _ai_get_safe_half_life(self):
+        """Recency half-life for training: "auto" (chosen on recent leads), None or days."""
+        param = self.env["ir.config_parameter"].sudo().get_param("crm_ai.recency_half_life", "auto")
+        if param in ("auto", "", False, None):
+            return "auto"
+        if param == "none":
+            return None
+        try:
+            return float(param) if float(param) > 0 else "auto"
+        except ValueError:
+            return "auto"
+
+    @api.model
     def _ai_get_safe_start_date(self):
         param = self.env["ir.config_parameter"].sudo().get_param("crm_ai.start_date")
         try:
@@ -374,7 +387,7 @@ class CrmLead(models.Model):
             at = closed_at.iloc[idx]
             return ((at.max() - at).dt.total_seconds() / 86400.0).to_numpy()
 
-        trial = LeadPropensityModel(**params).fit(frame.iloc[train_idx], y[train_idx], age_days=age_days(train_idx))
+        trial = LeadPropensityModel(**params, half_life_days=self._ai_get_safe_half_life()).fit(frame.iloc[train_idx], y[train_idx], age_days=age_days(train_idx))
         y_holdout = y[holdout_idx]
         metrics = binary_metrics(y_holdout, trial.predict_proba(frame.iloc[holdout_idx])[:, 1])
         pls = OdooPLSBaseline(fields=pls_fields, tag_field="tag_ids" if pls_tags else None, team_field="team_id")
@@ -404,7 +417,8 @@ class CrmLead(models.Model):
             "gate_reason": reason,
             "feature_names": ", ".join(field_labels.get(n, n) for n in names + list(HISTORY_SIGNALS)),
             "importance": "\n".join(f"{label}: {value:.3f}" for label, value in final.importance(field_labels)),
-            "hyperparameters": f"C={final.C_:g}, recency half-life={final.half_life_days_ or '-'} days",
+            "hyperparameters": "C=%g, recency half-life=%s" % (
+                final.C_, f"{final.half_life_days_:g} days" if final.half_life_days_ else "none"),
             "library_versions": ", ".join(f"{k} {v}" for k, v in sorted(persistence.library_versions().items())),
         })
         record.write({"artifact": record._ai_dump(final), "training_seconds": time.monotonic() - started})

@@ -26,6 +26,12 @@ class ResConfigSettings(models.TransientModel):
     crm_ai_min_closed = fields.Integer(
         "Minimum won / lost leads", config_parameter="crm_ai.min_closed_per_class", default=40,
         help="No model is trained for a company until it has at least this many won AND this many lost leads.")
+    crm_ai_recency_half_life = fields.Selection([
+        ("auto", "Automatic"), ("none", "All leads alike"), ("365", "1 year"), ("180", "6 months"),
+        ("90", "3 months"), ("30", "1 month")], string="Recency weighting",
+        config_parameter="crm_ai.recency_half_life", default="auto",
+        help="How fast old leads lose weight (half-life). Automatic picks it on the newest closed leads; "
+             "choose a short one if your win rates move fast (new offer, new market).")
     crm_ai_start_date_str = fields.Char(config_parameter="crm_ai.start_date")
     crm_ai_start_date = fields.Date(
         "Learn from leads created since", compute="_compute_crm_ai_start_date",
@@ -39,6 +45,15 @@ class ResConfigSettings(models.TransientModel):
     crm_ai_score_interval_type = fields.Selection(INTERVAL_TYPES, compute="_compute_crm_ai_intervals",
                                                   inverse="_inverse_crm_ai_intervals")
     crm_ai_status = fields.Html("Model status", compute="_compute_crm_ai_status", sanitize=False)
+
+    @api.model
+    def get_values(self):
+        values = super().get_values()
+        # A hand-edited parameter must not make the whole Settings page fail to open.
+        valid = dict(self._fields["crm_ai_recency_half_life"].selection)
+        if values.get("crm_ai_recency_half_life") not in valid:
+            values["crm_ai_recency_half_life"] = "auto"
+        return values
 
     @api.depends("crm_ai_lead_fields_str")
     def _compute_crm_ai_lead_field_ids(self):

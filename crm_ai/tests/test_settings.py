@@ -24,6 +24,7 @@ class TestSettings(TestCrmAiCommon):
             [("model", "=", "crm.lead"), ("name", "in", ["source_id", "tag_ids"])])
         settings.crm_ai_start_date = "2024-01-15"
         settings.crm_ai_min_closed = 25
+        settings.crm_ai_recency_half_life = "90"
         settings.crm_ai_train_interval_number = 3
         settings.crm_ai_train_interval_type = "days"
         settings.execute()
@@ -31,6 +32,8 @@ class TestSettings(TestCrmAiCommon):
         self.assertEqual(set(param("crm_ai.lead_fields").split(",")), {"source_id", "tag_ids"})
         self.assertEqual(param("crm_ai.start_date"), "2024-01-15")
         self.assertEqual(self.env["crm.lead"]._ai_get_safe_min_closed(), 25)
+        self.assertEqual(self.env["crm.lead"]._ai_get_safe_half_life(), 90.0)
+        self.assertIn("recency half-life=90", self.env["crm.ai.model"].browse(self._crm_ai_train()["model_id"]).hyperparameters)
         cron = self.env.ref("crm_ai.ir_cron_train")
         self.assertEqual((cron.interval_number, cron.interval_type), (3, "days"))
         settings = self._settings()
@@ -44,10 +47,12 @@ class TestSettings(TestCrmAiCommon):
         param("crm_ai.start_date", "not a date")
         param("crm_ai.min_closed_per_class", "forty")
         param("crm_ai.lead_fields", "source_id,;DROP TABLE crm_lead;--,nope,stage_id")
+        param("crm_ai.recency_half_life", "-3 weeks")
         Lead = self.env["crm.lead"]
         self.assertIsNone(Lead._ai_get_safe_start_date())
         self.assertEqual(Lead._ai_get_safe_min_closed(), 40)
         self.assertEqual(Lead._ai_get_safe_fields(), ["source_id"])
+        self.assertEqual(Lead._ai_get_safe_half_life(), "auto")
         self.assertFalse(self._settings().crm_ai_start_date)
         self.assertEqual(self._crm_ai_train()["status"], "active")
 
