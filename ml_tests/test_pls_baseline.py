@@ -45,3 +45,17 @@ def test_team_without_history_falls_back_to_all_teams():
     same = pls.predict_proba(pd.DataFrame({"s": ["a"], "team": [1]}))[0, 1]
     other = pls.predict_proba(pd.DataFrame({"s": ["a"], "team": [99]}))[0, 1]
     assert same == pytest.approx(other)
+
+
+@pytest.mark.parametrize("falsy", [0, 0.0, np.int64(0), np.float64(0.0), False, np.bool_(False), "", None, np.nan])
+def test_falsy_values_are_skipped_like_odoo(falsy):
+    """Odoo counts a pair only ``if value``: a lead whose value is 0 / False is
+    scored as if the field were empty, never as a category "0" / "False"."""
+    X = pd.DataFrame({"n": pd.Series([5] * 30 + [0] * 30, dtype=object), "email_state": [None] * 60})
+    y = [1] * 25 + [0] * 5 + [0] * 25 + [1] * 5
+    pls = OdooPLSBaseline(fields=["n", "email_state"]).fit(X, y)
+    assert ("n", "0") not in pls.counts_[-1]
+    assert pls.counts_[-1][("email_state", "False")] == [30, 30]  # always counted
+    probe = pd.DataFrame({"n": pd.Series([falsy, None], dtype=object), "email_state": [None, None]})
+    p = pls.predict_proba(probe)[:, 1]
+    assert p[0] == pytest.approx(p[1]) == pytest.approx(0.5)

@@ -5,8 +5,9 @@ The baseline crm_ai must beat.  It reproduces ``crm.lead._pls_get_naive_bayes_pr
 time-ordered holdout:
 
 * per team (with a fallback to all teams for leads whose team has no history),
-  count won and lost leads for every (field, value) pair; empty values are skipped
-  except for ``email_state`` / ``phone_state`` (``"False"``);
+  count won and lost leads for every (field, value) pair; falsy values (empty,
+  0, False) are skipped, as Odoo's ``if value``, except for ``email_state`` /
+  ``phone_state`` (``"False"``);
 * every count gets ``+ alpha`` (Odoo: 0.1) against zero frequencies;
 * tags seen on fewer than ``min_tag_support`` (Odoo: 50) closed leads are ignored;
 * ``S(won) = P(won) * prod P(value | won)``, same for lost, and
@@ -26,6 +27,18 @@ from sklearn.utils.validation import check_is_fitted
 from .features import _as_category, _as_label_set
 
 ALWAYS_COUNTED = ("email_state", "phone_state")
+
+
+def _pls_key(value):
+    """Cell -> the value PLS counts, or None.
+
+    Odoo keeps a (field, value) pair only ``if value``: besides empty cells, a
+    numeric 0 / 0.0 and a boolean False are skipped too (``_as_category`` would
+    keep them as "0" / "False").
+    """
+    if isinstance(value, (bool, int, float, np.bool_, np.number)) and not value:
+        return None
+    return _as_category(value)
 
 
 class OdooPLSBaseline(ClassifierMixin, BaseEstimator):
@@ -67,7 +80,7 @@ class OdooPLSBaseline(ClassifierMixin, BaseEstimator):
         for i in range(len(X)):
             pairs = []
             for f in self.fields:
-                key = _as_category(columns[f][i])
+                key = _pls_key(columns[f][i])
                 if key is not None:
                     pairs.append((f, key))
                 elif f in ALWAYS_COUNTED:

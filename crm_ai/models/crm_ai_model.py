@@ -7,7 +7,10 @@ another database or altered in SQL is refused, never loaded.
 """
 
 import logging
+import threading
 import time
+
+from psycopg2.errors import SerializationFailure
 
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
@@ -27,6 +30,13 @@ PROTECTED_FIELDS = {
 }
 TRAINER_CONTEXT_KEY = "crm_ai_trainer"
 SIGNING_SCOPE = "crm_ai.model-artifact"
+#: Tries of one unit of work (a company's training, a scoring batch) that a concurrent edit broke.
+SERIALIZATION_ATTEMPTS = 2
+
+
+def auto_commit(env):
+    """Whether the crons may commit as they go (never inside a test's transaction)."""
+    return not getattr(threading.current_thread(), "testing", False) and not env.registry.in_test_mode()
 
 
 class CrmAiModel(models.Model):
@@ -124,8 +134,13 @@ class CrmAiModel(models.Model):
 
     # -- signed artifacts ------------------------------------------------------------
     def _signing_key(self):
-        """Key derived from the database secret (``database.secret``), never stored."""
-        return odoo_hmac(self.env(su=True), SIGNING_SCOPE, self.env.cr.dbname).encode()
+        """Key derived from the database secret (``database.secret``), never stored.
+
+        Not bound to the database name: a dump restored under another name (a staging
+        copy) keeps its models, while the Database Manager's "Duplicate" draws a new
+        secret, so the copy refuses them and retrains.
+        """
+        return odoo_hmac(self.env(su=True), SIGNING_SCOPE, "model").encode()
 
     def _ai_dump(self, estimator):
         return persistence.dumps_signed(estimator, self._signing_key(), meta={"task": self.task or ""})
@@ -194,8 +209,31 @@ class CrmAiModel(models.Model):
         return [*self.env["res.company"].sudo().search([]), self.env["res.company"]]
 
     @api.model
+    def _ai_retry_on_conflict(self, work):
+        """Return ``work()``, run again on a fresh snapshot if a concurrent edit broke it.
+
+        Odoo's transactions are REPEATABLE READ: when a lead this transaction updates
+        was saved by a user after the transaction's first query, PostgreSQL refuses the
+        update ("could not serialize access").  The work is rolled back and redone once
+        (it sees the user's change then); a second conflict is raised to the caller.
+        Inside a test's single transaction nothing is rolled back: the error is raised.
+        """
+        for attempt in range(1, SERIALIZATION_ATTEMPTS + 1):
+            try:
+                return work()
+            except SerializationFailure:
+                if attempt == SERIALIZATION_ATTEMPTS or not auto_commit(self.env):
+                    raise
+                _logger.info("crm_ai: a record changed under a running job, retrying on fresh data")
+                self.env.cr.rollback()
+
+    @api.model
     def _cron_ai_train(self):
-        """Train every engine for every company (weekly by default)."""
+        """Train every engine for every company (weekly by default).
+
+        One transaction per company: a company's new model is kept even if a later
+        company's training fails.
+        """
         if not self._ai_enabled():
             _logger.info("crm_ai: disabled in settings, training skipped")
             return []
@@ -203,10 +241,13 @@ class CrmAiModel(models.Model):
         for task, (model_name, train, _score) in self._ai_task_handlers().items():
             for company in self._ai_companies():
                 started = time.monotonic()
-                result = getattr(self.env[model_name].sudo().with_company(company), train)(company)
-                _logger.info("crm_ai: trained %s for %s in %.1fs: %s", task, company.name,
+                trainer = getattr(self.env[model_name].sudo().with_company(company), train)
+                result = self._ai_retry_on_conflict(lambda: trainer(company))  # noqa: B023 -- called at once
+                _logger.info("crm_ai: trained %s for %s in %.1fs: %s", task, company.name or "leads without a company",
                              time.monotonic() - started, result.get("message"))
                 results.append(result)
+                if auto_commit(self.env):
+                    self.env.cr.commit()
         # New models mean new scores: let the score cron run right away.
         self.env.ref("crm_ai.ir_cron_score").sudo()._trigger()
         return results

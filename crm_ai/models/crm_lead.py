@@ -12,9 +12,8 @@ can never be features.
 """
 
 import logging
-import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -28,7 +27,9 @@ from odoo.tools import SQL, split_every
 from ..ml import persistence
 from ..ml import (LeadPropensityModel, OdooPLSBaseline, binary_metrics, format_reason,
                   quality_gate, time_ordered_split)
-from .crm_ai_model import TRAINER_CONTEXT_KEY
+from psycopg2.errors import SerializationFailure
+
+from .crm_ai_model import TRAINER_CONTEXT_KEY, auto_commit
 
 _logger = logging.getLogger(__name__)
 
@@ -83,10 +84,6 @@ def _grade(percent):
         if percent >= floor:
             return grade
     return "d"
-
-
-def _auto_commit(env):
-    return not getattr(threading.current_thread(), "testing", False) and not env.registry.in_test_mode()
 
 
 class CrmLead(models.Model):
@@ -490,8 +487,11 @@ class CrmLead(models.Model):
                     OR l.ai_propensity_date IS NULL
                     OR l.write_date > l.ai_propensity_date
                     OR l.ai_propensity_date < %(stale)s
+                    -- create_date, not date: a message dated in the future must not keep the lead
+                    -- pending on every run (it is counted once its date has passed, by the daily rescore)
                     OR EXISTS (SELECT 1 FROM mail_message m
-                                WHERE m.model = 'crm.lead' AND m.res_id = l.id AND m.date > l.ai_propensity_date))
+                                WHERE m.model = 'crm.lead' AND m.res_id = l.id
+                                  AND m.create_date > l.ai_propensity_date))
              ORDER BY l.id
         """, company=company.id or None, model=model.id, stale=fields.Datetime.now() - RESCORE_AFTER))
         return [row[0] for row in self.env.cr.fetchall()]
@@ -519,20 +519,32 @@ class CrmLead(models.Model):
         if missing:
             _logger.warning("crm_ai: model %s uses fields that no longer exist (%s); retrain it", model.id, missing)
             return 0, len(pending)
-        auto_commit = _auto_commit(self.env)
+        commit = auto_commit(self.env)
+        registry = self.env["crm.ai.model"]
         done = 0
         for batch in split_every(AI_COMPUTE_BATCH_STEP, pending, list):
-            now = fields.Datetime.now()
-            frame = self._ai_extract(batch, names, now)
-            for name in missing:
-                frame[name] = None
-            written = self._ai_write_scores(frame, estimator, names, model, now)
-            done += written
-            if auto_commit:
+            try:
+                done += registry._ai_retry_on_conflict(lambda: self._ai_score_batch(batch, estimator, names, model))  # noqa: B023
+            except SerializationFailure:
+                if not commit:
+                    raise
+                # Leads of this batch keep being edited: they stay pending for the next run.
+                _logger.info("crm_ai: %s leads edited while being scored, left for the next run", len(batch))
+                self.env.cr.rollback()
+            if commit:
                 self.env.cr.commit()
             if deadline and time.monotonic() > deadline:
                 break
         return done, len(pending) - done
+
+    @api.model
+    def _ai_score_batch(self, ids, estimator, names, model):
+        """Extract, predict, explain and write one batch of leads; returns rows written."""
+        # Not fields.Datetime.now(): write_date / create_date keep microseconds, and a
+        # score date cut to the second would look older than an edit made just before it.
+        now = datetime.now()
+        frame = self._ai_extract(ids, names, now)
+        return self._ai_write_scores(frame, estimator, names, model, now)
 
     @api.model
     def _ai_write_scores(self, frame, estimator, names, model, now):
@@ -555,7 +567,7 @@ class CrmLead(models.Model):
              WHERE l.id = v.id
                AND l.id IN (SELECT id FROM crm_lead WHERE id = ANY(%(ids)s) FOR UPDATE SKIP LOCKED)
         """, model=model.id, now=now, ids=[int(i) for i in frame["id"]], p=[float(p) for p in proba],
-            g=grades, r=reasons))
+            g=grades, r=reasons), log_exceptions=False)  # a conflict is handled by the caller, not logged with 5,000 rows
         written = self.env.cr.rowcount
         self.invalidate_model(["ai_propensity", "ai_propensity_grade", "ai_propensity_reasons",
                                "ai_propensity_model_id", "ai_propensity_date", "ai_propensity_state"])

@@ -52,6 +52,15 @@ class TestModelRegistry(TestCrmAiCommon):
         self.assertFalse(self.open_leads.filtered("ai_propensity"))
         self.assertEqual(self._crm_ai_train()["status"], "active")
 
+    def test_model_signed_under_another_secret_is_refused(self):
+        """A duplicated database gets a new ``database.secret``: its copied models are
+        refused (never unpickled) and the next training replaces them."""
+        model = self.Registry.browse(self._crm_ai_train()["model_id"])
+        self.env["ir.config_parameter"].sudo().set_param("database.secret", "a-new-secret")
+        with self.assertRaisesRegex(UserError, "signature"):
+            model._ai_load()
+        self.assertEqual(self._crm_ai_train()["status"], "active")
+
     def test_foreign_pickle_is_refused(self):
         model = self.Registry.browse(self._crm_ai_train()["model_id"])
         import pickle

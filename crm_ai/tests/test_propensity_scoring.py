@@ -1,9 +1,12 @@
 from unittest.mock import patch
 
+from psycopg2.errors import SerializationFailure
+
 from odoo import fields
 from odoo.tests import tagged
 
 from odoo.addons.crm_ai.ml import format_reason
+from odoo.addons.crm_ai.models import crm_ai_model as crm_ai_model_module
 from odoo.addons.crm_ai.models import crm_lead as crm_lead_module
 
 from .common import TestCrmAiCommon
@@ -88,6 +91,24 @@ class TestPropensityScoring(TestCrmAiCommon):
         self.Registry.browse(self._crm_ai_train()["model_id"])
         self.assertEqual(self._score(), (len(self.open_leads), 0))
 
+    def test_new_message_rescores_the_lead_once(self):
+        """A message posted since the last score makes the lead pending; one dated in the
+        future (an import, a hand-edited date) does not keep it pending on every run."""
+        self._score()
+        lead = self.open_leads[0]
+        self.env.cr.execute("UPDATE crm_lead SET ai_propensity_date = %s WHERE id = %s",
+                            (fields.Datetime.subtract(fields.Datetime.now(), minutes=5), lead.id))
+        lead.invalidate_recordset()
+        lead.message_post(body="Called them: they want a demo", message_type="comment")
+        self.assertEqual(self._score(), (1, 0))
+        self.assertEqual(self._score(), (0, 0))
+        message = lead.message_post(body="Imported note", message_type="comment")
+        self.env.flush_all()
+        self.env.cr.execute("UPDATE mail_message SET date = %s WHERE id = %s",
+                            (fields.Datetime.add(fields.Datetime.now(), days=1), message.id))
+        self.assertEqual(self._score(), (0, 0))
+        self.assertEqual(self._score(), (0, 0))
+
     def test_batches_resume_after_interruption(self):
         """A run cut short reports what remains; the next run finishes the job."""
         with patch.object(crm_lead_module, "AI_COMPUTE_BATCH_STEP", 5), \
@@ -96,6 +117,35 @@ class TestPropensityScoring(TestCrmAiCommon):
             self.assertEqual((done, remaining), (5, len(self.open_leads) - 5))
             notify.assert_called_with(done=5, remaining=len(self.open_leads) - 5)
             self.assertEqual(self._score(), (len(self.open_leads) - 5, 0))
+
+    def _score_with_conflicts(self, conflicts):
+        """Score as a real cron (commits allowed, mocked), the first ``conflicts`` batch
+        writes failing as PostgreSQL fails them when a user saved a lead of the batch
+        after the batch's snapshot (REPEATABLE READ).  Returns (result, rollbacks)."""
+        lead_class = type(self.env["crm.lead"])
+        write_scores = lead_class._ai_write_scores
+        failures = []
+
+        def conflicting(leads, *args, **kwargs):
+            if len(failures) < conflicts:
+                failures.append(1)
+                raise SerializationFailure("could not serialize access due to concurrent update")
+            return write_scores(leads, *args, **kwargs)
+
+        with patch.object(crm_lead_module, "auto_commit", return_value=True), \
+                patch.object(crm_ai_model_module, "auto_commit", return_value=True), \
+                patch.object(self.env.cr, "commit"), \
+                patch.object(self.env.cr, "rollback") as rollback, \
+                patch.object(lead_class, "_ai_write_scores", conflicting):
+            return self._score(), rollback.call_count
+
+    def test_batch_hit_by_a_concurrent_edit_is_redone(self):
+        self.assertEqual(self._score_with_conflicts(1), ((len(self.open_leads), 0), 1))
+
+    def test_batch_that_keeps_conflicting_is_left_for_the_next_run(self):
+        """The cron does not fail: the batch stays pending, the next run scores it."""
+        self.assertEqual(self._score_with_conflicts(99), ((0, len(self.open_leads)), 2))
+        self.assertEqual(self._score(), (len(self.open_leads), 0))
 
     def test_no_commit_in_test_mode(self):
         with patch.object(type(self.env.cr), "commit", side_effect=AssertionError("commit in a test")):

@@ -1,4 +1,10 @@
+from unittest.mock import patch
+
+from psycopg2.errors import SerializationFailure
+
 from odoo.tests import tagged
+
+from odoo.addons.crm_ai.models import crm_ai_model as crm_ai_model_module
 
 from .common import TestCrmAiCommon
 
@@ -68,3 +74,27 @@ class TestPropensityTraining(TestCrmAiCommon):
         self.assertEqual(frame.loc[0, "ai_message_count"], 0)
         self.assertLessEqual(frame.loc[0, "_snapshot"], lead.date_closed)
         self.assertGreaterEqual(frame.loc[0, "_snapshot"], lead.create_date)
+
+    def test_train_cron_commits_per_company_and_redoes_a_conflict(self):
+        """A company's model is committed before the next company trains; a training
+        broken by a concurrent edit (REPEATABLE READ) is rolled back and redone once."""
+        lead_class = type(self.env["crm.lead"])
+        train = lead_class._ai_propensity_train
+        companies_trained = []
+
+        def conflicting(leads, company):
+            companies_trained.append(company)
+            if len(companies_trained) == 1:
+                raise SerializationFailure("could not serialize access due to concurrent update")
+            return train(leads, company)
+
+        with patch.object(crm_ai_model_module, "auto_commit", return_value=True), \
+                patch.object(self.env.cr, "commit") as commit, \
+                patch.object(self.env.cr, "rollback") as rollback, \
+                patch.object(lead_class, "_ai_propensity_train", conflicting):
+            results = self.Registry._cron_ai_train()
+        companies = self.Registry._ai_companies()
+        self.assertEqual(len(results), len(companies))
+        self.assertEqual(commit.call_count, len(companies))
+        self.assertEqual(rollback.call_count, 1)
+        self.assertEqual(companies_trained[0], companies_trained[1], "the same company is redone")
