@@ -500,7 +500,8 @@ class CrmLead(models.Model):
     def _ai_propensity_score(self, company, deadline=None):
         """Score pending open leads of ``company`` until done or ``deadline`` (monotonic).
 
-        Returns ``(done, remaining)``.
+        Returns ``(done, remaining)``: leads written, and pending leads the deadline left
+        for the next call.
         """
         model = self.env["crm.ai.model"].sudo()._ai_active(TASK, company)
         if not model:
@@ -521,8 +522,9 @@ class CrmLead(models.Model):
             return 0, len(pending)
         commit = auto_commit(self.env)
         registry = self.env["crm.ai.model"]
-        done = 0
+        done = reached = 0
         for batch in split_every(AI_COMPUTE_BATCH_STEP, pending, list):
+            reached += len(batch)
             try:
                 done += registry._ai_retry_on_conflict(lambda: self._ai_score_batch(batch, estimator, names, model))  # noqa: B023
             except SerializationFailure:
@@ -535,7 +537,10 @@ class CrmLead(models.Model):
                 self.env.cr.commit()
             if deadline and time.monotonic() > deadline:
                 break
-        return done, len(pending) - done
+        # "Remaining" is what the deadline cut off (ir.cron calls again at once for it).  Leads
+        # skipped because a user held them are not: they wait for the next scheduled run
+        # rather than making the cron spin while a lock lasts.
+        return done, len(pending) - reached
 
     @api.model
     def _ai_score_batch(self, ids, estimator, names, model):

@@ -3,6 +3,7 @@ from markupsafe import Markup
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError
 
+from .crm_ai_model import auto_commit
 from .crm_lead import ALLOWED_TTYPES, DEFAULT_LEAD_FIELDS, LEAKY_FIELDS
 
 INTERVAL_TYPES = [("minutes", "Minutes"), ("hours", "Hours"), ("days", "Days"), ("weeks", "Weeks"),
@@ -128,6 +129,9 @@ class ResConfigSettings(models.TransientModel):
         if not self.env.user.has_group("crm_ai.group_crm_ai_manager"):
             raise AccessError(_("Only CRM AI managers can train models."))
         self.execute()  # save pending settings first: training reads them
+        if auto_commit(self.env):
+            # Training commits company by company and rolls back on a conflict: keep the settings.
+            self.env.cr.commit()
         results = self.env["crm.ai.model"].sudo()._cron_ai_train()
         messages = [r["message"] for r in results] or [_("CRM AI is disabled.")]
         return {
