@@ -44,22 +44,26 @@ class TestModelRegistry(TestCrmAiCommon):
         self.env.cr.execute("UPDATE crm_ai_model SET artifact = overlay(artifact placing decode('0001', 'hex') "
                             "from length(artifact) - 4) WHERE id = %s", (model.id,))
         model.invalidate_recordset()
-        with self.assertRaisesRegex(UserError, "signature"):
+        with self.assertLogs("odoo.addons.crm_ai.models.crm_ai_model", "WARNING"), \
+                self.assertRaisesRegex(UserError, "signature"):
             model._ai_load()
         # scoring refuses it too (and leaves the leads unscored), training gates without it
         with mute_logger("odoo.addons.crm_ai.models.crm_lead", "odoo.addons.crm_ai.models.crm_ai_model"):
             self.assertEqual(self.Registry._cron_ai_score(), (0, 0))
-        self.assertFalse(self.open_leads.filtered("ai_propensity"))
-        self.assertEqual(self._crm_ai_train()["status"], "active")
+            self.assertFalse(self.open_leads.filtered("ai_propensity"))
+            self.assertEqual(self._crm_ai_train()["status"], "active")
 
     def test_model_signed_under_another_secret_is_refused(self):
         """A duplicated database gets a new ``database.secret``: its copied models are
         refused (never unpickled) and the next training replaces them."""
         model = self.Registry.browse(self._crm_ai_train()["model_id"])
         self.env["ir.config_parameter"].sudo().set_param("database.secret", "a-new-secret")
-        with self.assertRaisesRegex(UserError, "signature"):
+        with self.assertLogs("odoo.addons.crm_ai.models.crm_ai_model", "WARNING") as logs, \
+                self.assertRaisesRegex(UserError, "signature"):
             model._ai_load()
-        self.assertEqual(self._crm_ai_train()["status"], "active")
+        self.assertIn("refusing to load", logs.output[0])
+        with mute_logger("odoo.addons.crm_ai.models.crm_lead", "odoo.addons.crm_ai.models.crm_ai_model"):
+            self.assertEqual(self._crm_ai_train()["status"], "active")
 
     def test_foreign_pickle_is_refused(self):
         model = self.Registry.browse(self._crm_ai_train()["model_id"])
@@ -68,7 +72,8 @@ class TestModelRegistry(TestCrmAiCommon):
         self.env.flush_all()
         self.env.cr.execute("UPDATE crm_ai_model SET artifact = %s WHERE id = %s", (evil, model.id))
         model.invalidate_recordset()
-        with self.assertRaisesRegex(UserError, "not a crm_ai model"):
+        with self.assertLogs("odoo.addons.crm_ai.models.crm_ai_model", "WARNING"), \
+                self.assertRaisesRegex(UserError, "not a crm_ai model"):
             model._ai_load()
 
     def test_models_cannot_be_forged_through_the_orm(self):

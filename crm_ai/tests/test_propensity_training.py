@@ -44,8 +44,10 @@ class TestPropensityTraining(TestCrmAiCommon):
     def test_leaky_fields_are_never_inputs(self):
         self.env["ir.config_parameter"].set_param(
             "crm_ai.lead_fields", "stage_id,probability,lost_reason_id,date_closed,active,prorated_revenue,source_id")
-        self.assertEqual(self.env["crm.lead"]._ai_get_safe_fields(), ["source_id"])
-        model = self.Registry.browse(self._crm_ai_train()["model_id"])
+        with self.assertLogs("odoo.addons.crm_ai.models.crm_lead", "WARNING") as logs:
+            self.assertEqual(self.env["crm.lead"]._ai_get_safe_fields(), ["source_id"])
+            model = self.Registry.browse(self._crm_ai_train()["model_id"])
+        self.assertIn("ignoring fields that cannot be used as inputs", logs.output[0])
         estimator = model._ai_load()
         self.assertNotIn("stage_id", estimator.feature_names_in_)
         self.assertIn("source_id", estimator.feature_names_in_)
