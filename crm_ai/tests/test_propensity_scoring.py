@@ -40,6 +40,18 @@ class TestPropensityScoring(TestCrmAiCommon):
         self.assertFalse(self.closed_leads.with_context(active_test=False).filtered("ai_propensity"),
                          "closed leads are not scored")
 
+    def test_pivot_and_graph_group_by_grade_and_average(self):
+        """What the pivot / graph views ask: group by AI Grade, measure the average propensity."""
+        self._score()
+        domain = [("id", "in", self.open_leads.ids)]
+        groups = self.env["crm.lead"].read_group(domain, ["ai_propensity:avg"], ["ai_propensity_grade"])
+        self.assertEqual(sum(g["ai_propensity_grade_count"] for g in groups), len(self.open_leads))
+        for group in groups:
+            leads = self.open_leads.filtered(lambda l: l.ai_propensity_grade == group["ai_propensity_grade"])
+            self.assertAlmostEqual(group["ai_propensity"], sum(leads.mapped("ai_propensity")) / len(leads), places=2)
+        pivot = self.env["crm.lead"].get_views([(False, "pivot"), (False, "graph")])
+        self.assertIn("ai_propensity", pivot["models"]["crm.lead"]["fields"])
+
     def test_referral_scores_above_cold_list_and_says_why(self):
         self._score()
         referral = self.open_leads.filtered(lambda l: l.source_id == self.sources["Referral"])
