@@ -9,7 +9,8 @@
     "license": "LGPL-3",
     "depends": ["crm", "sale_crm"],
     "external_dependencies": {
-        "python": ["scikit-learn", "pandas", "joblib", "textblob", "lightfm"],
+        # What the installed engines import; textblob and lightfm join with their engines.
+        "python": ["scikit-learn", "scipy", "pandas", "joblib"],
     },
     "data": [
         "security/crm_ai_security.xml",
@@ -27,7 +28,7 @@
         ],
     },
     "images": ["static/description/icon.png"],
-    "application": False,
+    "application": True,  # listed under the Apps menu's default filter
     "installable": True,
     "development_status": "Beta",
 }

@@ -28,3 +28,15 @@ def test_quality_gate():
     accepted, reason = quality_gate(GATE_AUC_RATIO * 0.8 - 0.001, 0.8)
     assert not accepted and "below" in reason
     assert not quality_gate(None, 0.8)[0]
+
+
+def test_quality_gate_single_outcome_holdout_keeps_the_active_model():
+    accepted, reason = quality_gate(None, None, has_active=True)
+    assert not accepted and "only won or only lost" in reason
+    accepted, reason = quality_gate(None, None, has_active=False)
+    assert accepted and "no active model" in reason
+
+
+def test_quality_gate_unmeasurable_active_model_is_replaced():
+    accepted, reason = quality_gate(0.6, None, has_active=True)
+    assert accepted and "could not be measured" in reason

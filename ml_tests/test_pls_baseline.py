@@ -59,3 +59,26 @@ def test_falsy_values_are_skipped_like_odoo(falsy):
     probe = pd.DataFrame({"n": pd.Series([falsy, None], dtype=object), "email_state": [None, None]})
     p = pls.predict_proba(probe)[:, 1]
     assert p[0] == pytest.approx(p[1]) == pytest.approx(0.5)
+
+
+def test_leads_without_team_use_the_all_teams_table():
+    """Odoo keeps no per-team table for "no team": those leads read result[-1]."""
+    X = pd.DataFrame({"s": ["a", "b"] * 30 + ["a", "b"] * 30, "team": [1] * 60 + [None] * 60})
+    y = [1, 0] * 30 + [0, 1] * 30  # "a" wins in team 1, loses without a team
+    pls = OdooPLSBaseline(fields=["s"], team_field="team").fit(X, y)
+    p = pls.predict_proba(pd.DataFrame({"s": ["a", "a"], "team": [None, 99]}))[:, 1]
+    assert p[0] == pytest.approx(p[1]) == pytest.approx(0.5)  # both: the mixed, all-teams table
+
+
+def test_tag_support_is_checked_per_team_row():
+    """Tags with 30 leads in each of two teams: 60 in all, but no Odoo row reaches 50."""
+    tags = [("t",)] * 60 + [("u",)] * 60
+    X = pd.DataFrame({"tags": tags, "team": ([1] * 30 + [2] * 30) * 2})
+    y = [1] * 50 + [0] * 10 + [0] * 50 + [1] * 10
+    pls = OdooPLSBaseline(tag_field="tags", team_field="team").fit(X, y)
+    probe = pd.DataFrame({"tags": [("t",), ("u",)], "team": [None, None]})
+    p = pls.predict_proba(probe)[:, 1]
+    assert p[0] == pytest.approx(p[1])
+    pls_low = OdooPLSBaseline(tag_field="tags", team_field="team", min_tag_support=20).fit(X, y)
+    p = pls_low.predict_proba(probe)[:, 1]
+    assert p[0] > p[1]

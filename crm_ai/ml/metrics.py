@@ -49,20 +49,34 @@ def binary_metrics(y_true, p_won):
     }
 
 
-def quality_gate(new_auc, active_auc, ratio=GATE_AUC_RATIO):
+def quality_gate(new_auc, active_auc, *, has_active=None, ratio=GATE_AUC_RATIO):
     """``(accepted, reason)``: may a new model replace the active one?
 
-    Both AUCs must be measured on the same holdout.
+    Both AUCs must be measured on the same holdout; None means "could not be
+    measured".  ``has_active`` says whether a usable active model exists (default:
+    whether ``active_auc`` was measured).  The active model is only kept when the
+    new one is measurably worse, or cannot be measured while the active one can
+    still score: a holdout holding only won (or only lost) leads says nothing about
+    ranking, and must neither replace a model nor let a worse one in.
 
     >>> quality_gate(0.80, None)
     (True, 'no active model')
     >>> quality_gate(0.70, 0.80)[0]
     False
+    >>> quality_gate(None, None, has_active=True)[0]
+    False
     """
-    if active_auc is None:
-        return True, "no active model"
+    if has_active is None:
+        has_active = active_auc is not None
     if new_auc is None:
-        return False, "the holdout has a single outcome: AUC undefined"
+        if has_active:
+            return False, ("the holdout holds only won or only lost leads, so its AUC is undefined: "
+                           "the active model is kept")
+        return True, "no active model (the holdout holds a single outcome: AUC undefined)"
+    if not has_active:
+        return True, "no active model"
+    if active_auc is None:
+        return True, "the active model could not be measured on this holdout"
     floor = ratio * active_auc
     if new_auc >= floor:
         return True, f"holdout AUC {new_auc:.3f} >= {ratio:.0%} of the active model's {active_auc:.3f}"

@@ -4,12 +4,13 @@ The baseline crm_ai must beat.  It reproduces ``crm.lead._pls_get_naive_bayes_pr
 (Odoo 18) on a given training set, so both models can be measured on the same
 time-ordered holdout:
 
-* per team (with a fallback to all teams for leads whose team has no history),
-  count won and lost leads for every (field, value) pair; falsy values (empty,
-  0, False) are skipped, as Odoo's ``if value``, except for ``email_state`` /
-  ``phone_state`` (``"False"``);
+* per team, count won and lost leads for every (field, value) pair; falsy values
+  (empty, 0, False) are skipped, as Odoo's ``if value``, except for ``email_state``
+  / ``phone_state`` (``"False"``).  Leads without a team, or whose team has no
+  history, use the table of all teams together (Odoo's ``result[-1]``);
 * every count gets ``+ alpha`` (Odoo: 0.1) against zero frequencies;
-* tags seen on fewer than ``min_tag_support`` (Odoo: 50) closed leads are ignored;
+* a tag's row (per team) seen on fewer than ``min_tag_support`` (Odoo: 50) closed
+  leads is ignored, in that team's table and in the all-teams sum alike;
 * ``S(won) = P(won) * prod P(value | won)``, same for lost, and
   ``P = S(won) / (S(won) + S(lost))``, clamped to [0.01 %, 99.99 %].
 
@@ -97,10 +98,11 @@ class OdooPLSBaseline(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         y = np.asarray(y).astype(int)
-        counts = defaultdict(lambda: defaultdict(lambda: [0, 0]))  # team -> (field, value) -> [won, lost]
-        totals = defaultdict(lambda: [0, 0])                       # team -> [won, lost]
+        # team (0: no team) -> (field, value) -> [won, lost]; -1: all teams together.
+        counts = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+        totals = defaultdict(lambda: [0, 0])  # team -> [won, lost]
         for team, pairs, won in zip(self._teams(X), self._pairs(X), y):
-            for t in (team, -1):  # -1: all teams together, Odoo's fallback
+            for t in (team, -1):
                 totals[t][0 if won else 1] += 1
                 for pair in pairs:
                     counts[t][pair][0 if won else 1] += 1
@@ -109,25 +111,38 @@ class OdooPLSBaseline(ClassifierMixin, BaseEstimator):
         self.classes_ = np.array([0, 1])
         return self
 
+    def _rows(self, team):
+        """The frequency rows Odoo reads for ``team``'s table, rare tags dropped.
+
+        Odoo stores one row per (team, field, value) with ``alpha`` added to both
+        counts, and drops a tag row under ``min_tag_support`` before summing; the
+        all-teams table (-1) is the sum of the kept rows of every team, the no-team
+        rows included (so a value seen in k teams carries k * alpha there).
+        """
+        teams = [t for t in self.counts_ if t != -1] if team == -1 else [team]
+        for t in teams:
+            for pair, (won, lost) in self.counts_[t].items():
+                won, lost = won + self.alpha, lost + self.alpha
+                if pair[0] == "tag_id" and won + lost < self.min_tag_support:
+                    continue
+                yield pair, won, lost
+
     def _table(self, team):
         """Odoo's per-team result: smoothed counts and per-field totals."""
-        table, field_totals = {}, defaultdict(lambda: [0.0, 0.0])
-        global_counts = self.counts_[-1]
-        for (field, value), (won, lost) in self.counts_[team].items():
-            if field == "tag_id" and sum(global_counts[(field, value)]) < self.min_tag_support:
-                continue
-            won, lost = won + self.alpha, lost + self.alpha
-            table[(field, value)] = (won, lost)
-            field_totals[field][0] += won
-            field_totals[field][1] += lost
-        return table, field_totals
+        table, field_totals = defaultdict(lambda: [0.0, 0.0]), defaultdict(lambda: [0.0, 0.0])
+        for pair, won, lost in self._rows(team):
+            for totals in (table[pair], field_totals[pair[0]]):
+                totals[0] += won
+                totals[1] += lost
+        return dict(table), field_totals
 
     def predict_proba(self, X):
         check_is_fitted(self, "counts_")
         tables = {}
         out = np.empty(len(X))
         for i, (team, pairs) in enumerate(zip(self._teams(X), self._pairs(X))):
-            team = team if team in self.counts_ else -1
+            # No team (0), or a team without history: the all-teams table, as Odoo.
+            team = team if team != 0 and team in self.counts_ else -1
             if team not in tables:
                 tables[team] = self._table(team)
             table, field_totals = tables[team]

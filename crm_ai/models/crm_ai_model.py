@@ -14,6 +14,7 @@ from psycopg2.errors import SerializationFailure
 
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
+from odoo.tools import config
 from odoo.tools.misc import hmac as odoo_hmac
 
 from ..ml import persistence
@@ -32,6 +33,9 @@ TRAINER_CONTEXT_KEY = "crm_ai_trainer"
 SIGNING_SCOPE = "crm_ai.model-artifact"
 #: Tries of one unit of work (a company's training, a scoring batch) that a concurrent edit broke.
 SERIALIZATION_ATTEMPTS = 2
+#: Seconds of scoring per cron call, at most / at least (see ``_ai_score_time_budget``).
+MAX_SCORE_TIME_BUDGET = 60.0
+MIN_SCORE_TIME_BUDGET = 5.0
 
 
 def auto_commit(env):
@@ -232,21 +236,36 @@ class CrmAiModel(models.Model):
         """Train every engine for every company (weekly by default).
 
         One transaction per company: a company's new model is kept even if a later
-        company's training fails.
+        company's training fails, and a failure (logged, reported with status
+        "error") does not stop the other companies.
         """
         if not self._ai_enabled():
             _logger.info("crm_ai: disabled in settings, training skipped")
             return []
         results = []
+        commit = auto_commit(self.env)
         for task, (model_name, train, _score) in self._ai_task_handlers().items():
             for company in self._ai_companies():
                 started = time.monotonic()
                 trainer = getattr(self.env[model_name].sudo().with_company(company), train)
-                result = self._ai_retry_on_conflict(lambda: trainer(company))  # noqa: B023 -- called at once
-                _logger.info("crm_ai: trained %s for %s in %.1fs: %s", task, company.name or "leads without a company",
+                company_name = company.name or _("leads without a company")
+                try:
+                    if commit:
+                        result = self._ai_retry_on_conflict(lambda: trainer(company))  # noqa: B023 -- called at once
+                    else:  # inside a test's transaction: undo only this company's work
+                        with self.env.cr.savepoint():
+                            result = trainer(company)
+                except Exception as error:  # noqa: BLE001 -- one company's data must not block the others
+                    if commit:
+                        self.env.cr.rollback()
+                    _logger.exception("crm_ai: training %s failed for %s", task, company_name)
+                    result = {"task": task, "company": company.id, "status": "error",
+                              "message": _("Training failed for %(company)s: %(error)s",
+                                           company=company_name, error=error)}
+                _logger.info("crm_ai: trained %s for %s in %.1fs: %s", task, company_name,
                              time.monotonic() - started, result.get("message"))
                 results.append(result)
-                if auto_commit(self.env):
+                if commit:
                     self.env.cr.commit()
         # New models mean new scores: let the score cron run right away.
         self.env.ref("crm_ai.ir_cron_score").sudo()._trigger()
@@ -263,15 +282,33 @@ class CrmAiModel(models.Model):
             return
         done = remaining = 0
         deadline = time.monotonic() + (time_budget or self._ai_score_time_budget())
+        cron = self.env["ir.cron"]
+
+        def progress(company_done, company_remaining):
+            # Committed with each batch: a run killed later still counts as progress
+            # ("partially done"), not as a failure that would end up deactivating the cron.
+            cron._notify_progress(done=done + company_done, remaining=remaining + company_remaining)
+
         for _task, (model_name, _train, score) in self._ai_task_handlers().items():
             for company in self._ai_companies():
-                d, r = getattr(self.env[model_name].sudo().with_company(company), score)(company, deadline)
+                d, r = getattr(self.env[model_name].sudo().with_company(company), score)(company, deadline, progress)
                 done += d
                 remaining += r
-        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+        cron._notify_progress(done=done, remaining=remaining)
         return done, remaining
 
     @api.model
     def _ai_score_time_budget(self):
-        """Seconds one cron call may score before handing back (ir.cron calls again)."""
-        return 120.0
+        """Seconds one cron call may score before handing back (ir.cron calls again).
+
+        A third of the server's time limits for a cron (``limit_time_real_cron``, else
+        ``limit_time_real``; ``limit_time_cpu`` in multi-worker mode, where it is enforced),
+        so a call always ends well before Odoo would kill it; at most
+        ``MAX_SCORE_TIME_BUDGET``.
+        """
+        real = config.get("limit_time_real_cron")
+        if not real or real <= 0:
+            real = config.get("limit_time_real")
+        limits = [real, config.get("limit_time_cpu") if config.get("workers") else None]
+        limits = [limit / 3.0 for limit in limits if limit and limit > 0]
+        return max(MIN_SCORE_TIME_BUDGET, min([MAX_SCORE_TIME_BUDGET, *limits]))

@@ -79,6 +79,11 @@ GRADE_FLOORS = ((75.0, "a"), (50.0, "b"), (25.0, "c"), (-1.0, "d"))
 SNAPSHOT_HASH = 2654435761
 
 
+def _format_auc(env, auc):
+    """An AUC for a message; None when the holdout held a single outcome."""
+    return "%.3f" % auc if auc is not None else env._("undefined")
+
+
 def _grade(percent):
     for floor, grade in GRADE_FLOORS:
         if percent >= floor:
@@ -141,6 +146,10 @@ class CrmLead(models.Model):
         ignored = set(names) - set(safe) - {""}
         if ignored:
             _logger.warning("crm_ai: ignoring fields that cannot be used as inputs: %s", sorted(ignored))
+        if not safe:
+            # A model needs inputs: a parameter naming only removed fields must not stop training.
+            _logger.warning("crm_ai: no usable lead field in crm_ai.lead_fields, using the default set")
+            safe = [n for n in DEFAULT_LEAD_FIELDS if self._ai_allowed_field(n)]
         return safe
 
     @api.model
@@ -222,7 +231,7 @@ class CrmLead(models.Model):
                 SQL.identifier(field.column1), SQL.identifier(name)))
         query = SQL("""
             WITH base AS (
-                SELECT l.id, l.create_date, p.commercial_partner_id,
+                SELECT l.id, l.create_date, l.company_id, p.commercial_partner_id,
                        CASE WHEN l.active AND NOT COALESCE(s.is_won, FALSE) THEN %(now)s::timestamp
                             ELSE l.create_date + GREATEST(COALESCE(l.date_closed, l.write_date) - l.create_date, interval '0')
                                  * mod(l.id::bigint * %(hash)s, 1000) / 1000.0
@@ -239,6 +248,8 @@ class CrmLead(models.Model):
                   FROM base b
                   JOIN res_partner hp ON hp.commercial_partner_id = b.commercial_partner_id
                   JOIN crm_lead h ON h.partner_id = hp.id AND h.id != b.id AND h.date_closed < b.create_date
+                                 -- another company's deals are not this company's to learn from
+                                 AND h.company_id IS NOT DISTINCT FROM b.company_id
                  GROUP BY b.id
             ), messages AS (
                 SELECT b.id,
@@ -249,7 +260,7 @@ class CrmLead(models.Model):
                   JOIN mail_message m ON m.model = 'crm.lead' AND m.res_id = b.id AND m.date < b.snapshot
                  GROUP BY b.id
             )
-            SELECT l.id, b.snapshot AS _snapshot, %(selects)s,
+            SELECT l.id, b.snapshot AS _snapshot%(selects)s,
                    COALESCE(h.won, 0) AS ai_partner_won_count,
                    COALESCE(h.lost, 0) AS ai_partner_lost_count,
                    COALESCE(h.won_revenue, 0) AS ai_partner_won_revenue,
@@ -260,7 +271,7 @@ class CrmLead(models.Model):
               JOIN crm_lead l ON l.id = b.id
          LEFT JOIN history h ON h.id = b.id
          LEFT JOIN messages m ON m.id = b.id
-        """, now=now, hash=SNAPSHOT_HASH, ids=list(lead_ids), selects=SQL(", ").join(selects))
+        """, now=now, hash=SNAPSHOT_HASH, ids=list(lead_ids), selects=SQL("").join(SQL(", %s", select) for select in selects))
         self.env.cr.execute(query)
         columns = [d.name for d in self.env.cr.description]
         frame = pd.DataFrame.from_records(self.env.cr.fetchall(), columns=columns)
@@ -361,13 +372,15 @@ class CrmLead(models.Model):
         names = self._ai_get_safe_fields()
         pls_fields, pls_tags = self._ai_pls_fields()
         active = Registry._ai_active(TASK, company)
-        active_estimator, active_names = None, []
+        active_estimator, active_names, refused_note = None, [], ""
         if active:
             try:
                 active_estimator = active._ai_load()
                 active_names = [n for n in active_estimator.feature_names_in_ if n in self._fields]
             except Exception as error:  # noqa: BLE001 -- a refused model must not block retraining
                 _logger.warning("crm_ai: active model %s unusable, gating without it: %s", active.id, error)
+                refused_note = _("the active model %(model)s cannot be used: %(error)s",
+                                 model=active.display_name, error=error)
         extract_names = list(dict.fromkeys(names + active_names + pls_fields + ["team_id"]
                                            + (["tag_ids"] if pls_tags else [])))
         extract_names = [n for n in extract_names if n in self._fields]
@@ -378,6 +391,14 @@ class CrmLead(models.Model):
         y = np.array([1 if won else 0 for _i, won, _d in closed])
         closed_at = pd.to_datetime(pd.Series([d for _i, _w, d in closed]))
         train_idx, holdout_idx = time_ordered_split(closed_at.to_numpy())
+        if len(np.unique(y[train_idx])) < 2:
+            # e.g. won deals imported first, lost ones later: the older 80 % hold one outcome.
+            message = _("Not enough data: the %(n)s oldest closed leads (the training part) are all %(outcome)s; "
+                        "a model needs won and lost leads to learn from.",
+                        n=len(train_idx), outcome=_("won") if y[train_idx][0] else _("lost"))
+            if not active:
+                self._ai_mark_insufficient(company)
+            return {"task": TASK, "company": company.id, "status": "insufficient_data", "message": message}
         params = self._ai_model_params(names)
 
         def age_days(idx):
@@ -392,9 +413,9 @@ class CrmLead(models.Model):
         pls_metrics = binary_metrics(y_holdout, np.nan_to_num(pls_p, nan=y[train_idx].mean()))
         previous_auc, champion_note = self._ai_champion_auc(
             active, active_estimator, frame, y, train_idx, holdout_idx, closed_at, age_days(train_idx))
-        accepted, reason = quality_gate(metrics["auc"], previous_auc)
-        if champion_note:
-            reason = f"{reason} ({champion_note})"
+        accepted, reason = quality_gate(metrics["auc"], previous_auc, has_active=active_estimator is not None)
+        if champion_note or refused_note:
+            reason = f"{reason} ({champion_note or refused_note})"
 
         # The deployed model learns from every closed lead, with the hyper-parameters chosen above.
         final = LeadPropensityModel(**params, C=trial.C_, half_life_days=trial.half_life_days_).fit(
@@ -423,10 +444,10 @@ class CrmLead(models.Model):
             Registry.search([("task", "=", TASK), ("company_id", "=", company.id or False),
                              ("state", "=", "active"), ("id", "!=", record.id)]).write({"state": "archived"})
             record.state = "active"
-        message = _("%(model)s %(verdict)s: holdout AUC %(auc).3f (Odoo PLS %(pls).3f), Brier %(brier).4f "
+        message = _("%(model)s %(verdict)s: holdout AUC %(auc)s (Odoo PLS %(pls)s), Brier %(brier).4f "
                     "(PLS %(pls_brier).4f). %(reason)s",
                     model=record.display_name, verdict=_("activated") if accepted else _("rejected"),
-                    auc=metrics["auc"] or 0.0, pls=pls_metrics["auc"] or 0.0, brier=metrics["brier"],
+                    auc=_format_auc(self.env, metrics["auc"]), pls=_format_auc(self.env, pls_metrics["auc"]), brier=metrics["brier"],
                     pls_brier=pls_metrics["brier"], reason=reason)
         return {"task": TASK, "company": company.id, "status": "active" if accepted else "rejected",
                 "model_id": record.id, "message": message}
@@ -466,7 +487,7 @@ class CrmLead(models.Model):
              WHERE id IN (SELECT id FROM crm_lead WHERE active AND company_id IS NOT DISTINCT FROM %s
                             AND ai_propensity_state IS DISTINCT FROM 'insufficient_data'
                             FOR UPDATE SKIP LOCKED)
-        """, company.id or None))
+        """, company.id or None), log_exceptions=False)
         self.invalidate_model(["ai_propensity_state", "ai_propensity", "ai_propensity_grade",
                                "ai_propensity_reasons", "ai_propensity_model_id"])
 
@@ -497,14 +518,28 @@ class CrmLead(models.Model):
         return [row[0] for row in self.env.cr.fetchall()]
 
     @api.model
-    def _ai_propensity_score(self, company, deadline=None):
+    def _ai_propensity_score(self, company, deadline=None, progress=None):
         """Score pending open leads of ``company`` until done or ``deadline`` (monotonic).
 
-        Returns ``(done, remaining)``: leads written, and pending leads the deadline left
-        for the next call.
+        ``progress(done, remaining)`` is called before each batch's commit, so the
+        cron's progress is committed with the scores it counts.  Returns ``(done,
+        remaining)``: leads written, and pending leads the deadline left for the next call.
         """
         model = self.env["crm.ai.model"].sudo()._ai_active(TASK, company)
         if not model:
+            # Leads created since a training found too little data say so at once,
+            # rather than "not scored yet" until the next (weekly) training.
+            won, lost = self._ai_closed_counts(company)
+            minimum = self._ai_get_safe_min_closed()
+            if won < minimum or lost < minimum:
+                try:
+                    self.env["crm.ai.model"]._ai_retry_on_conflict(lambda: self._ai_mark_insufficient(company))
+                except SerializationFailure:
+                    if not auto_commit(self.env):
+                        raise
+                    self.env.cr.rollback()  # leads being edited: marked on the next run
+                if auto_commit(self.env):
+                    self.env.cr.commit()
             return 0, 0
         pending = self._ai_pending_ids(company, model)
         if not pending:
@@ -512,8 +547,10 @@ class CrmLead(models.Model):
         try:
             estimator = model._ai_load()
         except UserError as error:
-            # A refused model must not stop the other companies' scoring; the admin retrains.
-            _logger.error("crm_ai: %s: %s leads left unscored", error, len(pending))
+            # A refused model (e.g. a duplicated database: new secret) must not stop the
+            # other companies' scoring.  Training replaces it: run it now.
+            _logger.error("crm_ai: %s: %s leads left unscored; retraining", error, len(pending))
+            self.env.ref("crm_ai.ir_cron_train").sudo()._trigger()
             return 0, 0
         names = [n for n in estimator.feature_names_in_ if n in self._fields]
         missing = [n for n in estimator.feature_names_in_ if n not in self._fields and n not in HISTORY_SIGNALS]
@@ -533,6 +570,8 @@ class CrmLead(models.Model):
                 # Leads of this batch keep being edited: they stay pending for the next run.
                 _logger.info("crm_ai: %s leads edited while being scored, left for the next run", len(batch))
                 self.env.cr.rollback()
+            if progress:
+                progress(done, len(pending) - reached)
             if commit:
                 self.env.cr.commit()
             if deadline and time.monotonic() > deadline:

@@ -4,7 +4,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError
 
 from .crm_ai_model import auto_commit
-from .crm_lead import ALLOWED_TTYPES, DEFAULT_LEAD_FIELDS, LEAKY_FIELDS
+from .crm_lead import DEFAULT_LEAD_FIELDS
 
 INTERVAL_TYPES = [("minutes", "Minutes"), ("hours", "Hours"), ("days", "Days"), ("weeks", "Weeks"),
                   ("months", "Months")]
@@ -19,9 +19,7 @@ class ResConfigSettings(models.TransientModel):
     crm_ai_lead_field_ids = fields.Many2many(
         "ir.model.fields", string="Lead fields used by the model",
         compute="_compute_crm_ai_lead_field_ids", inverse="_inverse_crm_ai_lead_field_ids",
-        domain=lambda self: [("model", "=", "crm.lead"), ("store", "=", True),
-                             ("ttype", "in", sorted(ALLOWED_TTYPES)), ("name", "not in", sorted(LEAKY_FIELDS)),
-                             ("name", "not like", "ai_%")],
+        domain=lambda self: self._crm_ai_lead_field_domain(),
         help="Stored lead fields the model learns from (custom x_ fields included). Fields that are "
              "set when a lead is closed (stage, probability, lost reason, close date) are never offered.")
     crm_ai_min_closed = fields.Integer(
@@ -46,6 +44,12 @@ class ResConfigSettings(models.TransientModel):
     crm_ai_score_interval_type = fields.Selection(INTERVAL_TYPES, compute="_compute_crm_ai_intervals",
                                                   inverse="_inverse_crm_ai_intervals")
     crm_ai_status = fields.Html("Model status", compute="_compute_crm_ai_status", sanitize=False)
+
+    @api.model
+    def _crm_ai_lead_field_domain(self):
+        """Exactly the lead fields the model accepts (custom x_ fields included)."""
+        Lead = self.env["crm.lead"]
+        return [("model", "=", "crm.lead"), ("name", "in", [n for n in Lead._fields if Lead._ai_allowed_field(n)])]
 
     @api.model
     def get_values(self):
@@ -109,9 +113,13 @@ class ResConfigSettings(models.TransientModel):
         for company in self.env.companies:
             won, lost = self.env["crm.lead"].sudo()._ai_closed_counts(company)
             active = Model._ai_active("lead_propensity", company)
-            if active:
+            if active and active.auc:
                 text = _("%(model)s: AUC %(auc).3f (Odoo PLS %(pls).3f), Brier %(brier).4f, trained %(date)s",
                          model=active.display_name, auc=active.auc, pls=active.pls_auc, brier=active.brier,
+                         date=fields.Datetime.to_string(active.date_trained))
+            elif active:  # its holdout held a single outcome
+                text = _("%(model)s: AUC undefined on its holdout, Brier %(brier).4f, trained %(date)s",
+                         model=active.display_name, brier=active.brier,
                          date=fields.Datetime.to_string(active.date_trained))
             elif won >= minimum and lost >= minimum:
                 text = _("Enough data (%(won)s won, %(lost)s lost): train now.", won=won, lost=lost)

@@ -4,6 +4,7 @@ from psycopg2.errors import SerializationFailure
 
 from odoo import fields
 from odoo.tests import tagged
+from odoo.tools import mute_logger
 
 from odoo.addons.crm_ai.ml import format_reason
 from odoo.addons.crm_ai.models import crm_ai_model as crm_ai_model_module
@@ -185,3 +186,55 @@ class TestPropensityScoring(TestCrmAiCommon):
         self.env.ref("crm_ai.ir_cron_score").method_direct_trigger()
         self.assertEqual(set(self.open_leads.mapped("ai_propensity_state")), {"scored"})
         self.assertEqual(self.Registry.search_count([]), 2)
+
+    def test_progress_is_reported_with_every_batch(self):
+        """Committed with each batch, so a run killed later counts as progress, not a failure."""
+        with patch.object(crm_lead_module, "AI_COMPUTE_BATCH_STEP", 5), \
+                patch.object(type(self.env["ir.cron"]), "_notify_progress") as notify:
+            self._score()
+        n = len(self.open_leads)
+        batches = -(-n // 5)
+        self.assertEqual(notify.call_count, batches + 1)
+        self.assertEqual(notify.call_args_list[0].kwargs, {"done": 5, "remaining": n - 5})
+        self.assertEqual(notify.call_args_list[-1].kwargs, {"done": n, "remaining": 0})
+
+    def test_time_budget_stays_under_the_server_limits(self):
+        Registry = self.Registry
+        limits = {"limit_time_real": 120, "limit_time_real_cron": -1, "limit_time_cpu": 60, "workers": 0}
+        with patch.dict(crm_ai_model_module.config.options, limits):
+            self.assertEqual(Registry._ai_score_time_budget(), 40.0)
+            crm_ai_model_module.config.options["workers"] = 4  # the CPU limit is enforced with workers
+            self.assertEqual(Registry._ai_score_time_budget(), 20.0)
+            crm_ai_model_module.config.options.update(limit_time_real_cron=30, limit_time_cpu=0)
+            self.assertEqual(Registry._ai_score_time_budget(), 10.0)
+            crm_ai_model_module.config.options.update(limit_time_real_cron=0, limit_time_real=0)
+            self.assertEqual(Registry._ai_score_time_budget(), crm_ai_model_module.MAX_SCORE_TIME_BUDGET)
+
+    def test_refused_model_triggers_a_retraining(self):
+        self.env["ir.config_parameter"].sudo().set_param("database.secret", "a-new-secret")
+        train_cron = self.env.ref("crm_ai.ir_cron_train")
+        Trigger = self.env["ir.cron.trigger"].sudo()
+        before = Trigger.search_count([("cron_id", "=", train_cron.id)])
+        with self.assertLogs("odoo.addons.crm_ai.models.crm_lead", "ERROR"), \
+                mute_logger("odoo.addons.crm_ai.models.crm_ai_model"):
+            self.assertEqual(self._score(), (0, 0))
+        self.assertEqual(Trigger.search_count([("cron_id", "=", train_cron.id)]), before + 1)
+
+
+@tagged("crm_ai", "post_install", "-at_install")
+class TestPropensityScoringWithoutModel(TestCrmAiCommon):
+
+    def test_new_leads_of_a_company_short_of_data_say_so_at_once(self):
+        self.env["ir.config_parameter"].set_param("crm_ai.min_closed_per_class", max(self.n_won, self.n_lost) + 1)
+        self.assertEqual(self._crm_ai_train()["status"], "insufficient_data")
+        lead = self.env["crm.lead"].create({"name": "new lead", "company_id": self.company.id})
+        self.assertEqual(lead.ai_propensity_state, "pending")
+        self.assertEqual(self.Registry._cron_ai_score(), (0, 0))
+        lead.invalidate_recordset()
+        self.assertEqual(lead.ai_propensity_state, "insufficient_data")
+        self.assertFalse(lead.ai_propensity)
+
+    def test_before_the_first_training_leads_are_not_scored_yet(self):
+        """Enough data but no model yet (just installed): "not scored yet", not "not enough data"."""
+        self.Registry._cron_ai_score()
+        self.assertEqual(set(self.open_leads.mapped("ai_propensity_state")), {"pending"})

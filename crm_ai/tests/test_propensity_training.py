@@ -2,6 +2,7 @@ from unittest.mock import patch
 
 from psycopg2.errors import SerializationFailure
 
+from odoo import fields
 from odoo.tests import tagged
 
 from odoo.addons.crm_ai.models import crm_ai_model as crm_ai_model_module
@@ -100,3 +101,94 @@ class TestPropensityTraining(TestCrmAiCommon):
         self.assertEqual(commit.call_count, len(companies))
         self.assertEqual(rollback.call_count, 1)
         self.assertEqual(companies_trained[0], companies_trained[1], "the same company is redone")
+
+    def _closed_by_age(self):
+        """Closed leads oldest first, as training splits them."""
+        return [row[0] for row in self.env["crm.lead"]._ai_closed_leads(self.company)]
+
+    def _set_outcome(self, ids, won):
+        self.env.flush_all()
+        if won:
+            self.env.cr.execute("UPDATE crm_lead SET active = TRUE, stage_id = %s, probability = 100 WHERE id = ANY(%s)",
+                                (self.won_stage.id, ids))
+        else:
+            self.env.cr.execute("UPDATE crm_lead SET active = FALSE, stage_id = %s, probability = 0 WHERE id = ANY(%s)",
+                                (self.first_stage.id, ids))
+        self.env["crm.lead"].invalidate_model()
+
+    def test_single_outcome_holdout_keeps_the_active_model(self):
+        """A holdout of only lost leads has no AUC: it must not let any model in
+        over an active one, nor be recorded as an AUC of 0."""
+        closed = self._closed_by_age()
+        self._set_outcome(closed[-round(0.2 * len(closed)):], won=False)
+        first = self._crm_ai_train()
+        self.assertEqual(first["status"], "active", "a company's first model is activated")
+        self.assertIn("AUC undefined", self.Registry.browse(first["model_id"]).gate_reason)
+        self.assertIn("AUC undefined", first["message"])
+        second = self._crm_ai_train()
+        model = self.Registry.browse(second["model_id"])
+        self.assertEqual(second["status"], "rejected")
+        self.assertIn("only won or only lost", model.gate_reason)
+        self.assertEqual(self.Registry.browse(first["model_id"]).state, "active")
+        self.assertFalse(model.auc)
+
+    def test_training_part_with_one_outcome_trains_nothing(self):
+        """Won deals imported first, lost ones after: the older 80 % hold one outcome."""
+        closed = self._closed_by_age()
+        n_holdout = round(0.2 * len(closed))
+        self._set_outcome(closed[:-n_holdout], won=True)
+        self._set_outcome(closed[-n_holdout:], won=False)
+        result = self._crm_ai_train()
+        self.assertEqual(result["status"], "insufficient_data")
+        self.assertIn("are all won", result["message"])
+        self.assertFalse(self.Registry.search([]))
+        self.assertEqual(set(self.open_leads.mapped("ai_propensity_state")), {"insufficient_data"})
+
+    def test_a_failing_company_does_not_stop_the_others(self):
+        other = self.env["res.company"].create({"name": "crm_ai other company"})
+        lead_class = type(self.env["crm.lead"])
+        train = lead_class._ai_propensity_train
+
+        def failing_for_main(leads, company):
+            if company == self.company:
+                leads.env["crm.lead"].create({"name": "written before failing", "company_id": company.id})
+                raise ValueError("corrupt data")
+            return train(leads, company)
+
+        with patch.object(lead_class, "_ai_propensity_train", failing_for_main), \
+                self.assertLogs("odoo.addons.crm_ai.models.crm_ai_model", "ERROR") as logs:
+            results = self.Registry._cron_ai_train()
+        by_company = {r["company"]: r for r in results}
+        self.assertEqual(by_company[self.company.id]["status"], "error")
+        self.assertIn("corrupt data", by_company[self.company.id]["message"])
+        self.assertEqual(by_company[other.id]["status"], "insufficient_data", "the next company still trains")
+        self.assertIn("training lead_propensity failed", logs.output[0])
+        self.assertFalse(self.env["crm.lead"].search([("name", "=", "written before failing")]),
+                         "the failed company's work is undone")
+
+    def test_no_usable_field_falls_back_to_the_default_inputs(self):
+        self.env["ir.config_parameter"].set_param("crm_ai.lead_fields", "nope,stage_id")
+        with self.assertLogs("odoo.addons.crm_ai.models.crm_lead", "WARNING") as logs:
+            names = self.env["crm.lead"]._ai_get_safe_fields()
+            self.assertEqual(self._crm_ai_train()["status"], "active")
+        self.assertIn("source_id", names)
+        self.assertTrue(any("using the default set" in line for line in logs.output))
+        # no lead field at all still extracts the history signals
+        frame = self.env["crm.lead"]._ai_extract(self.open_leads.ids, [], fields.Datetime.now())
+        self.assertEqual(len(frame), len(self.open_leads))
+        self.assertIn("ai_age_days", frame.columns)
+
+    def test_customer_history_counts_only_the_same_company(self):
+        other = self.env["res.company"].create({"name": "crm_ai other company"})
+        partner = self.env["res.partner"].create({"name": "crm_ai customer", "is_company": True})
+        Lead = self.env["crm.lead"].with_context(tracking_disable=True)
+        past = [Lead.create({"name": f"past deal {c.name}", "partner_id": partner.id, "company_id": c.id,
+                             "expected_revenue": 1000}) for c in (self.company, other)]
+        lead = Lead.create({"name": "new deal", "partner_id": partner.id, "company_id": self.company.id})
+        self.env.flush_all()
+        self.env.cr.execute("""UPDATE crm_lead SET stage_id = %s, probability = 100,
+                                      date_closed = %s - interval '30 days' WHERE id = ANY(%s)""",
+                            (self.won_stage.id, lead.create_date, [p.id for p in past]))
+        frame = self.env["crm.lead"]._ai_extract(lead.ids, ["source_id"], fields.Datetime.now())
+        self.assertEqual(frame.loc[0, "ai_partner_won_count"], 1, "the other company's won deal is not counted")
+        self.assertEqual(frame.loc[0, "ai_partner_won_revenue"], 1000)

@@ -64,3 +64,13 @@ class TestSettings(TestCrmAiCommon):
         self.assertEqual(action["tag"], "display_notification")
         self.assertIn("activated", action["params"]["message"])
         self.assertEqual(self.env["crm.ai.model"].search_count([("state", "=", "active")]), 1)
+
+    def test_field_picker_offers_exactly_the_usable_fields(self):
+        domain = self.env["res.config.settings"]._crm_ai_lead_field_domain()
+        offered = set(self.env["ir.model.fields"].search(domain).mapped("name"))
+        # "ai" inside a name (campaign, email) is not a reason to hide a field
+        self.assertLessEqual({"campaign_id", "email_state", "medium_id", "source_id", "tag_ids", "expected_revenue"},
+                             offered)
+        self.assertFalse(offered & {"stage_id", "probability", "lost_reason_id", "date_closed", "ai_propensity",
+                                    "ai_propensity_grade", "company_id", "description"})
+        self.assertEqual(offered, {n for n in offered if self.env["crm.lead"]._ai_allowed_field(n)})
