@@ -39,7 +39,8 @@ sys.path.insert(0, os.environ.get("BENCH_DIR") or os.path.join(os.getcwd(), "ben
 import bank_leads as bl  # noqa: E402
 
 from odoo import fields  # noqa: E402
-from odoo.addons.crm_ai.ml import LeadPropensityModel, OdooPLSBaseline, time_ordered_split  # noqa: E402
+from odoo.addons.crm_ai.ml import (LeadPropensityModel, OdooPLSBaseline, calibration_error,  # noqa: E402
+                                   time_ordered_split)
 
 OPEN_FRACTION = 0.2
 PLS_START = "2008-01-01"
@@ -53,7 +54,8 @@ PLS_VARIANTS = {
 def metrics(y, p):
     p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
     return {"auc": float(roc_auc_score(y, p)), "brier": float(brier_score_loss(y, p)),
-            "log_loss": float(log_loss(y, p, labels=[0, 1])), "mean_p": float(p.mean())}
+            "log_loss": float(log_loss(y, p, labels=[0, 1])), "mean_p": float(p.mean()),
+            "ece": calibration_error(y, p)}
 
 
 def read_column(env, column, ids):
@@ -111,7 +113,8 @@ def main(env):
     results["crm_ai"] = {
         **metrics(y_open, p_ai), "train_seconds": train_seconds, "score_seconds": score_seconds,
         "scored": done, "remaining": remaining, "status": train["status"],
-        "registry": {k: model[k] for k in ("auc", "log_loss", "brier", "pls_auc", "pls_log_loss", "pls_brier",
+        "registry": {k: model[k] for k in ("auc", "log_loss", "brier", "calibration_error", "pls_auc", "pls_log_loss",
+                                           "pls_brier", "pls_calibration_error",
                                            "n_train", "n_holdout", "hyperparameters", "gate_reason")},
         "registry_holdout": f"{model.holdout_date_from.date()} .. {model.holdout_date_to.date()}",
         "importance": model.importance.splitlines()[:8],
@@ -179,10 +182,11 @@ def report(r):
         f"leads: {d['rows']:,} = {d['closed']:,} closed ({d['closed_from']} .. {d['closed_to']}, won {d['closed_win_rate']:.1%}) "
         f"+ {d['open']:,} open ({d['open_from']} .. {d['open_to']}, truly won {d['open_win_rate']:.1%})",
         "",
-        "| model (scored on the 9,042 newest leads, left open) | AUC | Brier | log-loss | mean predicted |",
-        "|---|---|---|---|---|",
+        "| model (scored on the 9,042 newest leads, left open) | AUC | Brier | log-loss | calibration error | mean predicted |",
+        "|---|---|---|---|---|---|",
     ]
-    row = lambda name, m: f"| {name} | {m['auc']:.3f} | {m['brier']:.4f} | {m['log_loss']:.4f} | {m['mean_p']:.1%} |"
+    row = lambda name, m: (f"| {name} | {m['auc']:.3f} | {m['brier']:.4f} | {m['log_loss']:.4f} | {m['ece']:.3f} "
+                           f"| {m['mean_p']:.1%} |")
     lines.append(row("**crm_ai** (medium + 12 x_ fields)", r["crm_ai"]))
     labels = {"A": "Odoo PLS A: medium + categorical/boolean x_", "B": "Odoo PLS B: A + integer x_ fields",
               "C": "Odoo PLS C: B + balance (float)"}
@@ -190,8 +194,8 @@ def report(r):
         lines.append(row(labels[v], m))
     lines.append(row("constant (closed leads' win rate)", r["constant"]))
     lines += ["", "crm_ai's engine refitted on the same extracted rows (ablations, same recipe as the trainer):", "",
-              "| crm_ai engine variant | AUC | Brier | log-loss | mean predicted | hyper-parameters |",
-              "|---|---|---|---|---|---|"]
+              "| crm_ai engine variant | AUC | Brier | log-loss | calibration error | mean predicted | hyper-parameters |",
+              "|---|---|---|---|---|---|---|"]
     for name, m in r["ablations"].items():
         lines.append(row(name, m) + f" {m['hyperparameters']} |")
     reg = r["crm_ai"]["registry"]
@@ -200,6 +204,7 @@ def report(r):
         f"crm_ai registry (internal holdout = newest {reg['n_holdout']:,} closed leads, {r['crm_ai']['registry_holdout']}; "
         f"trained on {reg['n_train']:,}): AUC {reg['auc']:.3f} vs its PLS port (fields A) {reg['pls_auc']:.3f}; "
         f"Brier {reg['brier']:.4f} vs {reg['pls_brier']:.4f}; log-loss {reg['log_loss']:.4f} vs {reg['pls_log_loss']:.4f}; "
+        f"calibration error {reg['calibration_error']:.3f} vs {reg['pls_calibration_error']:.3f}; "
         f"{reg['hyperparameters']}; status {r['crm_ai']['status']}",
         f"crm_ai train {r['crm_ai']['train_seconds']:.1f}s, score cron {r['crm_ai']['score_seconds']:.1f}s "
         f"({r['crm_ai']['scored']} leads); PLS cron " + ", ".join(f"{v} {m['cron_seconds']:.1f}s" for v, m in r["pls"].items()),

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ml import GATE_AUC_RATIO, binary_metrics, quality_gate, time_ordered_split
+from ml import GATE_AUC_RATIO, binary_metrics, calibration_error, quality_gate, time_ordered_split
 
 
 def test_holdout_is_the_newest_fifth():
@@ -40,3 +40,12 @@ def test_quality_gate_single_outcome_holdout_keeps_the_active_model():
 def test_quality_gate_unmeasurable_active_model_is_replaced():
     accepted, reason = quality_gate(0.6, None, has_active=True)
     assert accepted and "could not be measured" in reason
+
+
+def test_calibration_error():
+    rng = np.random.RandomState(0)
+    p = rng.uniform(size=20000)
+    y = rng.uniform(size=20000) < p  # outcomes drawn at the predicted rates: calibrated
+    assert calibration_error(y, p) < 0.02
+    assert calibration_error(y, np.clip(p + 0.2, 0, 1)) > 0.15  # over-confident by 20 points
+    assert calibration_error([1, 0], [1.0, 0.0]) == 0.0

@@ -31,7 +31,7 @@ def time_ordered_split(order_key, holdout_fraction=HOLDOUT_FRACTION):
 
 
 def binary_metrics(y_true, p_won):
-    """``{"auc", "log_loss", "brier"}`` of won-probabilities against 0/1 outcomes.
+    """``{"auc", "log_loss", "brier", "calibration_error"}`` of won-probabilities against 0/1 outcomes.
 
     AUC is None when the holdout holds a single class (it is then undefined).
 
@@ -46,7 +46,28 @@ def binary_metrics(y_true, p_won):
         "auc": auc,
         "log_loss": float(log_loss(y_true, p_won, labels=[0, 1])),
         "brier": float(brier_score_loss(y_true, p_won)),
+        "calibration_error": calibration_error(y_true, p_won),
     }
+
+
+def calibration_error(y_true, p_won, n_bins=10):
+    """Expected calibration error: how far predicted probabilities are from observed rates.
+
+    Leads are put in ``n_bins`` equal-width probability bins; the error is the mean,
+    weighted by bin size, of ``|mean predicted - observed win rate|`` per bin (0 =
+    perfectly calibrated; 0.05 = scores off by 5 points on average).
+
+    >>> round(calibration_error([0, 0, 1, 1], [0.1, 0.1, 0.9, 0.9]), 3)
+    0.1
+    """
+    y_true = np.asarray(y_true, dtype=float)
+    p_won = np.clip(np.asarray(p_won, dtype=float), 0.0, 1.0)
+    if not len(y_true):
+        raise ValueError("No rows to measure calibration on.")
+    bins = np.minimum((p_won * n_bins).astype(int), n_bins - 1)
+    counts = np.bincount(bins, minlength=n_bins)
+    gap = np.abs(np.bincount(bins, weights=p_won, minlength=n_bins) - np.bincount(bins, weights=y_true, minlength=n_bins))
+    return float(gap.sum() / counts.sum())
 
 
 def quality_gate(new_auc, active_auc, *, has_active=None, ratio=GATE_AUC_RATIO):

@@ -25,7 +25,8 @@ _logger = logging.getLogger(__name__)
 PROTECTED_FIELDS = {
     "task", "company_id", "version", "artifact", "date_trained", "date_from",
     "n_won", "n_lost", "n_train", "n_holdout", "holdout_date_from", "holdout_date_to", "train_date_to",
-    "auc", "log_loss", "brier", "pls_auc", "pls_log_loss", "pls_brier",
+    "auc", "log_loss", "brier", "calibration_error", "pls_auc", "pls_log_loss", "pls_brier",
+    "pls_calibration_error",
     "previous_auc", "gate_reason", "feature_names", "importance", "hyperparameters",
     "training_seconds", "library_versions",
 }
@@ -79,11 +80,17 @@ class CrmAiModel(models.Model):
     brier = fields.Float("Brier score", digits=(3, 4), readonly=True, aggregator="avg",
                          help="Mean squared error of the probabilities on the holdout: "
                               "lower means better calibrated.")
+    calibration_error = fields.Float(
+        "Calibration error", digits=(3, 3), readonly=True, aggregator="avg",
+        help="Expected calibration error on the holdout: mean distance between the predicted "
+             "probability and the observed win rate, per 10-point probability range, weighted by leads "
+             "(0.05 = scores off by 5 points on average). Lower is better.")
     pls_auc = fields.Float("Odoo PLS AUC", digits=(3, 3), readonly=True, aggregator="avg",
                            help="Odoo's Predictive Lead Scoring (naive Bayes) trained on the same "
                                 "leads and measured on the same holdout.")
     pls_log_loss = fields.Float("Odoo PLS log-loss", digits=(3, 4), readonly=True)
     pls_brier = fields.Float("Odoo PLS Brier", digits=(3, 4), readonly=True, aggregator="avg")
+    pls_calibration_error = fields.Float("Odoo PLS calibration error", digits=(3, 3), readonly=True, aggregator="avg")
     auc_gain = fields.Float("AUC vs PLS", digits=(3, 3), compute="_compute_auc_gain")
     previous_auc = fields.Float("Active model's AUC on this holdout", digits=(3, 3), readonly=True)
     gate_reason = fields.Text("Quality gate", readonly=True)

@@ -432,6 +432,8 @@ class CrmLead(models.Model):
             "auc": metrics["auc"] or 0.0, "log_loss": metrics["log_loss"], "brier": metrics["brier"],
             "pls_auc": pls_metrics["auc"] or 0.0, "pls_log_loss": pls_metrics["log_loss"],
             "pls_brier": pls_metrics["brier"], "previous_auc": previous_auc or 0.0,
+            "calibration_error": metrics["calibration_error"],
+            "pls_calibration_error": pls_metrics["calibration_error"],
             "gate_reason": reason,
             "feature_names": ", ".join(field_labels.get(n, n) for n in names + list(HISTORY_SIGNALS)),
             "importance": "\n".join(f"{label}: {value:.3f}" for label, value in final.importance(field_labels)),

@@ -2,7 +2,7 @@ from unittest.mock import patch
 
 from psycopg2.errors import SerializationFailure
 
-from odoo import fields
+from odoo import Command, fields
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
@@ -89,6 +89,35 @@ class TestPropensityScoring(TestCrmAiCommon):
             self.assertEqual((lead.write_date, lead.write_uid, lead.probability), before[lead.id])
         self.assertEqual(self.env["mail.message"].search_count(
             [("model", "=", "crm.lead"), ("res_id", "in", leads.ids)]), messages)
+
+    def test_scores_never_fire_automated_actions(self):
+        """An "on save" automated action on leads fires on a salesperson's save, not on scoring.
+
+        base_automation is installed by the test command (scripts/test); without it the
+        ORM-level half of the test still proves no write goes through the ORM."""
+        Lead = type(self.env["crm.lead"])
+        with patch.object(Lead, "write", side_effect=AssertionError("scores must not go through write()")), \
+                patch.object(Lead, "create", side_effect=AssertionError("nor through create()")):
+            self._score()
+        if "base.automation" not in self.env:
+            self.skipTest("base_automation is not installed: the automated action half is skipped")
+        self.env["crm.lead"].invalidate_model()
+        self.env.flush_all()
+        self.env.cr.execute("UPDATE crm_lead SET ai_propensity_date = NULL WHERE id = ANY(%s)", [self.open_leads.ids])
+        self.env["crm.lead"].invalidate_model()
+        param = self.env["ir.config_parameter"].sudo()
+        self.env["base.automation"].create({
+            "name": "crm_ai test: on save", "model_id": self.env.ref("crm.model_crm_lead").id,
+            "trigger": "on_create_or_write",
+            "action_server_ids": [Command.create({
+                "name": "flag", "model_id": self.env.ref("crm.model_crm_lead").id, "state": "code",
+                "code": "env['ir.config_parameter'].sudo().set_param('crm_ai.test_automation', len(records))"})],
+        })
+        self.open_leads[0].write({"priority": "2"})
+        self.assertEqual(param.get_param("crm_ai.test_automation"), "1", "the automation works on a save")
+        param.set_param("crm_ai.test_automation", "0")
+        self.assertEqual(self._score(), (len(self.open_leads), 0))
+        self.assertEqual(param.get_param("crm_ai.test_automation"), "0", "scoring fired the automation")
 
     def test_only_changed_leads_are_rescored(self):
         self._score()

@@ -23,6 +23,8 @@ class TestPropensityTraining(TestCrmAiCommon):
         self.assertEqual(model.n_holdout, round(0.2 * (self.n_won + self.n_lost)))
         self.assertGreater(model.auc, 0.75, "the source signal is strong: the model must find it")
         self.assertTrue(0 < model.brier < 0.25)
+        self.assertTrue(0 < model.calibration_error < 0.2)
+        self.assertTrue(model.pls_calibration_error)
         self.assertTrue(model.pls_auc, "Odoo PLS is measured on the same holdout")
         self.assertTrue(model.artifact)
         self.assertIn("Source", model.importance.splitlines()[0], "source is the strongest field")
