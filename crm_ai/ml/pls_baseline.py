@@ -136,6 +136,13 @@ class OdooPLSBaseline(ClassifierMixin, BaseEstimator):
                 totals[1] += lost
         return dict(table), field_totals
 
+    def _team_totals(self, team):
+        """Won and lost leads of ``team`` as Odoo reads them: from its first stage's
+        frequency row(s), which carry ``alpha`` like every row (per team for -1)."""
+        teams = [t for t in self.totals_ if t != -1] if team == -1 else [team]
+        return (sum(self.totals_[t][0] + self.alpha for t in teams),
+                sum(self.totals_[t][1] + self.alpha for t in teams))
+
     def predict_proba(self, X):
         check_is_fitted(self, "counts_")
         tables = {}
@@ -146,8 +153,8 @@ class OdooPLSBaseline(ClassifierMixin, BaseEstimator):
             if team not in tables:
                 tables[team] = self._table(team)
             table, field_totals = tables[team]
-            team_won, team_lost = self.totals_[team]
-            if not team_won or not team_lost:
+            team_won, team_lost = self._team_totals(team)
+            if not self.totals_[team][0] or not self.totals_[team][1]:
                 out[i] = np.nan
                 continue
             total = team_won + team_lost
