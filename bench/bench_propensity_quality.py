@@ -138,7 +138,7 @@ def main(env):
         port = OdooPLSBaseline(fields=pls_fields, team_field="team_id").fit(frame.iloc[:n_closed], y_all[:n_closed])
         p_port = port.predict_proba(frame.iloc[n_closed:])[:, 1]
         results["pls"][variant] = {**metrics(y_open, p_pls), "fields": pls_fields, "cron_seconds": seconds,
-                                   "port_max_abs_diff_points": float(np.nanmax(np.abs(p_port - p_pls)) * 100)}
+                                   "port_max_abs_diff_points": float(np.max(np.abs(p_port - p_pls)) * 100)}
         print(f"PLS {variant}:", {k: round(v, 4) for k, v in results["pls"][variant].items()
                                   if k in ("auc", "brier", "log_loss", "port_max_abs_diff_points")}, flush=True)
 

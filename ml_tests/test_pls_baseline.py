@@ -82,3 +82,12 @@ def test_tag_support_is_checked_per_team_row():
     pls_low = OdooPLSBaseline(tag_field="tags", team_field="team", min_tag_support=20).fit(X, y)
     p = pls_low.predict_proba(probe)[:, 1]
     assert p[0] > p[1]
+
+
+def test_team_with_one_outcome_is_scored_like_odoo():
+    """Odoo's team totals carry the 0.1 smoothing, so a team with only won leads still
+    gets a probability (Odoo: 99.02 % here), never "undefined"."""
+    X = pd.DataFrame({"s": ["a"] * 10 + ["a", "b"] * 10, "team": [2] * 10 + [1] * 20})
+    y = [1] * 10 + [1, 0] * 10
+    p = OdooPLSBaseline(fields=["s"], team_field="team").fit(X, y).predict_proba(X.iloc[[0]])[0, 1]
+    assert not np.isnan(p) and p > 0.98

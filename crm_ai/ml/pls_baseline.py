@@ -154,7 +154,7 @@ class OdooPLSBaseline(ClassifierMixin, BaseEstimator):
                 tables[team] = self._table(team)
             table, field_totals = tables[team]
             team_won, team_lost = self._team_totals(team)
-            if not self.totals_[team][0] or not self.totals_[team][1]:
+            if not team_won or not team_lost:  # only without smoothing (alpha = 0), as in Odoo
                 out[i] = np.nan
                 continue
             total = team_won + team_lost

@@ -14,6 +14,7 @@ from psycopg2.errors import SerializationFailure
 
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
+from odoo.addons.base.models.ir_cron import MAX_BATCH_PER_CRON_JOB
 from odoo.tools import config
 from odoo.tools.misc import hmac as odoo_hmac
 
@@ -36,7 +37,7 @@ SIGNING_SCOPE = "crm_ai.model-artifact"
 SERIALIZATION_ATTEMPTS = 2
 #: Seconds of scoring per cron call, at most / at least (see ``_ai_score_time_budget``).
 MAX_SCORE_TIME_BUDGET = 60.0
-MIN_SCORE_TIME_BUDGET = 5.0
+MIN_SCORE_TIME_BUDGET = 1.0
 
 
 def auto_commit(env):
@@ -239,6 +240,14 @@ class CrmAiModel(models.Model):
                 self.env.cr.rollback()
 
     @api.model
+    def _ai_flushed(self, work, *args):
+        """``work(*args)`` with its pending ORM writes flushed, so a conflict they raise
+        happens inside ``_ai_retry_on_conflict`` rather than at the commit."""
+        result = work(*args)
+        self.env.flush_all()
+        return result
+
+    @api.model
     def _cron_ai_train(self):
         """Train every engine for every company (weekly by default).
 
@@ -258,7 +267,7 @@ class CrmAiModel(models.Model):
                 company_name = company.name or _("leads without a company")
                 try:
                     if commit:
-                        result = self._ai_retry_on_conflict(lambda: trainer(company))  # noqa: B023 -- called at once
+                        result = self._ai_retry_on_conflict(lambda: self._ai_flushed(trainer, company))  # noqa: B023
                     else:  # inside a test's transaction: undo only this company's work
                         with self.env.cr.savepoint():
                             result = trainer(company)
@@ -274,8 +283,11 @@ class CrmAiModel(models.Model):
                 results.append(result)
                 if commit:
                     self.env.cr.commit()
-        # New models mean new scores: let the score cron run right away.
-        self.env.ref("crm_ai.ir_cron_score").sudo()._trigger()
+        # New models mean new scores: let the score cron run right away.  Only then: a
+        # training that produced nothing must not wake the score cron, which may ask for a
+        # training again (refused model), and so on.
+        if any(result["status"] == "active" for result in results):
+            self.env.ref("crm_ai.ir_cron_score").sudo()._trigger()
         return results
 
     @api.model
@@ -310,12 +322,15 @@ class CrmAiModel(models.Model):
 
         A third of the server's time limits for a cron (``limit_time_real_cron``, else
         ``limit_time_real``; ``limit_time_cpu`` in multi-worker mode, where it is enforced),
-        so a call always ends well before Odoo would kill it; at most
-        ``MAX_SCORE_TIME_BUDGET``.
+        shared by the up to ``MAX_BATCH_PER_CRON_JOB`` calls ir.cron makes in a row, so
+        they end well before Odoo would kill them; between ``MIN_SCORE_TIME_BUDGET`` (one
+        batch at least) and ``MAX_SCORE_TIME_BUDGET``.
         """
         real = config.get("limit_time_real_cron")
         if not real or real <= 0:
             real = config.get("limit_time_real")
         limits = [real, config.get("limit_time_cpu") if config.get("workers") else None]
-        limits = [limit / 3.0 for limit in limits if limit and limit > 0]
+        # ir.cron calls a job that reports remaining work up to MAX_BATCH_PER_CRON_JOB times
+        # in a row, all inside the same limit window: the third is shared between them.
+        limits = [limit / 3.0 / MAX_BATCH_PER_CRON_JOB for limit in limits if limit and limit > 0]
         return max(MIN_SCORE_TIME_BUDGET, min([MAX_SCORE_TIME_BUDGET, *limits]))

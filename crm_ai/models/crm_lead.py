@@ -365,9 +365,7 @@ class CrmLead(models.Model):
             active = Registry._ai_active(TASK, company)
             message = _("Not enough data: %(won)s won and %(lost)s lost closed leads, %(min)s of each needed.",
                         won=n_won, lost=n_lost, min=minimum)
-            if not active:
-                self._ai_mark_insufficient(company)
-            return {"task": TASK, "company": company.id, "status": "insufficient_data", "message": message}
+            return self._ai_no_new_model(company, active, message)
 
         names = self._ai_get_safe_fields()
         pls_fields, pls_tags = self._ai_pls_fields()
@@ -396,9 +394,7 @@ class CrmLead(models.Model):
             message = _("Not enough data: the %(n)s oldest closed leads (the training part) are all %(outcome)s; "
                         "a model needs won and lost leads to learn from.",
                         n=len(train_idx), outcome=_("won") if y[train_idx][0] else _("lost"))
-            if not active:
-                self._ai_mark_insufficient(company)
-            return {"task": TASK, "company": company.id, "status": "insufficient_data", "message": message}
+            return self._ai_no_new_model(company, active, message)
         params = self._ai_model_params(names)
 
         def age_days(idx):
@@ -453,6 +449,24 @@ class CrmLead(models.Model):
                     pls_brier=pls_metrics["brier"], reason=reason)
         return {"task": TASK, "company": company.id, "status": "active" if accepted else "rejected",
                 "model_id": record.id, "message": message}
+
+    @api.model
+    def _ai_no_new_model(self, company, active, message):
+        """Too little data for a new model: a usable active model keeps scoring.
+
+        An active model that is refused (e.g. a duplicated database's new secret) can
+        neither score nor be replaced: it is archived and the leads say "Not enough
+        data", so scoring stops asking for a retraining that cannot happen.
+        """
+        if active:
+            try:
+                active._ai_load()
+            except UserError:
+                active.write({"state": "archived"})
+                active = active.browse()
+        if not active:
+            self._ai_mark_insufficient(company)
+        return {"task": TASK, "company": company.id, "status": "insufficient_data", "message": message}
 
     @api.model
     def _ai_champion_auc(self, active, estimator, frame, y, train_idx, holdout_idx, closed_at, train_age):
@@ -553,6 +567,8 @@ class CrmLead(models.Model):
             # other companies' scoring.  Training replaces it: run it now.
             _logger.error("crm_ai: %s: %s leads left unscored; retraining", error, len(pending))
             self.env.ref("crm_ai.ir_cron_train").sudo()._trigger()
+            if auto_commit(self.env):
+                self.env.cr.commit()  # a later company's rollback must not drop the trigger
             return 0, 0
         names = [n for n in estimator.feature_names_in_ if n in self._fields]
         missing = [n for n in estimator.feature_names_in_ if n not in self._fields and n not in HISTORY_SIGNALS]

@@ -229,13 +229,14 @@ class TestPropensityScoring(TestCrmAiCommon):
 
     def test_time_budget_stays_under_the_server_limits(self):
         Registry = self.Registry
+        # ir.cron calls again up to 10 times in the same limit window: 10 calls share a third
         limits = {"limit_time_real": 120, "limit_time_real_cron": -1, "limit_time_cpu": 60, "workers": 0}
         with patch.dict(crm_ai_model_module.config.options, limits):
-            self.assertEqual(Registry._ai_score_time_budget(), 40.0)
+            self.assertEqual(Registry._ai_score_time_budget(), 4.0)
             crm_ai_model_module.config.options["workers"] = 4  # the CPU limit is enforced with workers
-            self.assertEqual(Registry._ai_score_time_budget(), 20.0)
-            crm_ai_model_module.config.options.update(limit_time_real_cron=30, limit_time_cpu=0)
-            self.assertEqual(Registry._ai_score_time_budget(), 10.0)
+            self.assertEqual(Registry._ai_score_time_budget(), 2.0)
+            crm_ai_model_module.config.options.update(limit_time_real_cron=15, limit_time_cpu=0)
+            self.assertEqual(Registry._ai_score_time_budget(), crm_ai_model_module.MIN_SCORE_TIME_BUDGET)
             crm_ai_model_module.config.options.update(limit_time_real_cron=0, limit_time_real=0)
             self.assertEqual(Registry._ai_score_time_budget(), crm_ai_model_module.MAX_SCORE_TIME_BUDGET)
 
@@ -248,6 +249,17 @@ class TestPropensityScoring(TestCrmAiCommon):
                 mute_logger("odoo.addons.crm_ai.models.crm_ai_model"):
             self.assertEqual(self._score(), (0, 0))
         self.assertEqual(Trigger.search_count([("cron_id", "=", train_cron.id)]), before + 1)
+        # The retraining cannot replace it (too little data): the refused model is retired and the
+        # score cron is not woken, so the two crons cannot wake each other forever.
+        self.env["ir.config_parameter"].set_param("crm_ai.min_closed_per_class", 10 ** 6)
+        score_cron = self.env.ref("crm_ai.ir_cron_score")
+        before_score = Trigger.search_count([("cron_id", "=", score_cron.id)])
+        with mute_logger("odoo.addons.crm_ai.models.crm_lead", "odoo.addons.crm_ai.models.crm_ai_model"):
+            results = {r["company"]: r for r in self.Registry._cron_ai_train()}
+        self.assertEqual(results[self.company.id]["status"], "insufficient_data")
+        self.assertEqual(self.model.state, "archived")
+        self.assertEqual(Trigger.search_count([("cron_id", "=", score_cron.id)]), before_score)
+        self.assertEqual(set(self.open_leads.mapped("ai_propensity_state")), {"insufficient_data"})
 
 
 @tagged("crm_ai", "post_install", "-at_install")
