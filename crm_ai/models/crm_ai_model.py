@@ -308,9 +308,22 @@ class CrmAiModel(models.Model):
             # ("partially done"), not as a failure that would end up deactivating the cron.
             cron._notify_progress(done=done + company_done, remaining=remaining + company_remaining)
 
-        for _task, (model_name, _train, score) in self._ai_task_handlers().items():
+        commit = auto_commit(self.env)
+        for task, (model_name, _train, score) in self._ai_task_handlers().items():
             for company in self._ai_companies():
-                d, r = getattr(self.env[model_name].sudo().with_company(company), score)(company, deadline, progress)
+                scorer = getattr(self.env[model_name].sudo().with_company(company), score)
+                try:
+                    if commit:  # batches are committed as they go: only the current one is lost
+                        d, r = scorer(company, deadline, progress)
+                    else:  # inside a test's transaction: undo only this company's work
+                        with self.env.cr.savepoint():
+                            d, r = scorer(company, deadline, progress)
+                except Exception:  # noqa: BLE001 -- one company's data must not block the others
+                    if commit:
+                        self.env.cr.rollback()
+                    _logger.exception("crm_ai: scoring %s failed for %s", task,
+                                      company.name or "leads without a company")
+                    d = r = 0
                 done += d
                 remaining += r
         cron._notify_progress(done=done, remaining=remaining)

@@ -240,6 +240,23 @@ class TestPropensityScoring(TestCrmAiCommon):
             crm_ai_model_module.config.options.update(limit_time_real_cron=0, limit_time_real=0)
             self.assertEqual(Registry._ai_score_time_budget(), crm_ai_model_module.MAX_SCORE_TIME_BUDGET)
 
+    def test_a_failing_company_does_not_stop_the_others_scoring(self):
+        lead_class = type(self.env["crm.lead"])
+        score = lead_class._ai_propensity_score
+        visited = []
+
+        def failing_for_main(leads, company, *args):
+            visited.append(company)
+            if company == self.company:
+                raise ValueError("corrupt data")
+            return score(leads, company, *args)
+
+        with patch.object(lead_class, "_ai_propensity_score", failing_for_main), \
+                self.assertLogs("odoo.addons.crm_ai.models.crm_ai_model", "ERROR") as logs:
+            self.assertEqual(self._score(), (0, 0))
+        self.assertEqual(len(visited), len(self.Registry._ai_companies()), "every company was visited")
+        self.assertIn("scoring lead_propensity failed", logs.output[0])
+
     def test_refused_model_triggers_a_retraining(self):
         self.env["ir.config_parameter"].sudo().set_param("database.secret", "a-new-secret")
         train_cron = self.env.ref("crm_ai.ir_cron_train")
