@@ -240,6 +240,23 @@ class CrmAiModel(models.Model):
                 self.env.cr.rollback()
 
     @api.model
+    def _ai_isolated(self, what, task, company, work):
+        """``(work(), None)``, or ``(None, error)`` when it failed: the failure is logged
+        and undone (rolled back, or to a savepoint inside a test's transaction), so one
+        company's data never stops the crons for the other companies."""
+        commit = auto_commit(self.env)
+        try:
+            if commit:
+                return work(), None
+            with self.env.cr.savepoint():
+                return work(), None
+        except Exception as error:  # noqa: BLE001 -- one company's data must not block the others
+            if commit:
+                self.env.cr.rollback()
+            _logger.exception("crm_ai: %s %s failed for %s", what, task, company.name or "leads without a company")
+            return None, error
+
+    @api.model
     def _ai_flushed(self, work, *args):
         """``work(*args)`` with its pending ORM writes flushed, so a conflict they raise
         happens inside ``_ai_retry_on_conflict`` rather than at the commit."""
@@ -265,16 +282,10 @@ class CrmAiModel(models.Model):
                 started = time.monotonic()
                 trainer = getattr(self.env[model_name].sudo().with_company(company), train)
                 company_name = company.name or _("leads without a company")
-                try:
-                    if commit:
-                        result = self._ai_retry_on_conflict(lambda: self._ai_flushed(trainer, company))  # noqa: B023
-                    else:  # inside a test's transaction: undo only this company's work
-                        with self.env.cr.savepoint():
-                            result = trainer(company)
-                except Exception as error:  # noqa: BLE001 -- one company's data must not block the others
-                    if commit:
-                        self.env.cr.rollback()
-                    _logger.exception("crm_ai: training %s failed for %s", task, company_name)
+                result, error = self._ai_isolated(
+                    "training", task, company,
+                    lambda: self._ai_retry_on_conflict(lambda: self._ai_flushed(trainer, company)))  # noqa: B023
+                if error:
                     result = {"task": task, "company": company.id, "status": "error",
                               "message": _("Training failed for %(company)s: %(error)s",
                                            company=company_name, error=error)}
@@ -308,22 +319,13 @@ class CrmAiModel(models.Model):
             # ("partially done"), not as a failure that would end up deactivating the cron.
             cron._notify_progress(done=done + company_done, remaining=remaining + company_remaining)
 
-        commit = auto_commit(self.env)
         for task, (model_name, _train, score) in self._ai_task_handlers().items():
             for company in self._ai_companies():
                 scorer = getattr(self.env[model_name].sudo().with_company(company), score)
-                try:
-                    if commit:  # batches are committed as they go: only the current one is lost
-                        d, r = scorer(company, deadline, progress)
-                    else:  # inside a test's transaction: undo only this company's work
-                        with self.env.cr.savepoint():
-                            d, r = scorer(company, deadline, progress)
-                except Exception:  # noqa: BLE001 -- one company's data must not block the others
-                    if commit:
-                        self.env.cr.rollback()
-                    _logger.exception("crm_ai: scoring %s failed for %s", task,
-                                      company.name or "leads without a company")
-                    d = r = 0
+                # Batches are committed as they go: a failure loses only the current one.
+                counts, _error = self._ai_isolated("scoring", task, company,
+                                                   lambda: scorer(company, deadline, progress))  # noqa: B023
+                d, r = counts or (0, 0)
                 done += d
                 remaining += r
         cron._notify_progress(done=done, remaining=remaining)
