@@ -91,3 +91,60 @@ def test_team_with_one_outcome_is_scored_like_odoo():
     y = [1] * 10 + [1, 0] * 10
     p = OdooPLSBaseline(fields=["s"], team_field="team").fit(X, y).predict_proba(X.iloc[[0]])[0, 1]
     assert not np.isnan(p) and p > 0.98
+
+
+def test_overwhelming_evidence_is_clamped_to_99_99_and_0_01():
+    """Five fields that each split won from lost: Odoo's product rounds to 100.00 %
+    (and 0.00 %); PLS clamps it to 99.99 % (0.01 %), and so must the port."""
+    fields = [f"f{k}" for k in range(5)]
+    X = pd.DataFrame({f: ["w"] * 50 + ["l"] * 50 for f in fields})
+    y = [1] * 50 + [0] * 50
+    pls = OdooPLSBaseline(fields=fields).fit(X, y)
+    # by hand: each field gives a likelihood ratio 50.1 / 0.1, total 501 ** 5
+    assert round(100 / (1 + (0.1 / 50.1) ** 5), 2) == 100.0
+    p = pls.predict_proba(X.iloc[[0, 99]])[:, 1]
+    assert p[0] == pytest.approx(0.9999, abs=1e-12)
+    assert p[1] == pytest.approx(0.0001, abs=1e-12)
+
+
+def _odoo_probability(team_won, team_lost, rows, field_totals):
+    """Odoo's ``_pls_get_naive_bayes_probabilities`` for one lead, from its table."""
+    s_won = team_won / (team_won + team_lost)
+    s_lost = team_lost / (team_won + team_lost)
+    for won, lost in rows:
+        s_won *= won / field_totals[0]
+        s_lost *= lost / field_totals[1]
+    return min(max(round(100 * s_won / (s_won + s_lost), 2), 0.01), 99.99) / 100
+
+
+def test_each_team_reads_its_own_table():
+    """Value "a" wins in team 1 and loses in team 2: a lead is scored with its team's
+    frequencies; no team / an unknown team reads the all-teams table."""
+    rows = ([("a", 1, 1)] * 6 + [("a", 1, 0)] * 2 + [("b", 1, 1)] * 1 + [("b", 1, 0)] * 3      # team 1
+            + [("a", 2, 1)] * 2 + [("a", 2, 0)] * 6 + [("b", 2, 1)] * 3 + [("b", 2, 0)] * 1    # team 2
+            + [("a", None, 1)])                                                                  # no team
+    X = pd.DataFrame({"source": [r[0] for r in rows], "team": [r[1] for r in rows]})
+    y = [r[2] for r in rows]
+    pls = OdooPLSBaseline(fields=["source"], team_field="team").fit(X, y)
+    probe = pd.DataFrame({"source": ["a", "a", "b", "b", "a", "a"], "team": [1, 2, 1, 2, None, 99]})
+    p = pls.predict_proba(probe)[:, 1]
+    a = 0.1  # Odoo's smoothing on every frequency row
+    # team 1: 7 won / 5 lost; a = (6, 2), b = (1, 3)
+    team1 = dict(team_won=7 + a, team_lost=5 + a, field_totals=(6 + a + 1 + a, 2 + a + 3 + a))
+    # team 2: 5 won / 7 lost; a = (2, 6), b = (3, 1)
+    team2 = dict(team_won=5 + a, team_lost=7 + a, field_totals=(2 + a + 3 + a, 6 + a + 1 + a))
+    # all teams: the sum of every team's rows, the no-team rows (1 won "a") included
+    a_all, b_all = (6 + a + 2 + a + 1 + a, 2 + a + 6 + a + 0 + a), (1 + a + 3 + a, 3 + a + 1 + a)
+    every = dict(team_won=(7 + a) + (5 + a) + (1 + a), team_lost=(5 + a) + (7 + a) + (0 + a),
+                 field_totals=(a_all[0] + b_all[0], a_all[1] + b_all[1]))
+    expected = [
+        _odoo_probability(rows=[(6 + a, 2 + a)], **team1),
+        _odoo_probability(rows=[(2 + a, 6 + a)], **team2),
+        _odoo_probability(rows=[(1 + a, 3 + a)], **team1),
+        _odoo_probability(rows=[(3 + a, 1 + a)], **team2),
+        _odoo_probability(rows=[a_all], **every),
+        _odoo_probability(rows=[a_all], **every),
+    ]
+    assert p == pytest.approx(expected, abs=1e-12)
+    assert p[0] > 0.7 > 0.3 > p[1]  # the same value, opposite teams, opposite scores
+    assert len(set(np.round(expected, 4))) == 5  # every table differs from the others

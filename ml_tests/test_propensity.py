@@ -1,10 +1,14 @@
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.special import expit, logit
 from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
 
 from ml import LeadPropensityModel, binary_metrics, format_reason
-from ml.propensity import C_GRID, HALF_LIFE_GRID
+from ml.features import LeadFeatureEncoder
+from ml.propensity import C_GRID, C_VALIDATION_FRACTION, HALF_LIFE_GRID
 from synthetic import COLUMNS, make_leads
 
 
@@ -155,3 +159,89 @@ def test_min_points_drops_negligible_reasons(fitted):
     model, X, _y, _p = fitted
     for reasons in model.explain(X, min_points=2.0):
         assert all(abs(r["points"]) >= 2.0 for r in reasons)
+
+
+# -- hyperparameter search: the grid point that minimises validation log-loss ----------
+DEFAULTS = (1.0, None)  # (C, half-life) used when the search is skipped
+
+
+def validation_log_losses(X, y, age_days, columns, c_grid, half_life_grid):
+    """``{(C, half_life): log-loss}`` computed here, apart from the model: fit on the
+    oldest 80 % of rows (recency weights relative to their newest row), score the
+    newest 20 %."""
+    n_val = int(len(y) * C_VALIDATION_FRACTION)
+    cut = len(y) - n_val
+    encoder = LeadFeatureEncoder(**columns).fit(X.iloc[:cut])
+    X_fit, X_val = encoder.transform(X.iloc[:cut]), encoder.transform(X.iloc[cut:])
+    losses = {}
+    for half_life in half_life_grid:
+        weights = None
+        if half_life is not None:
+            age = age_days[:cut] - age_days[:cut].min()
+            weights = 0.5 ** (age / half_life)
+        for C in c_grid:
+            clf = LogisticRegression(C=C, max_iter=1000).fit(X_fit, y[:cut], sample_weight=weights)
+            losses[(C, half_life)] = log_loss(y[cut:], clf.predict_proba(X_val)[:, 1], labels=[0, 1])
+    return losses
+
+
+def assert_search_picks_the_best(losses, chosen):
+    best, worst = min(losses, key=losses.get), max(losses, key=losses.get)
+    # the data clearly prefer one grid point, and it is neither the default nor the worst
+    assert best != DEFAULTS and best != worst
+    assert losses[best] < losses.get(DEFAULTS, losses[worst]) - 0.003
+    assert chosen == best, f"chose {chosen}, validation log-losses {losses}"
+
+
+def noisy_leads(n=1000, seed=0):
+    """A weak signal among eight noisy 15-level fields: strong regularisation wins."""
+    rng = np.random.RandomState(seed)
+    X = pd.DataFrame({f"noise{k}": rng.choice([f"v{i}" for i in range(15)], n) for k in range(8)})
+    X["signal"] = rng.choice(["good", "bad"], n)
+    y = (rng.rand(n) < np.where(X.signal == "good", 0.6, 0.4)).astype(int)
+    return X, y, dict(categorical=list(X.columns))
+
+
+def strong_leads(n=1500, seed=0):
+    """Ten sources from -5 to +5 in log-odds: weak regularisation wins."""
+    rng = np.random.RandomState(seed)
+    levels = [f"s{i}" for i in range(10)]
+    X = pd.DataFrame({"source": rng.choice(levels, n)})
+    effect = X.source.map(dict(zip(levels, np.linspace(-5, 5, 10)))).to_numpy()
+    y = (rng.rand(n) < expit(effect)).astype(int)
+    return X, y, dict(categorical=["source"])
+
+
+def drifting_leads(n=2000, seed=1):
+    """Source "a" goes from losing (log-odds -2) to winning (+2) over two years:
+    only the recent leads tell the truth, so the shortest half-life wins."""
+    rng = np.random.RandomState(seed)
+    X = pd.DataFrame({"source": rng.choice(["a", "b"], n)})
+    beta = np.linspace(-2, 2, n)
+    y = (rng.rand(n) < expit(beta * np.where(X.source == "a", 1, -1))).astype(int)
+    return X, y, np.linspace(720, 0, n), dict(categorical=["source"])
+
+
+@pytest.mark.parametrize("leads, expected_C", [(noisy_leads, 0.03), (strong_leads, 3.0)])
+def test_auto_C_minimises_validation_log_loss(leads, expected_C):
+    X, y, columns = leads()
+    losses = validation_log_losses(X, y, None, columns, C_GRID, (None,))
+    assert min(losses, key=losses.get) == (expected_C, None)  # what the data were built to prefer
+    model = LeadPropensityModel(**columns, half_life_days=None).fit(X, y)
+    assert_search_picks_the_best(losses, (model.C_, model.half_life_days_))
+
+
+def test_auto_half_life_minimises_validation_log_loss():
+    X, y, age, columns = drifting_leads()
+    losses = validation_log_losses(X, y, age, columns, (1.0,), HALF_LIFE_GRID)
+    assert min(losses, key=losses.get) == (1.0, 30.0)
+    model = LeadPropensityModel(**columns, C=1.0).fit(X, y, age_days=age)
+    assert_search_picks_the_best(losses, (model.C_, model.half_life_days_))
+
+
+def test_auto_C_and_half_life_are_chosen_together():
+    X, y, age, columns = drifting_leads()
+    losses = validation_log_losses(X, y, age, columns, C_GRID, HALF_LIFE_GRID)
+    model = LeadPropensityModel(**columns).fit(X, y, age_days=age)
+    assert_search_picks_the_best(losses, (model.C_, model.half_life_days_))
+    assert model.half_life_days_ == 30.0

@@ -5,14 +5,15 @@ pytest.  Imports inside this package are relative so ``ml`` loads on its own.
 """
 
 from .features import LeadFeatureEncoder
-from .metrics import (GATE_AUC_RATIO, HOLDOUT_FRACTION, binary_metrics, calibration_error, quality_gate,
-                      time_ordered_split)
-from .persistence import ArtifactError, dumps_signed, loads_signed
+from .metrics import (GATE_AUC_RATIO, GATE_RATIO, HOLDOUT_FRACTION, binary_metrics, calibration_error,
+                      quality_gate, time_ordered_split)
+from .persistence import ArtifactError, dumps_signed, library_versions, loads_signed
 from .pls_baseline import OdooPLSBaseline
 from .propensity import LeadPropensityModel, format_reason
 
 __all__ = [
-    "ArtifactError", "GATE_AUC_RATIO", "HOLDOUT_FRACTION", "LeadFeatureEncoder",
+    "ArtifactError", "GATE_AUC_RATIO", "GATE_RATIO", "HOLDOUT_FRACTION", "LeadFeatureEncoder",
     "LeadPropensityModel", "OdooPLSBaseline", "binary_metrics", "dumps_signed",
-    "calibration_error", "format_reason", "loads_signed", "quality_gate", "time_ordered_split",
+    "calibration_error", "format_reason", "library_versions", "loads_signed", "quality_gate",
+    "time_ordered_split",
 ]

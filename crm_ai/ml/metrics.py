@@ -10,9 +10,11 @@ from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 #: Share of the most recent closed leads kept aside to measure a model.
 HOLDOUT_FRACTION = 0.2
-#: A new model replaces the active one only if its holdout AUC is at least this
-#: share of the active model's AUC on the same holdout.
-GATE_AUC_RATIO = 0.95
+#: A new model replaces the active one only if its holdout score is within this
+#: ratio of the active model's score on the same holdout (see :func:`quality_gate`).
+GATE_RATIO = 0.95
+#: Former name of :data:`GATE_RATIO`, from when the gate compared AUCs only.
+GATE_AUC_RATIO = GATE_RATIO
 
 
 def time_ordered_split(order_key, holdout_fraction=HOLDOUT_FRACTION):
@@ -70,36 +72,71 @@ def calibration_error(y_true, p_won, n_bins=10):
     return float(gap.sum() / counts.sum())
 
 
-def quality_gate(new_auc, active_auc, *, has_active=None, ratio=GATE_AUC_RATIO):
+def quality_gate(new_score, active_score, *, has_active=None, higher_is_better=True, ratio=GATE_RATIO,
+                 metric="AUC", reference="the active model"):
     """``(accepted, reason)``: may a new model replace the active one?
 
-    Both AUCs must be measured on the same holdout; None means "could not be
-    measured".  ``has_active`` says whether a usable active model exists (default:
-    whether ``active_auc`` was measured).  The active model is only kept when the
-    new one is measurably worse, or cannot be measured while the active one can
-    still score: a holdout holding only won (or only lost) leads says nothing about
-    ranking, and must neither replace a model nor let a worse one in.
+    ``reference`` names what ``active_score`` belongs to in the reasons (the active
+    model, or a baseline when there is no usable active model).
+
+    Both scores must be the same ``metric`` measured on the same holdout; None (or
+    NaN) means "could not be measured".  ``has_active`` says whether a usable
+    active model exists (default: whether ``active_score`` was measured).
+
+    * ``higher_is_better`` (AUC): accepted when ``new >= ratio * active``;
+    * otherwise (a loss: log-loss, Brier): accepted when ``new <= active / ratio``,
+      i.e. the new loss may be at most ``1 / ratio`` times the active one.
+
+    The active model is only kept when the new one is measurably worse, or cannot
+    be measured while the active one can still score: a holdout holding only won
+    (or only lost) leads says nothing about ranking, and must neither replace a
+    model nor let a worse one in.  With no active model, or an active model that
+    cannot be measured on this holdout, the new model is accepted.
 
     >>> quality_gate(0.80, None)
     (True, 'no active model')
-    >>> quality_gate(0.70, 0.80)[0]
-    False
+    >>> quality_gate(0.70, 0.80)
+    (False, "holdout AUC 0.700 is below 95% of the active model's 0.800 on the same holdout (0.760)")
     >>> quality_gate(None, None, has_active=True)[0]
     False
+    >>> quality_gate(0.62, 0.60, higher_is_better=False, metric="log-loss")[0]  # 0.62 <= 0.60 / 0.95
+    True
+    >>> quality_gate(0.64, 0.60, higher_is_better=False, metric="log-loss")[1]
+    "holdout log-loss 0.640 is above the active model's 0.600 / 95% on the same holdout (0.632; lower is better)"
     """
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
+        raise ValueError(f"ratio must be in (0, 1], got {ratio!r}.")
+    new_score, active_score = _measured(new_score), _measured(active_score)
     if has_active is None:
-        has_active = active_auc is not None
-    if new_auc is None:
+        has_active = active_score is not None
+    absent = "no active model" if reference == "the active model" else f"{reference} was not measured"
+    if new_score is None:
         if has_active:
-            return False, ("the holdout holds only won or only lost leads, so its AUC is undefined: "
-                           "the active model is kept")
-        return True, "no active model (the holdout holds a single outcome: AUC undefined)"
+            return False, (f"the holdout could not measure {metric} (e.g. it holds only won or only lost "
+                           f"leads): {reference} is kept")
+        return True, f"{absent} (the holdout could not measure {metric}, e.g. a single outcome)"
     if not has_active:
-        return True, "no active model"
-    if active_auc is None:
-        return True, "the active model could not be measured on this holdout"
-    floor = ratio * active_auc
-    if new_auc >= floor:
-        return True, f"holdout AUC {new_auc:.3f} >= {ratio:.0%} of the active model's {active_auc:.3f}"
-    return False, (f"holdout AUC {new_auc:.3f} is below {ratio:.0%} of the active model's "
-                   f"{active_auc:.3f} on the same holdout ({floor:.3f})")
+        return True, absent
+    if active_score is None:
+        return True, f"{reference} could not be measured on this holdout"
+    if higher_is_better:
+        floor = ratio * active_score
+        if new_score >= floor:
+            return True, (f"holdout {metric} {new_score:.3f} >= {ratio:.0%} of {reference}'s "
+                          f"{active_score:.3f}")
+        return False, (f"holdout {metric} {new_score:.3f} is below {ratio:.0%} of {reference}'s "
+                       f"{active_score:.3f} on the same holdout ({floor:.3f})")
+    ceiling = active_score / ratio
+    if new_score <= ceiling:
+        return True, (f"holdout {metric} {new_score:.3f} <= {reference}'s {active_score:.3f} / "
+                      f"{ratio:.0%} ({ceiling:.3f}; lower is better)")
+    return False, (f"holdout {metric} {new_score:.3f} is above {reference}'s {active_score:.3f} / "
+                   f"{ratio:.0%} on the same holdout ({ceiling:.3f}; lower is better)")
+
+
+def _measured(score):
+    """``score`` as a float, or None when it could not be measured (None, NaN)."""
+    if score is None:
+        return None
+    score = float(score)
+    return None if np.isnan(score) else score
