@@ -1,8 +1,8 @@
 {
-    "name": "CRM AI: Lead Propensity",
+    "name": "CRM AI",
     "summary": "Calibrated win probability for every open lead, with the reasons, "
                "a model registry with quality gate, and a benchmark against Odoo's lead scoring.",
-    "version": "18.0.1.0.0",
+    "version": "18.0.2.0.0",
     "category": "Sales/CRM",
     "author": "crm_ai contributors",
     "website": "https://github.com/crm-ai/crm_ai",
@@ -19,6 +19,7 @@
         "data/ir_cron_data.xml",
         "views/crm_ai_model_views.xml",
         "views/crm_lead_views.xml",
+        "views/crm_ai_settings_views.xml",
         "views/res_config_settings_views.xml",
         "views/crm_ai_menus.xml",
     ],

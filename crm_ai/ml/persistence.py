@@ -106,6 +106,26 @@ def dumps_signed(obj, key, *, meta=None, libraries=DEFAULT_LIBRARIES):
     return MAGIC + struct.pack(">I", len(header)) + header + _sign(key, header, payload) + payload
 
 
+def resign(blob, key, meta):
+    """``blob`` with its header's meta replaced by ``meta``, signed again with ``key``.
+
+    The old signature is verified first, and the payload is never unpickled: an
+    upgrade can bind models written before meta existed to their task, company and
+    version without loading them.
+
+    >>> old = dumps_signed([1, 2], b"k")
+    >>> loads_signed(resign(old, b"k", {"version": 2}), b"k", expect_meta={"version": 2})
+    [1, 2]
+    """
+    header, signature, payload = _split(blob)
+    if not hmac.compare_digest(signature, _sign(key, header, payload)):
+        raise ArtifactError("signature mismatch: the model was not written by this database")
+    fields_ = json.loads(header)
+    fields_["meta"] = dict(meta)
+    header = json.dumps(fields_, sort_keys=True).encode()
+    return MAGIC + struct.pack(">I", len(header)) + header + _sign(key, header, payload) + payload
+
+
 def read_header(blob):
     """The (unverified) header: for display only, never trust it."""
     header, _sig, _payload = _split(blob)

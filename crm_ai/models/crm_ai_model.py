@@ -1,150 +1,172 @@
-"""Registry of trained models (one row per training run, per task and company).
+"""Registry of models: one row per training run (or untrained engine version), per
+engine ("task") and company.
 
-The trained estimator lives in ``artifact`` (joblib bytes, in the database, not the
-filestore) signed with a key derived from the database secret.  It is only ever
-unpickled after the signature checks out: a blob uploaded by a user, copied from
-another database or altered in SQL is refused, never loaded.
+A trained estimator lives in ``artifact`` (base64 of joblib bytes, in the database,
+not the filestore) signed with a key derived from the database secret, together
+with its task, company and version.  It is only ever unpickled after all of those
+check out: a blob uploaded by a user, copied from another database, another company's
+row or another version, or altered in SQL is refused, never loaded.
+
+Rows are written by the driver only (as superuser): no user, not even a CRM AI
+manager, can create a row or edit one over RPC; managers read them, delete the
+inactive ones, and change the active one through :meth:`action_activate`.
 """
 
+import base64
+import binascii
 import logging
-import threading
 import time
 
-from psycopg2.errors import SerializationFailure
+from markupsafe import Markup
 
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
-from odoo.addons.base.models.ir_cron import MAX_BATCH_PER_CRON_JOB
-from odoo.tools import config
 from odoo.tools.misc import hmac as odoo_hmac
 
 from ..ml import persistence
+from .crm_ai_engine import ENGINES, ModelRefused, engine_selection
 
 _logger = logging.getLogger(__name__)
 
-#: Fields only the trainer writes (context key below); users can't forge metrics or blobs.
-PROTECTED_FIELDS = {
-    "task", "company_id", "version", "artifact", "date_trained", "date_from",
-    "n_won", "n_lost", "n_train", "n_holdout", "holdout_date_from", "holdout_date_to", "train_date_to",
-    "auc", "log_loss", "brier", "calibration_error", "pls_auc", "pls_log_loss", "pls_brier",
-    "pls_calibration_error",
-    "previous_auc", "gate_reason", "feature_names", "importance", "hyperparameters",
-    "training_seconds", "library_versions",
-}
-TRAINER_CONTEXT_KEY = "crm_ai_trainer"
 SIGNING_SCOPE = "crm_ai.model-artifact"
-#: Tries of one unit of work (a company's training, a scoring batch) that a concurrent edit broke.
-SERIALIZATION_ATTEMPTS = 2
-#: Seconds of scoring per cron call, at most / at least (see ``_ai_score_time_budget``).
-MAX_SCORE_TIME_BUDGET = 60.0
-MIN_SCORE_TIME_BUDGET = 1.0
-
-
-def auto_commit(env):
-    """Whether the crons may commit as they go (never inside a test's transaction)."""
-    return not getattr(threading.current_thread(), "testing", False) and not env.registry.in_test_mode()
+MANAGER = "crm_ai.group_crm_ai_manager"
+#: Metric names for people (keys of the per-task ``metrics`` JSON).
+METRIC_LABELS = {
+    "auc": "AUC", "log_loss": "Log-loss", "brier": "Brier score", "calibration_error": "Calibration error",
+}
 
 
 class CrmAiModel(models.Model):
     _name = "crm.ai.model"
-    _description = "CRM AI: trained model"
+    _description = "CRM AI: model"
     _order = "task, company_id, version desc"
     _rec_names_search = ["task", "version"]
 
     name = fields.Char(compute="_compute_name")
-    task = fields.Selection([("lead_propensity", "Lead propensity")], required=True, readonly=True, index=True)
+    task = fields.Selection(selection=lambda self: engine_selection(), required=True, readonly=True, index=True)
     company_id = fields.Many2one("res.company", readonly=True, index=True)
     version = fields.Integer(required=True, readonly=True, aggregator=None)
     state = fields.Selection([
         ("active", "Active"),
         ("rejected", "Rejected"),
         ("archived", "Archived"),
+        ("refused", "Refused"),
     ], required=True, default="rejected", readonly=True, index=True,
-        help="Active: scores the leads. Rejected: failed the quality gate. "
-             "Archived: replaced by a newer or rolled-back model.")
+        help="Active: scores the records. Rejected: failed the quality gate. "
+             "Archived: replaced by a newer or rolled-back model. Refused: its stored model cannot be "
+             "used here (signature, library versions or inputs); a retraining replaces it.")
+    refusal_reason = fields.Text("Why it was refused", readonly=True, groups=MANAGER)
     date_trained = fields.Datetime("Trained on", readonly=True)
-    date_from = fields.Date("Training data from", readonly=True,
-                            help="Start date of the closed leads used (empty: all).")
-    n_won = fields.Integer("Won leads", readonly=True, aggregator=None)
-    n_lost = fields.Integer("Lost leads", readonly=True, aggregator=None)
-    n_train = fields.Integer("Training leads", readonly=True, aggregator=None)
-    n_holdout = fields.Integer("Holdout leads", readonly=True,
-                               help="The most recent closed leads, kept aside to measure the model.")
-    holdout_date_from = fields.Datetime("Holdout from", readonly=True)
-    holdout_date_to = fields.Datetime("Holdout to", readonly=True)
-    train_date_to = fields.Datetime("Learnt from leads closed up to", readonly=True,
-                                    help="The stored model learnt from every closed lead up to this date.")
-    auc = fields.Float("AUC", digits=(3, 3), readonly=True, aggregator="avg",
-                       help="Area under the ROC curve on the holdout: the chance that a won lead "
-                            "is ranked above a lost one (0.5 = coin toss, 1 = perfect).")
-    log_loss = fields.Float("Log-loss", digits=(3, 4), readonly=True, aggregator="avg", help="Lower is better.")
-    brier = fields.Float("Brier score", digits=(3, 4), readonly=True, aggregator="avg",
-                         help="Mean squared error of the probabilities on the holdout: "
-                              "lower means better calibrated.")
-    calibration_error = fields.Float(
-        "Calibration error", digits=(3, 3), readonly=True, aggregator="avg",
-        help="Expected calibration error on the holdout: mean distance between the predicted "
-             "probability and the observed win rate, per 10-point probability range, weighted by leads "
-             "(0.05 = scores off by 5 points on average). Lower is better.")
-    pls_auc = fields.Float("Odoo PLS AUC", digits=(3, 3), readonly=True, aggregator="avg",
-                           help="Odoo's Predictive Lead Scoring (naive Bayes) trained on the same "
-                                "leads and measured on the same holdout.")
-    pls_log_loss = fields.Float("Odoo PLS log-loss", digits=(3, 4), readonly=True)
-    pls_brier = fields.Float("Odoo PLS Brier", digits=(3, 4), readonly=True, aggregator="avg")
-    pls_calibration_error = fields.Float("Odoo PLS calibration error", digits=(3, 3), readonly=True, aggregator="avg")
-    auc_gain = fields.Float("AUC vs PLS", digits=(3, 3), compute="_compute_auc_gain")
-    previous_auc = fields.Float("Active model's AUC on this holdout", digits=(3, 3), readonly=True)
-    gate_reason = fields.Text("Quality gate", readonly=True)
-    feature_names = fields.Text("Fields used", readonly=True)
-    importance = fields.Text("Field importance", readonly=True,
-                             help="Mean absolute change in log-odds each field brings, on the training leads.")
-    hyperparameters = fields.Char(readonly=True)
-    training_seconds = fields.Float("Training time (s)", digits=(6, 1), readonly=True)
-    library_versions = fields.Char(readonly=True)
-    artifact = fields.Binary(attachment=False, readonly=True, copy=False,
-                             groups="crm_ai.group_crm_ai_manager")
-    lead_count = fields.Integer("Leads scored", compute="_compute_lead_count")
+    date_from = fields.Date("Training data from", readonly=True, groups=MANAGER,
+                            help="Start date of the records learnt from (empty: all).")
+    n_train = fields.Integer("Training rows", readonly=True, aggregator=None, groups=MANAGER)
+    n_holdout = fields.Integer("Holdout rows", readonly=True, aggregator=None, groups=MANAGER,
+                               help="The most recent rows, kept aside to measure the model.")
+    holdout_date_from = fields.Datetime("Holdout from", readonly=True, groups=MANAGER)
+    holdout_date_to = fields.Datetime("Holdout to", readonly=True, groups=MANAGER)
+    train_date_to = fields.Datetime("Learnt from data up to", readonly=True, groups=MANAGER,
+                                    help="The stored model learnt from every row up to this date.")
+    primary_metric = fields.Char("Metric", readonly=True, groups=MANAGER,
+                                 help="The holdout metric the quality gate compares.")
+    higher_is_better = fields.Boolean(readonly=True, default=True, groups=MANAGER)
+    score = fields.Float("Holdout score", digits=(3, 3), readonly=True, aggregator="avg", groups=MANAGER,
+                         help="The primary metric on the holdout (empty: undefined on it, e.g. an AUC on "
+                              "a holdout holding one outcome).")
+    score_defined = fields.Boolean(readonly=True, groups=MANAGER)
+    baseline = fields.Char("Baseline", readonly=True, groups=MANAGER)
+    baseline_score = fields.Float("Baseline's score", digits=(3, 3), readonly=True, aggregator="avg",
+                                  groups=MANAGER,
+                                  help="The baseline, trained on the same rows, measured on the same holdout.")
+    baseline_score_defined = fields.Boolean(readonly=True, groups=MANAGER)
+    score_gain = fields.Float("Gain over the baseline", digits=(3, 3), compute="_compute_score_gain",
+                              groups=MANAGER)
+    previous_score = fields.Float("Active model's score on this holdout", digits=(3, 3), readonly=True,
+                                  groups=MANAGER)
+    metrics = fields.Json(readonly=True, groups=MANAGER,
+                          help='{"model": {metric: value}, "baseline": {...}, "counts": {...}}')
+    metrics_html = fields.Html("Quality on the holdout", compute="_compute_metrics_html", sanitize=False,
+                               groups=MANAGER)
+    gate_reason = fields.Text("Quality gate", readonly=True, groups=MANAGER)
+    feature_names = fields.Text("Inputs", readonly=True, groups=MANAGER)
+    importance = fields.Text("Input importance", readonly=True, groups=MANAGER,
+                             help="How much each input moves the scores, on the training rows.")
+    hyperparameters = fields.Char(readonly=True, groups=MANAGER)
+    training_seconds = fields.Float("Training time (s)", digits=(6, 1), readonly=True, groups=MANAGER)
+    library_versions = fields.Char(readonly=True, groups=MANAGER)
+    # base64 text: read() works over XML-RPC / JSON-RPC (raw bytes would not serialise).
+    artifact = fields.Binary(attachment=False, readonly=True, copy=False, groups=MANAGER)
+    record_count = fields.Integer("Records scored", compute="_compute_record_count")
 
     _sql_constraints = [
         ("task_company_version_uniq", "unique(task, company_id, version)",
          "A model version exists once per task and company."),
     ]
 
-    @api.depends("task", "version", "company_id")
+    @api.depends("task", "version")
     def _compute_name(self):
-        labels = dict(self._fields["task"]._description_selection(self.env))
+        labels = dict(engine_selection())
         for model in self:
             model.name = f"{labels.get(model.task, model.task)} v{model.version}"
 
-    @api.depends("auc", "pls_auc")
-    def _compute_auc_gain(self):
+    @api.depends("score", "baseline_score")
+    def _compute_score_gain(self):
         for model in self:
-            model.auc_gain = model.auc - model.pls_auc if model.auc and model.pls_auc else 0.0
+            both = model.score_defined and model.baseline_score_defined
+            gain = model.score - model.baseline_score
+            model.score_gain = (gain if model.higher_is_better else -gain) if both else 0.0
 
-    def _compute_lead_count(self):
-        counts = dict(self.env["crm.lead"].with_context(active_test=False)._read_group(
-            [("ai_propensity_model_id", "in", self.ids)], ["ai_propensity_model_id"], ["__count"]))
+    @api.depends("metrics", "baseline")
+    def _compute_metrics_html(self):
         for model in self:
-            model.lead_count = counts.get(model, 0)
+            metrics = model.metrics or {}
+            ours, theirs = metrics.get("model") or {}, metrics.get("baseline") or {}
+            names = list(dict.fromkeys([*ours, *theirs]))
+            if not names:
+                model.metrics_html = False
+                continue
 
-    # -- protection ----------------------------------------------------------------
+            def cell(value):
+                return _("undefined") if value is None else "%.4f" % value
+
+            rows = Markup("").join(
+                Markup("<tr><td>%s</td><td class='text-end'>%s</td><td class='text-end'>%s</td></tr>") % (
+                    METRIC_LABELS.get(name, name), cell(ours.get(name)), cell(theirs.get(name)))
+                for name in names)
+            model.metrics_html = Markup(
+                "<table class='table table-sm o_crm_ai_metrics'><thead><tr><th></th><th class='text-end'>%s</th>"
+                "<th class='text-end'>%s</th></tr></thead><tbody>%s</tbody></table>") % (
+                _("This model"), model.baseline or _("Baseline"), rows)
+
+    def _compute_record_count(self):
+        for task in set(self.mapped("task")):
+            engine = ENGINES.get(task)
+            models_ = self.filtered(lambda m: m.task == task)  # noqa: B023
+            counts = {}
+            if engine:
+                counts = dict(self.env[engine.target_model].with_context(active_test=False)._read_group(
+                    [(engine.model_field, "in", models_.ids)], [engine.model_field], ["__count"]))
+            for model in models_:
+                model.record_count = counts.get(model, 0)
+
+    # -- protection ----------------------------------------------------------------------
     @api.model_create_multi
     def create(self, vals_list):
-        if not self.env.context.get(TRAINER_CONTEXT_KEY):
+        if not self.env.su:
             raise AccessError(_("AI models are created by training (Settings ▸ Train now, or the scheduled action)."))
         return super().create(vals_list)
 
     def write(self, vals):
-        if PROTECTED_FIELDS & set(vals) and not self.env.context.get(TRAINER_CONTEXT_KEY):
-            raise AccessError(_("The metrics and the stored model of an AI model cannot be edited."))
+        # Only the driver writes (as superuser); a manager activates through action_activate.
+        if not self.env.su:
+            raise AccessError(_("AI models cannot be edited: they are written by training."))
         return super().write(vals)
 
     @api.ondelete(at_uninstall=False)
     def _unlink_except_active(self):
         if any(model.state == "active" for model in self):
-            raise UserError(_("The active model scores the leads: roll back to another version before deleting it."))
+            raise UserError(_("The active model scores the records: roll back to another version before deleting it."))
 
-    # -- signed artifacts ------------------------------------------------------------
+    # -- signed artifacts ------------------------------------------------------------------
     def _signing_key(self):
         """Key derived from the database secret (``database.secret``), never stored.
 
@@ -154,22 +176,39 @@ class CrmAiModel(models.Model):
         """
         return odoo_hmac(self.env(su=True), SIGNING_SCOPE, "model").encode()
 
-    def _ai_dump(self, estimator):
-        return persistence.dumps_signed(estimator, self._signing_key(), meta={"task": self.task or ""})
-
-    def _ai_load(self):
-        """The estimator of this record, after its signature was verified."""
+    def _ai_signed_meta(self):
+        """What the signature binds a blob to: this task, company and version."""
         self.ensure_one()
-        blob = self.sudo().with_context(bin_size=False).artifact
-        if not blob:
-            raise UserError(_("Model %s has no stored estimator.", self.display_name))
+        return {"task": self.task, "company": self.company_id.id or 0, "version": self.version}
+
+    def _ai_store_estimator(self, estimator, libraries):
+        self.ensure_one()
+        blob = persistence.dumps_signed(estimator, self._signing_key(), meta=self._ai_signed_meta(),
+                                        libraries=libraries)
+        self.sudo().write({"artifact": base64.b64encode(blob)})
+
+    def _ai_load_estimator(self):
+        """The estimator of this row, after its signature was verified for this database,
+        task, company and version; :class:`ModelRefused` otherwise (nothing is unpickled)."""
+        self.ensure_one()
+        stored = self.sudo().with_context(bin_size=False).artifact
+        if not stored:
+            raise ModelRefused(_("%s has no stored model", self.display_name))
         try:
-            return persistence.loads_signed(blob, self._signing_key())
+            blob = base64.b64decode(stored, validate=True)
+        except (binascii.Error, ValueError):
+            blob = b""
+        try:
+            return persistence.loads_signed(blob, self._signing_key(), expect_meta=self._ai_signed_meta())
         except persistence.ArtifactError as error:
             _logger.warning("crm_ai: refusing to load model %s (id %s): %s", self.display_name, self.id, error)
-            raise UserError(_("Model %(model)s was refused: %(reason)s.", model=self.display_name, reason=error)) from error
+            raise ModelRefused(str(error)) from error
 
-    # -- registry ------------------------------------------------------------------------
+    @api.model
+    def _ai_format_score(self, value):
+        return _("undefined") if value is None else "%.3f" % value
+
+    # -- registry --------------------------------------------------------------------------------
     @api.model
     def _ai_active(self, task, company):
         return self.sudo().search([("task", "=", task), ("company_id", "=", company.id or False),
@@ -181,171 +220,100 @@ class CrmAiModel(models.Model):
                                   order="version desc", limit=1)
         return last.version + 1
 
+    @api.model
+    def _ai_activate(self, model):
+        """``model`` becomes the one active row of its task and company."""
+        self.sudo().search([("task", "=", model.task), ("company_id", "=", model.company_id.id),
+                            ("state", "=", "active"), ("id", "!=", model.id)]).write({"state": "archived"})
+        model.sudo().write({"state": "active"})
+
+    @api.model
+    def _ai_register(self, engine, result, accepted, reason):
+        """Store a trained model (``TrainResult``) and activate it when ``accepted``."""
+        started = time.monotonic()
+        primary = result.metrics.get(engine.primary_metric)
+        baseline = result.baseline_metrics.get(engine.primary_metric)
+        model = self.sudo().create({
+            "task": engine.task, "company_id": engine.company.id or False,
+            "version": self._ai_next_version(engine.task, engine.company),
+            "state": "rejected", "date_trained": fields.Datetime.now(), "date_from": result.date_from,
+            "n_train": result.n_train, "n_holdout": result.n_holdout,
+            "holdout_date_from": result.holdout_date_from, "holdout_date_to": result.holdout_date_to,
+            "train_date_to": result.train_date_to,
+            "primary_metric": engine.primary_metric_label, "higher_is_better": engine.higher_is_better,
+            "score": primary or 0.0, "score_defined": primary is not None,
+            "baseline": engine.baseline_label, "baseline_score": baseline or 0.0,
+            "baseline_score_defined": baseline is not None,
+            "previous_score": result.champion_score or 0.0,
+            "metrics": {"model": result.metrics, "baseline": result.baseline_metrics, "counts": result.counts},
+            "gate_reason": reason,
+            "feature_names": ", ".join(result.feature_names),
+            "importance": "\n".join(f"{label}: {value:.3f}" for label, value in result.importance),
+            "hyperparameters": result.hyperparameters,
+            "library_versions": ", ".join(f"{k} {v}" for k, v in sorted(
+                persistence.library_versions(engine.libraries).items())),
+        })
+        model._ai_store_estimator(result.estimator, engine.libraries)
+        model.write({"training_seconds": result.counts.get("seconds", 0.0) + time.monotonic() - started})
+        if accepted:
+            self._ai_activate(model)
+        return model
+
+    @api.model
+    def _ai_ensure_untrained(self, engine):
+        """The active row of an engine that does not train, one per ``untrained_version``."""
+        active = self._ai_active(engine.task, engine.company)
+        if active and active.hyperparameters == engine.untrained_version:
+            return active
+        model = self.sudo().create({
+            "task": engine.task, "company_id": engine.company.id or False,
+            "version": self._ai_next_version(engine.task, engine.company),
+            "state": "rejected", "date_trained": fields.Datetime.now(),
+            "hyperparameters": engine.untrained_version,
+            "gate_reason": _("Needs no training (version %s).", engine.untrained_version),
+            "library_versions": ", ".join(f"{k} {v}" for k, v in sorted(
+                persistence.library_versions(engine.libraries).items())),
+        })
+        self._ai_activate(model)
+        return model
+
     def action_activate(self):
-        """Roll back (or forward) to this version: it scores the leads from now on."""
+        """Roll back (or forward) to this version: it scores the records from now on."""
         self.ensure_one()
-        if not self.env.user.has_group("crm_ai.group_crm_ai_manager"):
+        if not self.env.user.has_group(MANAGER):
             raise AccessError(_("Only CRM AI managers can change the active model."))
-        self._ai_load()  # refuse to activate a blob that does not verify
-        trainer = self.sudo().with_context(**{TRAINER_CONTEXT_KEY: True})
-        trainer.search([("task", "=", self.task), ("company_id", "=", self.company_id.id),
-                        ("state", "=", "active"), ("id", "!=", self.id)]).write({"state": "archived"})
-        trainer.write({"state": "active"})
+        self.check_access("read")  # another company's model stays out of reach
+        engine = ENGINES.get(self.task)
+        if not engine:
+            raise UserError(_("No engine handles %s.", self.task))
+        driver = self.env["crm.ai.driver"]
+        try:
+            driver._ai_load(driver._ai_engine(self.task, self.company_id), self.sudo())
+        except ModelRefused as error:  # refuse to activate a blob that does not verify
+            raise UserError(_("%(model)s cannot be activated: %(reason)s", model=self.display_name,
+                              reason=error)) from error
+        self._ai_activate(self)
         self.env.ref("crm_ai.ir_cron_score").sudo()._trigger()
         return {
             "type": "ir.actions.client", "tag": "display_notification",
-            "params": {"type": "success", "message": _("%s is now active; leads will be rescored.", self.display_name),
+            "params": {"type": "success", "message": _("%s is now active; records will be rescored.", self.display_name),
                        "next": {"type": "ir.actions.act_window_close"}},
         }
 
-    def action_view_leads(self):
+    def action_view_records(self):
         self.ensure_one()
-        action = self.env["ir.actions.actions"]._for_xml_id("crm.crm_lead_all_leads")
-        action.update({"domain": [("ai_propensity_model_id", "=", self.id)], "context": {"active_test": False}})
-        return action
+        engine = ENGINES[self.task]
+        return {
+            "type": "ir.actions.act_window", "name": _("Scored by %s", self.display_name),
+            "res_model": engine.target_model, "view_mode": "list,form",
+            "domain": [(engine.model_field, "=", self.id)], "context": {"active_test": False},
+        }
 
-    # -- scheduled actions ---------------------------------------------------------------
+    # -- scheduled actions (the cron records call these; the driver does the work) ----------------------
     @api.model
-    def _ai_task_handlers(self):
-        """``{task: (model name, train method, score method)}``; engines add theirs here."""
-        return {"lead_propensity": ("crm.lead", "_ai_propensity_train", "_ai_propensity_score")}
-
-    @api.model
-    def _ai_enabled(self):
-        # The settings checkbox deletes the parameter when unticked (Odoo stores False as "no row").
-        return self.env["ir.config_parameter"].sudo().get_param("crm_ai.enabled") not in (None, False, "False", "0", "")
-
-    @api.model
-    def _ai_companies(self):
-        """Every company, then an empty recordset for leads without a company (they share a model)."""
-        return [*self.env["res.company"].sudo().search([]), self.env["res.company"]]
-
-    @api.model
-    def _ai_retry_on_conflict(self, work):
-        """Return ``work()``, run again on a fresh snapshot if a concurrent edit broke it.
-
-        Odoo's transactions are REPEATABLE READ: when a lead this transaction updates
-        was saved by a user after the transaction's first query, PostgreSQL refuses the
-        update ("could not serialize access").  The work is rolled back and redone once
-        (it sees the user's change then); a second conflict is raised to the caller.
-        Inside a test's single transaction nothing is rolled back: the error is raised.
-        """
-        for attempt in range(1, SERIALIZATION_ATTEMPTS + 1):
-            try:
-                return work()
-            except SerializationFailure:
-                if attempt == SERIALIZATION_ATTEMPTS or not auto_commit(self.env):
-                    raise
-                _logger.info("crm_ai: a record changed under a running job, retrying on fresh data")
-                self.env.cr.rollback()
-
-    @api.model
-    def _ai_isolated(self, what, task, company, work):
-        """``(work(), None)``, or ``(None, error)`` when it failed: the failure is logged
-        and undone (rolled back, or to a savepoint inside a test's transaction), so one
-        company's data never stops the crons for the other companies."""
-        commit = auto_commit(self.env)
-        try:
-            if commit:
-                return work(), None
-            with self.env.cr.savepoint():
-                return work(), None
-        except Exception as error:  # noqa: BLE001 -- one company's data must not block the others
-            if commit:
-                self.env.cr.rollback()
-            _logger.exception("crm_ai: %s %s failed for %s", what, task, company.name or "leads without a company")
-            return None, error
-
-    @api.model
-    def _ai_flushed(self, work, *args):
-        """``work(*args)`` with its pending ORM writes flushed, so a conflict they raise
-        happens inside ``_ai_retry_on_conflict`` rather than at the commit."""
-        result = work(*args)
-        self.env.flush_all()
-        return result
-
-    @api.model
-    def _cron_ai_train(self):
-        """Train every engine for every company (weekly by default).
-
-        One transaction per company: a company's new model is kept even if a later
-        company's training fails, and a failure (logged, reported with status
-        "error") does not stop the other companies.
-        """
-        if not self._ai_enabled():
-            _logger.info("crm_ai: disabled in settings, training skipped")
-            return []
-        results = []
-        commit = auto_commit(self.env)
-        for task, (model_name, train, _score) in self._ai_task_handlers().items():
-            for company in self._ai_companies():
-                started = time.monotonic()
-                trainer = getattr(self.env[model_name].sudo().with_company(company), train)
-                company_name = company.name or _("leads without a company")
-                result, error = self._ai_isolated(
-                    "training", task, company,
-                    lambda: self._ai_retry_on_conflict(lambda: self._ai_flushed(trainer, company)))  # noqa: B023
-                if error:
-                    result = {"task": task, "company": company.id, "status": "error",
-                              "message": _("Training failed for %(company)s: %(error)s",
-                                           company=company_name, error=error)}
-                _logger.info("crm_ai: trained %s for %s in %.1fs: %s", task, company_name,
-                             time.monotonic() - started, result.get("message"))
-                results.append(result)
-                if commit:
-                    self.env.cr.commit()
-        # New models mean new scores: let the score cron run right away.  Only then: a
-        # training that produced nothing must not wake the score cron, which may ask for a
-        # training again (refused model), and so on.
-        if any(result["status"] == "active" for result in results):
-            self.env.ref("crm_ai.ir_cron_score").sudo()._trigger()
-        return results
+    def _cron_ai_train(self, time_budget=None):
+        return self.env["crm.ai.driver"]._cron_train(time_budget)
 
     @api.model
     def _cron_ai_score(self, time_budget=None):
-        """Score what changed, for every engine and company (hourly by default).
-
-        Works in committed batches and reports progress to ``ir.cron``, which calls it
-        again while work remains; a killed run resumes from what is still pending.
-        """
-        if not self._ai_enabled():
-            return
-        done = remaining = 0
-        deadline = time.monotonic() + (time_budget or self._ai_score_time_budget())
-        cron = self.env["ir.cron"]
-
-        def progress(company_done, company_remaining):
-            # Committed with each batch: a run killed later still counts as progress
-            # ("partially done"), not as a failure that would end up deactivating the cron.
-            cron._notify_progress(done=done + company_done, remaining=remaining + company_remaining)
-
-        for task, (model_name, _train, score) in self._ai_task_handlers().items():
-            for company in self._ai_companies():
-                scorer = getattr(self.env[model_name].sudo().with_company(company), score)
-                # Batches are committed as they go: a failure loses only the current one.
-                counts, _error = self._ai_isolated("scoring", task, company,
-                                                   lambda: scorer(company, deadline, progress))  # noqa: B023
-                d, r = counts or (0, 0)
-                done += d
-                remaining += r
-        cron._notify_progress(done=done, remaining=remaining)
-        return done, remaining
-
-    @api.model
-    def _ai_score_time_budget(self):
-        """Seconds one cron call may score before handing back (ir.cron calls again).
-
-        A third of the server's time limits for a cron (``limit_time_real_cron``, else
-        ``limit_time_real``; ``limit_time_cpu`` in multi-worker mode, where it is enforced),
-        shared by the up to ``MAX_BATCH_PER_CRON_JOB`` calls ir.cron makes in a row, so
-        they end well before Odoo would kill them; between ``MIN_SCORE_TIME_BUDGET`` (one
-        batch at least) and ``MAX_SCORE_TIME_BUDGET``.
-        """
-        real = config.get("limit_time_real_cron")
-        if not real or real <= 0:
-            real = config.get("limit_time_real")
-        limits = [real, config.get("limit_time_cpu") if config.get("workers") else None]
-        # ir.cron calls a job that reports remaining work up to MAX_BATCH_PER_CRON_JOB times
-        # in a row, all inside the same limit window: the third is shared between them.
-        limits = [limit / 3.0 / MAX_BATCH_PER_CRON_JOB for limit in limits if limit and limit > 0]
-        return max(MIN_SCORE_TIME_BUDGET, min([MAX_SCORE_TIME_BUDGET, *limits]))
+        return self.env["crm.ai.driver"]._cron_score(time_budget)

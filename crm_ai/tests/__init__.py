@@ -4,3 +4,4 @@ from . import test_model_registry
 from . import test_settings
 from . import test_security
 from . import test_tour
+from . import test_engine_framework

@@ -4,6 +4,8 @@ from datetime import timedelta
 from odoo import fields
 from odoo.tests import TransactionCase, tagged
 
+TASK = "lead_propensity"
+
 #: won-probability per source in the synthetic history: a strong, learnable signal.
 SOURCE_WIN_RATES = {"Referral": 0.85, "Website": 0.5, "Cold list": 0.12}
 
@@ -55,8 +57,17 @@ class CrmAiDataMixin:
         cls.n_won, cls.n_lost = len(won), len(lost)
 
     @classmethod
-    def _crm_ai_train(cls):
-        return cls.env["crm.lead"]._ai_propensity_train(cls.company)
+    def _crm_ai_train(cls, company=None):
+        """Train lead propensity for ``company`` (the unit of work the train cron runs)."""
+        return cls.env["crm.ai.driver"]._ai_train_unit(TASK, company if company is not None else cls.company)
+
+    @classmethod
+    def _crm_ai_engine(cls, company=None):
+        return cls.env["crm.ai.driver"]._ai_engine(TASK, company if company is not None else cls.company)
+
+    @classmethod
+    def _crm_ai_param(cls, name, value):
+        cls.env["ir.config_parameter"].sudo().set_param(f"crm_ai.{TASK}.{name}", value)
 
 
 @tagged("crm_ai", "post_install", "-at_install")
@@ -67,3 +78,4 @@ class TestCrmAiCommon(CrmAiDataMixin, TransactionCase):
         super().setUpClass()
         cls._crm_ai_setup_data()
         cls.Registry = cls.env["crm.ai.model"]
+        cls.Driver = cls.env["crm.ai.driver"]

@@ -7,8 +7,8 @@ from odoo.tests import tagged
 from odoo.tools import mute_logger
 
 from odoo.addons.crm_ai.ml import format_reason
-from odoo.addons.crm_ai.models import crm_ai_model as crm_ai_model_module
-from odoo.addons.crm_ai.models import crm_lead as crm_lead_module
+from odoo.addons.crm_ai.models import crm_ai_driver as driver_module
+from odoo.addons.crm_ai.models import engine_lead_propensity as engine_module
 
 from .common import TestCrmAiCommon
 
@@ -34,7 +34,7 @@ class TestPropensityScoring(TestCrmAiCommon):
             self.assertTrue(lead.ai_propensity_date)
             lines = lead.ai_propensity_reasons.splitlines()
             self.assertTrue(0 < len(lines) <= 10)
-            self.assertEqual(lead.ai_propensity_grade, crm_lead_module._grade(lead.ai_propensity))
+            self.assertEqual(lead.ai_propensity_grade, engine_module.grade(lead.ai_propensity))
             self.assertIn("<li", lead.ai_propensity_reasons_html)
             for line in lines:
                 self.assertIn("text-success" if "(+" in line else "text-danger", lead.ai_propensity_reasons_html)
@@ -66,14 +66,14 @@ class TestPropensityScoring(TestCrmAiCommon):
     def test_reasons_are_those_of_the_stored_model(self):
         """Faithfulness end to end: stored reasons = the stored model's explanation."""
         self._score()
-        Lead = self.env["crm.lead"]
-        estimator = self.model._ai_load()
-        names = list(estimator.feature_names_in_)
+        engine = self._crm_ai_engine()
+        estimator = self.model._ai_load_estimator()
+        names = engine.estimator_fields(estimator)
         lead = self.open_leads[0]
-        frame = Lead._ai_extract(lead.ids, [n for n in names if n in Lead._fields], lead.ai_propensity_date)
-        labels, values = Lead._ai_labels([n for n in names if n in Lead._fields], frame)
+        frame = engine.extract(lead.ids, names, lead.ai_propensity_date)
+        labels, values = engine.labels(names, frame)
         expected = [format_reason(r) for r in estimator.explain(
-            frame, top=crm_lead_module.REASONS_PER_SIDE, min_points=crm_lead_module.REASON_MIN_POINTS,
+            frame, top=engine_module.REASONS_PER_SIDE, min_points=engine_module.REASON_MIN_POINTS,
             field_labels=labels, value_labels=values)[0]]
         self.assertEqual(lead.ai_propensity_reasons.splitlines(), expected)
         self.assertAlmostEqual(lead.ai_propensity, round(100 * estimator.predict_proba(frame)[0, 1], 2), places=2)
@@ -153,7 +153,7 @@ class TestPropensityScoring(TestCrmAiCommon):
 
     def test_batches_resume_after_interruption(self):
         """A run cut short reports what remains; the next run finishes the job."""
-        with patch.object(crm_lead_module, "AI_COMPUTE_BATCH_STEP", 5), \
+        with patch.object(engine_module.LeadPropensityEngine, "batch_size", 5), \
                 patch.object(type(self.env["ir.cron"]), "_notify_progress") as notify:
             done, remaining = self._score(time_budget=-1)  # deadline already passed: one batch
             self.assertEqual((done, remaining), (5, len(self.open_leads) - 5))
@@ -164,21 +164,20 @@ class TestPropensityScoring(TestCrmAiCommon):
         """Score as a real cron (commits allowed, mocked), the first ``conflicts`` batch
         writes failing as PostgreSQL fails them when a user saved a lead of the batch
         after the batch's snapshot (REPEATABLE READ).  Returns (result, rollbacks)."""
-        lead_class = type(self.env["crm.lead"])
-        write_scores = lead_class._ai_write_scores
+        driver_class = type(self.Driver)
+        write_scores = driver_class._ai_write_scores
         failures = []
 
-        def conflicting(leads, *args, **kwargs):
+        def conflicting(driver, *args, **kwargs):
             if len(failures) < conflicts:
                 failures.append(1)
                 raise SerializationFailure("could not serialize access due to concurrent update")
-            return write_scores(leads, *args, **kwargs)
+            return write_scores(driver, *args, **kwargs)
 
-        with patch.object(crm_lead_module, "auto_commit", return_value=True), \
-                patch.object(crm_ai_model_module, "auto_commit", return_value=True), \
+        with patch.object(driver_module, "auto_commit", return_value=True), \
                 patch.object(self.env.cr, "commit"), \
                 patch.object(self.env.cr, "rollback") as rollback, \
-                patch.object(lead_class, "_ai_write_scores", conflicting):
+                patch.object(driver_class, "_ai_write_scores", conflicting):
             return self._score(), rollback.call_count
 
     def test_batch_hit_by_a_concurrent_edit_is_redone(self):
@@ -197,7 +196,8 @@ class TestPropensityScoring(TestCrmAiCommon):
 
     def test_disabled_does_nothing(self):
         self.env["ir.config_parameter"].set_param("crm_ai.enabled", False)
-        self.assertIsNone(self._score())
+        self.assertEqual(self._score(), (0, 0))
+        self.assertFalse(self.open_leads.filtered("ai_propensity"))
         self.assertEqual(self.Registry._cron_ai_train(), [])
 
     def test_cron_records(self):
@@ -218,7 +218,7 @@ class TestPropensityScoring(TestCrmAiCommon):
 
     def test_progress_is_reported_with_every_batch(self):
         """Committed with each batch, so a run killed later counts as progress, not a failure."""
-        with patch.object(crm_lead_module, "AI_COMPUTE_BATCH_STEP", 5), \
+        with patch.object(engine_module.LeadPropensityEngine, "batch_size", 5), \
                 patch.object(type(self.env["ir.cron"]), "_notify_progress") as notify:
             self._score()
         n = len(self.open_leads)
@@ -228,33 +228,33 @@ class TestPropensityScoring(TestCrmAiCommon):
         self.assertEqual(notify.call_args_list[-1].kwargs, {"done": n, "remaining": 0})
 
     def test_time_budget_stays_under_the_server_limits(self):
-        Registry = self.Registry
+        Driver = self.Driver
         # ir.cron calls again up to 10 times in the same limit window: 10 calls share a third
         limits = {"limit_time_real": 120, "limit_time_real_cron": -1, "limit_time_cpu": 60, "workers": 0}
-        with patch.dict(crm_ai_model_module.config.options, limits):
-            self.assertEqual(Registry._ai_score_time_budget(), 4.0)
-            crm_ai_model_module.config.options["workers"] = 4  # the CPU limit is enforced with workers
-            self.assertEqual(Registry._ai_score_time_budget(), 2.0)
-            crm_ai_model_module.config.options.update(limit_time_real_cron=15, limit_time_cpu=0)
-            self.assertEqual(Registry._ai_score_time_budget(), crm_ai_model_module.MIN_SCORE_TIME_BUDGET)
-            crm_ai_model_module.config.options.update(limit_time_real_cron=0, limit_time_real=0)
-            self.assertEqual(Registry._ai_score_time_budget(), crm_ai_model_module.MAX_SCORE_TIME_BUDGET)
+        with patch.dict(driver_module.config.options, limits):
+            self.assertEqual(Driver._ai_time_budget(), 4.0)
+            driver_module.config.options["workers"] = 4  # the CPU limit is enforced with workers
+            self.assertEqual(Driver._ai_time_budget(), 2.0)
+            driver_module.config.options.update(limit_time_real_cron=15, limit_time_cpu=0)
+            self.assertEqual(Driver._ai_time_budget(), driver_module.MIN_TIME_BUDGET)
+            driver_module.config.options.update(limit_time_real_cron=0, limit_time_real=0)
+            self.assertEqual(Driver._ai_time_budget(), driver_module.MAX_TIME_BUDGET)
 
     def test_a_failing_company_does_not_stop_the_others_scoring(self):
-        lead_class = type(self.env["crm.lead"])
-        score = lead_class._ai_propensity_score
+        driver_class = type(self.Driver)
+        score = driver_class._ai_score_pair
         visited = []
 
-        def failing_for_main(leads, company, *args):
+        def failing_for_main(driver, task, company, *args):
             visited.append(company)
             if company == self.company:
                 raise ValueError("corrupt data")
-            return score(leads, company, *args)
+            return score(driver, task, company, *args)
 
-        with patch.object(lead_class, "_ai_propensity_score", failing_for_main), \
-                self.assertLogs("odoo.addons.crm_ai.models.crm_ai_model", "ERROR") as logs:
+        with patch.object(driver_class, "_ai_score_pair", failing_for_main), \
+                self.assertLogs("odoo.addons.crm_ai.models.crm_ai_driver", "ERROR") as logs:
             self.assertEqual(self._score(), (0, 0))
-        self.assertEqual(len(visited), len(self.Registry._ai_companies()), "every company was visited")
+        self.assertEqual(len(visited), len(self.Driver._ai_companies()), "every company was visited")
         self.assertIn("scoring lead_propensity failed", logs.output[0])
 
     def test_refused_model_triggers_a_retraining(self):
@@ -262,19 +262,23 @@ class TestPropensityScoring(TestCrmAiCommon):
         train_cron = self.env.ref("crm_ai.ir_cron_train")
         Trigger = self.env["ir.cron.trigger"].sudo()
         before = Trigger.search_count([("cron_id", "=", train_cron.id)])
-        with self.assertLogs("odoo.addons.crm_ai.models.crm_lead", "ERROR"), \
+        with self.assertLogs("odoo.addons.crm_ai.models.crm_ai_driver", "ERROR"), \
                 mute_logger("odoo.addons.crm_ai.models.crm_ai_model"):
             self.assertEqual(self._score(), (0, 0))
         self.assertEqual(Trigger.search_count([("cron_id", "=", train_cron.id)]), before + 1)
+        self.assertEqual(self.model.state, "refused", "shown as such in the registry")
+        self.assertIn("signature", self.model.refusal_reason)
+        status = self.env["crm.ai.training"]._ai_status("lead_propensity", self.company)
+        self.assertTrue(status.is_due, "a retraining is requested for this company")
         # The retraining cannot replace it (too little data): the refused model is retired and the
         # score cron is not woken, so the two crons cannot wake each other forever.
-        self.env["ir.config_parameter"].set_param("crm_ai.min_closed_per_class", 10 ** 6)
+        self._crm_ai_param("min_closed_per_class", 10 ** 6)
         score_cron = self.env.ref("crm_ai.ir_cron_score")
         before_score = Trigger.search_count([("cron_id", "=", score_cron.id)])
-        with mute_logger("odoo.addons.crm_ai.models.crm_lead", "odoo.addons.crm_ai.models.crm_ai_model"):
+        with mute_logger("odoo.addons.crm_ai.models.crm_ai_driver", "odoo.addons.crm_ai.models.crm_ai_model"):
             results = {r["company"]: r for r in self.Registry._cron_ai_train()}
         self.assertEqual(results[self.company.id]["status"], "insufficient_data")
-        self.assertEqual(self.model.state, "archived")
+        self.assertEqual(self.model.state, "refused")
         self.assertEqual(Trigger.search_count([("cron_id", "=", score_cron.id)]), before_score)
         self.assertEqual(set(self.open_leads.mapped("ai_propensity_state")), {"insufficient_data"})
 
@@ -283,7 +287,7 @@ class TestPropensityScoring(TestCrmAiCommon):
 class TestPropensityScoringWithoutModel(TestCrmAiCommon):
 
     def test_new_leads_of_a_company_short_of_data_say_so_at_once(self):
-        self.env["ir.config_parameter"].set_param("crm_ai.min_closed_per_class", max(self.n_won, self.n_lost) + 1)
+        self._crm_ai_param("min_closed_per_class", max(self.n_won, self.n_lost) + 1)
         self.assertEqual(self._crm_ai_train()["status"], "insufficient_data")
         lead = self.env["crm.lead"].create({"name": "new lead", "company_id": self.company.id})
         self.assertEqual(lead.ai_propensity_state, "pending")

@@ -5,7 +5,7 @@ from psycopg2.errors import SerializationFailure
 from odoo import fields
 from odoo.tests import tagged
 
-from odoo.addons.crm_ai.models import crm_ai_model as crm_ai_model_module
+from odoo.addons.crm_ai.models import crm_ai_driver as driver_module
 
 from .common import TestCrmAiCommon
 
@@ -19,19 +19,24 @@ class TestPropensityTraining(TestCrmAiCommon):
         model = self.Registry.browse(result["model_id"])
         self.assertEqual((model.task, model.company_id, model.version, model.state),
                          ("lead_propensity", self.company, 1, "active"))
-        self.assertEqual((model.n_won, model.n_lost), (self.n_won, self.n_lost))
+        counts, ours, pls = model.metrics["counts"], model.metrics["model"], model.metrics["baseline"]
+        self.assertEqual((counts["won"], counts["lost"]), (self.n_won, self.n_lost))
         self.assertEqual(model.n_holdout, round(0.2 * (self.n_won + self.n_lost)))
-        self.assertGreater(model.auc, 0.75, "the source signal is strong: the model must find it")
-        self.assertTrue(0 < model.brier < 0.25)
-        self.assertTrue(0 < model.calibration_error < 0.2)
-        self.assertTrue(model.pls_calibration_error)
-        self.assertTrue(model.pls_auc, "Odoo PLS is measured on the same holdout")
+        self.assertEqual((model.primary_metric, model.baseline, model.higher_is_better), ("AUC", "Odoo PLS", True))
+        self.assertGreater(model.score, 0.75, "the source signal is strong: the model must find it")
+        self.assertAlmostEqual(model.score, ours["auc"], places=3)
+        self.assertTrue(0 < ours["brier"] < 0.25)
+        self.assertTrue(0 < ours["calibration_error"] < 0.2)
+        self.assertTrue(pls["calibration_error"] and pls["log_loss"] and pls["brier"])
+        self.assertAlmostEqual(model.baseline_score, pls["auc"], places=3, msg="Odoo PLS is measured on the same holdout")
+        self.assertIn("Odoo PLS", model.metrics_html)
+        self.assertIn("Brier", model.metrics_html)
         self.assertTrue(model.artifact)
         self.assertIn("Source", model.importance.splitlines()[0], "source is the strongest field")
         self.assertLessEqual(model.holdout_date_to, model.date_trained)
 
     def test_not_enough_data_trains_nothing_and_says_so(self):
-        self.env["ir.config_parameter"].set_param("crm_ai.min_closed_per_class", max(self.n_won, self.n_lost) + 1)
+        self._crm_ai_param("min_closed_per_class", max(self.n_won, self.n_lost) + 1)
         probabilities = self.open_leads.mapped("probability")
         result = self._crm_ai_train()
         self.assertEqual(result["status"], "insufficient_data")
@@ -45,13 +50,12 @@ class TestPropensityTraining(TestCrmAiCommon):
         self.assertEqual(self.Registry._cron_ai_score(), (0, 0))
 
     def test_leaky_fields_are_never_inputs(self):
-        self.env["ir.config_parameter"].set_param(
-            "crm_ai.lead_fields", "stage_id,probability,lost_reason_id,date_closed,active,prorated_revenue,source_id")
-        with self.assertLogs("odoo.addons.crm_ai.models.crm_lead", "WARNING") as logs:
-            self.assertEqual(self.env["crm.lead"]._ai_get_safe_fields(), ["source_id"])
+        self._crm_ai_param("fields", "stage_id,probability,lost_reason_id,date_closed,active,prorated_revenue,source_id")
+        with self.assertLogs("odoo.addons.crm_ai.models.engine_lead_propensity", "WARNING") as logs:
+            self.assertEqual(self._crm_ai_engine().input_fields(), ["source_id"])
             model = self.Registry.browse(self._crm_ai_train()["model_id"])
         self.assertIn("ignoring fields that cannot be used as inputs", logs.output[0])
-        estimator = model._ai_load()
+        estimator = model._ai_load_estimator()
         self.assertNotIn("stage_id", estimator.feature_names_in_)
         self.assertIn("source_id", estimator.feature_names_in_)
 
@@ -59,15 +63,15 @@ class TestPropensityTraining(TestCrmAiCommon):
         self.env["ir.model.fields"].create({
             "name": "x_budget_confirmed", "field_description": "Budget confirmed", "ttype": "boolean",
             "model_id": self.env.ref("crm.model_crm_lead").id})
-        self.env["ir.config_parameter"].set_param("crm_ai.lead_fields", "source_id,x_budget_confirmed")
+        self._crm_ai_param("fields", "source_id,x_budget_confirmed")
         model = self.Registry.browse(self._crm_ai_train()["model_id"])
-        self.assertIn("x_budget_confirmed", model._ai_load().feature_names_in_)
+        self.assertIn("x_budget_confirmed", model._ai_load_estimator().feature_names_in_)
         self.assertIn("Budget confirmed", model.feature_names)
 
     def test_start_date_limits_training_data(self):
         cutoff = sorted(self.closed_leads.mapped("create_date"))[len(self.closed_leads) // 2]
-        self.env["ir.config_parameter"].set_param("crm_ai.start_date", cutoff.date().isoformat())
-        closed = self.env["crm.lead"]._ai_closed_leads(self.company)
+        self._crm_ai_param("start_date", cutoff.date().isoformat())
+        closed = self._crm_ai_engine().closed_leads()
         self.assertLess(len(closed), len(self.closed_leads))
         self.assertGreater(len(closed), len(self.closed_leads) // 3)
 
@@ -75,7 +79,7 @@ class TestPropensityTraining(TestCrmAiCommon):
         """Messages posted at closing time are not features of the closed lead."""
         lead = self.closed_leads[0].with_context(active_test=False)
         lead.message_post(body="Deal signed!", message_type="comment")  # dated now, after closing
-        frame = self.env["crm.lead"]._ai_extract(lead.ids, ["source_id"], lead.create_date)
+        frame = self._crm_ai_engine().extract(lead.ids, ["source_id"], lead.create_date)
         self.assertEqual(frame.loc[0, "ai_message_count"], 0)
         self.assertLessEqual(frame.loc[0, "_snapshot"], lead.date_closed)
         self.assertGreaterEqual(frame.loc[0, "_snapshot"], lead.create_date)
@@ -83,30 +87,31 @@ class TestPropensityTraining(TestCrmAiCommon):
     def test_train_cron_commits_per_company_and_redoes_a_conflict(self):
         """A company's model is committed before the next company trains; a training
         broken by a concurrent edit (REPEATABLE READ) is rolled back and redone once."""
-        lead_class = type(self.env["crm.lead"])
-        train = lead_class._ai_propensity_train
+        driver_class = type(self.Driver)
+        train = driver_class._ai_train_unit
         companies_trained = []
 
-        def conflicting(leads, company):
+        def conflicting(driver, task, company):
             companies_trained.append(company)
             if len(companies_trained) == 1:
                 raise SerializationFailure("could not serialize access due to concurrent update")
-            return train(leads, company)
+            return train(driver, task, company)
 
-        with patch.object(crm_ai_model_module, "auto_commit", return_value=True), \
+        with patch.object(driver_module, "auto_commit", return_value=True), \
                 patch.object(self.env.cr, "commit") as commit, \
                 patch.object(self.env.cr, "rollback") as rollback, \
-                patch.object(lead_class, "_ai_propensity_train", conflicting):
+                patch.object(driver_class, "_ai_train_unit", conflicting):
             results = self.Registry._cron_ai_train()
-        companies = self.Registry._ai_companies()
+        companies = self.Driver._ai_companies()
         self.assertEqual(len(results), len(companies))
-        self.assertEqual(commit.call_count, len(companies))
+        # per company: its start (attempts are counted, in case it is killed) and its result
+        self.assertEqual(commit.call_count, 2 * len(companies))
         self.assertEqual(rollback.call_count, 1)
         self.assertEqual(companies_trained[0], companies_trained[1], "the same company is redone")
 
     def _closed_by_age(self):
         """Closed leads oldest first, as training splits them."""
-        return [row[0] for row in self.env["crm.lead"]._ai_closed_leads(self.company)]
+        return [row[0] for row in self._crm_ai_engine().closed_leads()]
 
     def _set_outcome(self, ids, won):
         self.env.flush_all()
@@ -125,14 +130,15 @@ class TestPropensityTraining(TestCrmAiCommon):
         self._set_outcome(closed[-round(0.2 * len(closed)):], won=False)
         first = self._crm_ai_train()
         self.assertEqual(first["status"], "active", "a company's first model is activated")
-        self.assertIn("AUC undefined", self.Registry.browse(first["model_id"]).gate_reason)
+        self.assertIn("could not measure AUC", self.Registry.browse(first["model_id"]).gate_reason)
         self.assertIn("AUC undefined", first["message"])
         second = self._crm_ai_train()
         model = self.Registry.browse(second["model_id"])
         self.assertEqual(second["status"], "rejected")
         self.assertIn("only won or only lost", model.gate_reason)
         self.assertEqual(self.Registry.browse(first["model_id"]).state, "active")
-        self.assertFalse(model.auc)
+        self.assertFalse(model.score_defined)
+        self.assertIsNone(model.metrics["model"]["auc"])
 
     def test_training_part_with_one_outcome_trains_nothing(self):
         """Won deals imported first, lost ones after: the older 80 % hold one outcome."""
@@ -148,17 +154,17 @@ class TestPropensityTraining(TestCrmAiCommon):
 
     def test_a_failing_company_does_not_stop_the_others(self):
         other = self.env["res.company"].create({"name": "crm_ai other company"})
-        lead_class = type(self.env["crm.lead"])
-        train = lead_class._ai_propensity_train
+        driver_class = type(self.Driver)
+        train = driver_class._ai_train_unit
 
-        def failing_for_main(leads, company):
+        def failing_for_main(driver, task, company):
             if company == self.company:
-                leads.env["crm.lead"].create({"name": "written before failing", "company_id": company.id})
+                driver.env["crm.lead"].create({"name": "written before failing", "company_id": company.id})
                 raise ValueError("corrupt data")
-            return train(leads, company)
+            return train(driver, task, company)
 
-        with patch.object(lead_class, "_ai_propensity_train", failing_for_main), \
-                self.assertLogs("odoo.addons.crm_ai.models.crm_ai_model", "ERROR") as logs:
+        with patch.object(driver_class, "_ai_train_unit", failing_for_main), \
+                self.assertLogs("odoo.addons.crm_ai.models.crm_ai_driver", "ERROR") as logs:
             results = self.Registry._cron_ai_train()
         by_company = {r["company"]: r for r in results}
         self.assertEqual(by_company[self.company.id]["status"], "error")
@@ -169,14 +175,14 @@ class TestPropensityTraining(TestCrmAiCommon):
                          "the failed company's work is undone")
 
     def test_no_usable_field_falls_back_to_the_default_inputs(self):
-        self.env["ir.config_parameter"].set_param("crm_ai.lead_fields", "nope,stage_id")
-        with self.assertLogs("odoo.addons.crm_ai.models.crm_lead", "WARNING") as logs:
-            names = self.env["crm.lead"]._ai_get_safe_fields()
+        self._crm_ai_param("fields", "nope,stage_id")
+        with self.assertLogs("odoo.addons.crm_ai.models.engine_lead_propensity", "WARNING") as logs:
+            names = self._crm_ai_engine().input_fields()
             self.assertEqual(self._crm_ai_train()["status"], "active")
         self.assertIn("source_id", names)
         self.assertTrue(any("using the default set" in line for line in logs.output))
         # no lead field at all still extracts the history signals
-        frame = self.env["crm.lead"]._ai_extract(self.open_leads.ids, [], fields.Datetime.now())
+        frame = self._crm_ai_engine().extract(self.open_leads.ids, [], fields.Datetime.now())
         self.assertEqual(len(frame), len(self.open_leads))
         self.assertIn("ai_age_days", frame.columns)
 
@@ -191,6 +197,6 @@ class TestPropensityTraining(TestCrmAiCommon):
         self.env.cr.execute("""UPDATE crm_lead SET stage_id = %s, probability = 100,
                                       date_closed = %s - interval '30 days' WHERE id = ANY(%s)""",
                             (self.won_stage.id, lead.create_date, [p.id for p in past]))
-        frame = self.env["crm.lead"]._ai_extract(lead.ids, ["source_id"], fields.Datetime.now())
+        frame = self._crm_ai_engine().extract(lead.ids, ["source_id"], fields.Datetime.now())
         self.assertEqual(frame.loc[0, "ai_partner_won_count"], 1, "the other company's won deal is not counted")
         self.assertEqual(frame.loc[0, "ai_partner_won_revenue"], 1000)

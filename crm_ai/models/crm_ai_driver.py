@@ -1,0 +1,510 @@
+"""The driver: runs every engine the same way (see ``crm_ai_engine`` for the contract).
+
+Units of work, each runnable on its own (a job queue can hand them out later):
+
+- ``_ai_train_unit(task, company)``: train, measure, gate and register one engine for
+  one company;
+- ``_ai_score_unit(task, company, ids)``: score one batch of records.
+
+The crons loop over (engine, company) pairs and call those units, each pair isolated
+(one company's failure is logged and undone, the others go on), with a commit per
+unit, ``ir.cron`` progress, and a time budget checked before every pair and batch.
+"""
+
+import base64
+import json
+import logging
+import threading
+import time
+from datetime import datetime
+
+from psycopg2.errors import SerializationFailure
+
+from odoo import _, api, fields, models
+from odoo.addons.base.models.ir_cron import MAX_BATCH_PER_CRON_JOB
+from odoo.tools import SQL, config, split_every
+
+from ..ml import persistence, quality_gate
+from .crm_ai_engine import ENGINES, ModelRefused
+
+_logger = logging.getLogger(__name__)
+
+#: Tries of one unit of work (a company's training, a scoring batch) that a concurrent edit broke.
+SERIALIZATION_ATTEMPTS = 2
+#: Seconds of work per cron call, at most / at least (see ``_ai_time_budget``).
+MAX_TIME_BUDGET = 60.0
+MIN_TIME_BUDGET = 1.0
+#: Starts of one training that never finished (killed at the time limit) before giving up.
+MAX_TRAINING_ATTEMPTS = 3
+#: Record states an engine's target model uses (its ``state_field`` selection).
+RECORD_STATES = [
+    ("pending", "Not scored yet"),
+    ("scored", "Scored"),
+    ("stale", "Out of date (model refused, retraining)"),
+    ("insufficient_data", "Not enough data"),
+]
+
+
+def auto_commit(env):
+    """Whether the crons may commit as they go (never inside a test's transaction)."""
+    return not getattr(threading.current_thread(), "testing", False) and not env.registry.in_test_mode()
+
+
+class CrmAiDriver(models.AbstractModel):
+    _name = "crm.ai.driver"
+    _description = "CRM AI: engine driver"
+
+    # -- engines, companies, switches ---------------------------------------------------
+    @api.model
+    def _ai_engine(self, task, company):
+        """The engine of ``task`` for ``company``, working as superuser in that company."""
+        return ENGINES[task](self.sudo().with_company(company).env, company)
+
+    @api.model
+    def _ai_enabled(self):
+        return self.env["ir.config_parameter"].sudo().get_param("crm_ai.enabled") not in (
+            None, False, "False", "false", "0", "")
+
+    @api.model
+    def _ai_tasks(self):
+        """Enabled engines' task keys (none when CRM AI is disabled)."""
+        if not self._ai_enabled():
+            return []
+        return [task for task, cls in ENGINES.items()
+                if cls.params["enabled"].read(self.env, cls.param_key("enabled"))]
+
+    @api.model
+    def _ai_companies(self):
+        """Every company, then an empty recordset for records without a company (they share a model)."""
+        return [*self.env["res.company"].sudo().search([]), self.env["res.company"]]
+
+    @api.model
+    def _ai_time_budget(self):
+        """Seconds one cron call may work before handing back (ir.cron calls again).
+
+        A third of the server's time limits for a cron (``limit_time_real_cron``, else
+        ``limit_time_real``; ``limit_time_cpu`` in multi-worker mode, where it is enforced),
+        shared by the up to ``MAX_BATCH_PER_CRON_JOB`` calls ir.cron makes in a row, so
+        they end well before Odoo would kill them; between ``MIN_TIME_BUDGET`` (one
+        batch at least) and ``MAX_TIME_BUDGET``.  Checked before every unit of work: a
+        unit that has started (one training) runs to its end.
+        """
+        real = config.get("limit_time_real_cron")
+        if not real or real <= 0:
+            real = config.get("limit_time_real")
+        limits = [real, config.get("limit_time_cpu") if config.get("workers") else None]
+        limits = [limit / 3.0 / MAX_BATCH_PER_CRON_JOB for limit in limits if limit and limit > 0]
+        return max(MIN_TIME_BUDGET, min([MAX_TIME_BUDGET, *limits]))
+
+    # -- transactions ----------------------------------------------------------------------
+    @api.model
+    def _ai_retry_on_conflict(self, work):
+        """Return ``work()``, run again on a fresh snapshot if a concurrent edit broke it.
+
+        Odoo's transactions are REPEATABLE READ: when a record this transaction updates
+        was saved by a user after the transaction's first query, PostgreSQL refuses the
+        update ("could not serialize access").  The work is rolled back and redone once
+        (it sees the user's change then); a second conflict is raised to the caller.
+        Pending ORM writes are flushed inside, so their conflicts are retried too.
+        Inside a test's single transaction nothing is rolled back: the error is raised.
+        """
+        for attempt in range(1, SERIALIZATION_ATTEMPTS + 1):
+            try:
+                result = work()
+                self.env.flush_all()
+                return result
+            except SerializationFailure:
+                if attempt == SERIALIZATION_ATTEMPTS or not auto_commit(self.env):
+                    raise
+                _logger.info("crm_ai: a record changed under a running job, retrying on fresh data")
+                self.env.cr.rollback()
+
+    @api.model
+    def _ai_isolated(self, what, task, company, work):
+        """``(work(), None)``, or ``(None, error)`` when it failed: the failure is logged
+        and undone (rolled back, or to a savepoint inside a test's transaction), so one
+        company's data never stops the crons for the other companies."""
+        commit = auto_commit(self.env)
+        try:
+            if commit:
+                return work(), None
+            with self.env.cr.savepoint():
+                return work(), None
+        except Exception as error:  # noqa: BLE001 -- one company's data must not block the others
+            if commit:
+                self.env.cr.rollback()
+            _logger.exception("crm_ai: %s %s failed for %s", what, task, company.name or "records without a company")
+            return None, error
+
+    @api.model
+    def _ai_commit(self):
+        if auto_commit(self.env):
+            self.env.cr.commit()
+
+    # -- models: load, refuse ---------------------------------------------------------------------
+    @api.model
+    def _ai_load(self, engine, model):
+        """The estimator of registry row ``model`` for ``engine``, or :class:`ModelRefused`.
+
+        A trained model is unpickled only after its signature checks out for this
+        database, this task, this company and this version."""
+        if not engine.trains:
+            return engine.untrained_estimator()
+        estimator = model._ai_load_estimator()
+        engine.check_estimator(estimator)
+        return estimator
+
+    @api.model
+    def _ai_refuse(self, engine, model, error):
+        """One path for every unusable model: visible as "refused" in the registry,
+        its records say "out of date", and a retraining is requested at once."""
+        _logger.error("crm_ai: %s refused for %s: %s; retraining", model.display_name,
+                      engine.company.name or "records without a company", error)
+        model.sudo().write({"state": "refused", "refusal_reason": str(error)})
+        self.env.flush_all()
+        self._ai_sql_update(engine, SQL("%s = 'stale'", SQL.identifier(engine.state_field)),
+                            SQL("t.%s = %s AND t.%s = 'scored'", SQL.identifier(engine.model_field), model.id,
+                                SQL.identifier(engine.state_field)))
+        if engine.trains:
+            self.env["crm.ai.training"].sudo()._ai_request([engine.task], [engine.company])
+            self.env.ref("crm_ai.ir_cron_train").sudo()._trigger()
+        self._ai_commit()  # a later company's rollback must not drop the refusal or the trigger
+
+    @api.model
+    def _ai_sql_update(self, engine, assignments, condition):
+        """``UPDATE <target> SET assignments`` on the rows of ``engine``'s scope matching
+        ``condition`` (alias ``t``) that no other transaction holds; returns the row count."""
+        self.env[engine.target_model].flush_model()
+        table = SQL.identifier(engine.table)
+        self.env.cr.execute(SQL(
+            "UPDATE %(table)s SET %(assignments)s WHERE id IN ("
+            " SELECT t.id FROM %(table)s t WHERE %(scope)s AND %(condition)s FOR UPDATE SKIP LOCKED)",
+            table=table, assignments=assignments, scope=engine.scope_sql("t"), condition=condition),
+            log_exceptions=False)
+        self.env[engine.target_model].invalidate_model()
+        return self.env.cr.rowcount
+
+    @api.model
+    def _ai_mark_insufficient(self, engine):
+        """No model for ``engine``'s company: its records say so, with no made-up score."""
+        clear = [SQL("%s = NULL", SQL.identifier(name)) for name in (*engine.value_fields, engine.model_field)]
+        self._ai_sql_update(
+            engine, SQL(", ").join([SQL("%s = 'insufficient_data'", SQL.identifier(engine.state_field)), *clear]),
+            SQL("t.%s IS DISTINCT FROM 'insufficient_data'", SQL.identifier(engine.state_field)))
+
+    # -- training ---------------------------------------------------------------------------------
+    @api.model
+    def _ai_train_unit(self, task, company):
+        """Train, measure, gate and register ``task``'s model for ``company``.
+
+        Returns ``{"task", "company", "status", "message", "model_id"}`` with status
+        "active" (new model activated), "rejected" (kept, the gate refused it) or
+        "insufficient_data".
+        """
+        engine = self._ai_engine(task, company)
+        Registry = self.env["crm.ai.model"].sudo()
+        if not engine.trains:
+            model = Registry._ai_ensure_untrained(engine)
+            return self._ai_result(engine, "active", _("%s needs no training.", model.display_name), model)
+        active = Registry._ai_active(task, company)
+        champion, refused_note = None, ""
+        if active:
+            try:
+                champion = self._ai_load(engine, active)
+            except ModelRefused as error:
+                self._ai_refuse(engine, active, error)
+                refused_note = _("the active model %(model)s was refused: %(error)s", model=active.display_name,
+                                 error=error)
+                active = Registry.browse()
+        shortfall = engine.data_shortfall()
+        result = None
+        if not shortfall:
+            result = engine.train(champion, active)
+            if result.status != "trained":
+                shortfall = result.message
+        if shortfall:
+            if not active:
+                self._ai_mark_insufficient(engine)
+            return self._ai_result(engine, "insufficient_data", shortfall)
+
+        primary = result.metrics.get(engine.primary_metric)
+        if champion is not None:
+            accepted, reason = quality_gate(
+                primary, result.champion_score, has_active=True, higher_is_better=engine.higher_is_better,
+                metric=engine.primary_metric_label)
+        else:
+            # No usable champion: the new model still has to hold its own against the baseline.
+            baseline = result.baseline_metrics.get(engine.primary_metric)
+            accepted, reason = quality_gate(
+                primary, baseline, has_active=baseline is not None, higher_is_better=engine.higher_is_better,
+                metric=engine.primary_metric_label, reference=engine.baseline_label or _("the baseline"))
+        notes = [note for note in (result.gate_note if champion is not None else "", refused_note) if note]
+        if notes:
+            reason = "%s (%s)" % (reason, "; ".join(notes))
+        model = Registry._ai_register(engine, result, accepted, reason)
+        verdict = _("activated") if accepted else _("rejected")
+        message = _("%(model)s %(verdict)s: holdout %(metric)s %(score)s (%(baseline)s %(baseline_score)s). %(reason)s",
+                    model=model.display_name, verdict=verdict, metric=engine.primary_metric_label,
+                    score=model._ai_format_score(primary), baseline=engine.baseline_label or _("baseline"),
+                    baseline_score=model._ai_format_score(result.baseline_metrics.get(engine.primary_metric)),
+                    reason=reason)
+        return self._ai_result(engine, "active" if accepted else "rejected", message, model)
+
+    @api.model
+    def _ai_result(self, engine, status, message, model=None):
+        return {"task": engine.task, "company": engine.company.id, "status": status, "message": message,
+                "model_id": model.id if model else False}
+
+    @api.model
+    def _cron_train(self, time_budget=None):
+        """Train the (engine, company) pairs that are due; returns their results.
+
+        A scheduled run finding nothing requested requests every pair; "Train now"
+        requests some and triggers this cron.  Pairs are trained one by one, each
+        committed with its status, so a run stopped by the time budget (checked before
+        every pair) or killed resumes with the pairs still due.
+        """
+        tasks = self._ai_tasks()
+        if not tasks:
+            _logger.info("crm_ai: disabled in settings, training skipped")
+            return []
+        Status = self.env["crm.ai.training"].sudo()
+        companies = self._ai_companies()
+        due = Status._ai_due(tasks, companies)
+        if not due:
+            Status._ai_request(tasks, companies)
+            due = Status._ai_due(tasks, companies)
+        deadline = time.monotonic() + (time_budget or self._ai_time_budget())
+        cron = self.env["ir.cron"]
+        results = []
+        for index, status in enumerate(due):
+            if results and time.monotonic() > deadline:
+                break
+            results.append(self._ai_train_pair(status))
+            cron._notify_progress(done=len(results), remaining=len(due) - index - 1)
+            self._ai_commit()
+        # New models mean new scores: let the score cron run right away.  Only then: a
+        # training that produced nothing must not wake the score cron, which may ask for
+        # a training again (refused model), and so on.
+        if any(result["status"] == "active" for result in results):
+            self.env.ref("crm_ai.ir_cron_score").sudo()._trigger()
+        return results
+
+    @api.model
+    def _ai_train_pair(self, status):
+        """Train one due pair, isolated, and record how it went on its status row."""
+        task, company = status.task, status.company_id
+        company_name = company.name or _("records without a company")
+        if status.attempts >= MAX_TRAINING_ATTEMPTS:
+            result = {"task": task, "company": company.id, "status": "error", "model_id": False,
+                      "message": _("Training %(task)s for %(company)s was started %(n)s times without finishing "
+                                   "(killed at the server's time limit?); it waits for the next scheduled run.",
+                                   task=status.task_label, company=company_name, n=status.attempts)}
+            status._ai_done(result)
+            return result
+        status._ai_start()
+        self._ai_commit()  # a killed training is counted
+        started = time.monotonic()
+        result, error = self._ai_isolated(
+            "training", task, company, lambda: self._ai_retry_on_conflict(lambda: self._ai_train_unit(task, company)))
+        if error:
+            result = {"task": task, "company": company.id, "status": "error", "model_id": False,
+                      "message": _("Training failed for %(company)s: %(error)s", company=company_name, error=error)}
+        _logger.info("crm_ai: trained %s for %s in %.1fs: %s", task, company_name,
+                     time.monotonic() - started, result["message"])
+        status._ai_done(result)
+        return result
+
+    # -- scoring ------------------------------------------------------------------------------------
+    @api.model
+    def _ai_pending_sql(self, engine, model):
+        """Records of ``engine``'s scope whose score is missing or stale."""
+        state, date, model_col = (SQL.identifier(name) for name in
+                                  (engine.state_field, engine.date_field, engine.model_field))
+        now = datetime.now()
+        conditions = [
+            SQL("t.%s IS DISTINCT FROM %s", model_col, model.id),
+            SQL("t.%s IS DISTINCT FROM 'scored'", state),
+            SQL("t.%s IS NULL", date),
+            # only the engine writes scores, and never in the future: such a date was forged
+            SQL("t.%s > %s", date, now),
+            SQL("t.write_date > t.%s", date),
+            SQL("t.%s < %s", date, now - engine.rescore_after),
+        ]
+        changed = engine.changed_sql("t")
+        if changed is not None:
+            conditions.append(changed)
+        return SQL("%s AND (%s)", engine.scope_sql("t"), SQL(" OR ").join(conditions))
+
+    @api.model
+    def _ai_pending_ids(self, engine, model):
+        self.env[engine.target_model].flush_model()
+        self.env.cr.execute(SQL("SELECT t.id FROM %s t WHERE %s ORDER BY t.id",
+                                SQL.identifier(engine.table), self._ai_pending_sql(engine, model)))
+        return [row[0] for row in self.env.cr.fetchall()]
+
+    @api.model
+    def _ai_pending_count(self, task, company):
+        engine = self._ai_engine(task, company)
+        model = self.env["crm.ai.model"].sudo()._ai_active(task, company)
+        if not model:
+            return 0
+        self.env.cr.execute(SQL("SELECT count(*) FROM %s t WHERE %s", SQL.identifier(engine.table),
+                                self._ai_pending_sql(engine, model)))
+        return self.env.cr.fetchone()[0]
+
+    @api.model
+    def _cron_score(self, time_budget=None):
+        """Score what changed, for every engine and company (hourly by default).
+
+        Works in committed batches and reports progress to ``ir.cron``, which calls it
+        again while work remains; a killed run resumes from what is still pending.
+        The time budget is checked before every (engine, company) pair and every batch
+        (a call always does one batch, so it always progresses).
+        Returns ``(done, remaining)``.
+        """
+        tasks = self._ai_tasks()
+        if not tasks:
+            return 0, 0
+        deadline = time.monotonic() + (time_budget or self._ai_time_budget())
+        cron = self.env["ir.cron"]
+        totals = {"done": 0, "remaining": 0, "batches": 0}
+
+        def out_of_time():
+            # every call scores one batch at least, so it always progresses
+            return totals["batches"] > 0 and time.monotonic() > deadline
+
+        def progress(pair_done, pair_remaining):
+            # Committed with each batch: a run killed later still counts as progress
+            # ("partially done"), not as a failure that would end up deactivating the cron.
+            cron._notify_progress(done=totals["done"] + pair_done, remaining=totals["remaining"] + pair_remaining)
+
+        for task in tasks:
+            for company in self._ai_companies():
+                if out_of_time():
+                    totals["remaining"] += self._ai_pending_count(task, company)
+                    continue
+                counts, _error = self._ai_isolated(
+                    "scoring", task, company,
+                    lambda: self._ai_score_pair(task, company, out_of_time, progress, totals))  # noqa: B023
+                done, remaining = counts or (0, 0)
+                totals["done"] += done
+                totals["remaining"] += remaining
+        cron._notify_progress(done=totals["done"], remaining=totals["remaining"])
+        return totals["done"], totals["remaining"]
+
+    @api.model
+    def _ai_score_pair(self, task, company, out_of_time=None, progress=None, batches=None):
+        """Score ``task``'s pending records of ``company``; returns ``(done, remaining)``:
+        records written, and pending records the time budget left for the next call."""
+        engine = self._ai_engine(task, company)
+        Registry = self.env["crm.ai.model"].sudo()
+        model = Registry._ai_active(task, company) if engine.trains else Registry._ai_ensure_untrained(engine)
+        if not model:
+            # Records created since a training found too little data say so at once,
+            # rather than "not scored yet" until the next (weekly) training.
+            last = self.env["crm.ai.training"].sudo()._ai_status(task, company)
+            if engine.data_shortfall() or (last and last.result == "insufficient_data"):
+                self._ai_guarded(lambda: self._ai_mark_insufficient(engine))
+            return 0, 0
+        pending = self._ai_pending_ids(engine, model)
+        if not pending:
+            return 0, 0
+        try:
+            estimator = self._ai_load(engine, model)
+        except ModelRefused as error:
+            self._ai_refuse(engine, model, error)
+            return 0, 0
+        done = reached = 0
+        for batch in split_every(engine.batch_size, pending, list):
+            if out_of_time and out_of_time():
+                break
+            if batches is not None:
+                batches["batches"] += 1
+            reached += len(batch)
+            done += self._ai_guarded(lambda: self._ai_score_batch(engine, model, estimator, batch), 0)  # noqa: B023
+            if progress:
+                progress(done, len(pending) - reached)
+            self._ai_commit()
+        # "Remaining" is what the time budget cut off (ir.cron calls again at once for it).
+        # Records skipped because a user held them are not: they wait for the next
+        # scheduled run rather than making the cron spin while a lock lasts.
+        return done, len(pending) - reached
+
+    @api.model
+    def _ai_guarded(self, work, default=None):
+        """``work()`` retried once on a concurrent edit; a second conflict leaves it for
+        the next run (rolled back, logged), except in tests where it is raised."""
+        try:
+            return self._ai_retry_on_conflict(work)
+        except SerializationFailure:
+            if not auto_commit(self.env):
+                raise
+            _logger.info("crm_ai: records edited while being scored, left for the next run")
+            self.env.cr.rollback()
+            return default
+
+    @api.model
+    def _ai_score_unit(self, task, company, ids):
+        """Score the records ``ids`` of ``company`` with ``task``'s active model (one batch:
+        the unit a job queue would run).  Returns the rows written."""
+        engine = self._ai_engine(task, company)
+        Registry = self.env["crm.ai.model"].sudo()
+        model = Registry._ai_active(task, company) if engine.trains else Registry._ai_ensure_untrained(engine)
+        if not model:
+            return 0
+        try:
+            estimator = self._ai_load(engine, model)
+        except ModelRefused as error:
+            self._ai_refuse(engine, model, error)
+            return 0
+        return self._ai_score_batch(engine, model, estimator, ids)
+
+    @api.model
+    def _ai_score_batch(self, engine, model, estimator, ids):
+        # Not fields.Datetime.now(): write_date / create_date keep microseconds, and a
+        # score date cut to the second would look older than an edit made just before it.
+        now = datetime.now()
+        values = engine.score(ids, estimator, model, now)
+        return self._ai_write_scores(engine, model, ids, values, now)
+
+    @api.model
+    def _ai_write_scores(self, engine, model, ids, values, now):
+        """Write a batch with one UPDATE that skips rows other transactions hold: no
+        ORM write, so no chatter, no ``write_date`` change, no automated action, and
+        no waiting on (or blocking) a user saving a record.  Returns rows written."""
+        Target = self.env[engine.target_model]
+        Target.flush_model()
+        columns, arrays, sets = [SQL("id")], [SQL("%s::int[]", [int(i) for i in ids])], []
+        for name, column_values in values.items():
+            field = Target._fields[name]
+            sql_type = field.column_type[1]
+            if field.type == "json":
+                column_values = [None if v is None else json.dumps(v) for v in column_values]
+            arrays.append(SQL("%s::%s[]", list(column_values), SQL(sql_type)))
+            columns.append(SQL.identifier(name))
+            sets.append(SQL("%s = v.%s", SQL.identifier(name), SQL.identifier(name)))
+        sets += [SQL("%s = %s", SQL.identifier(engine.model_field), model.id),
+                 SQL("%s = %s", SQL.identifier(engine.date_field), now),
+                 SQL("%s = 'scored'", SQL.identifier(engine.state_field))]
+        table = SQL.identifier(engine.table)
+        self.env.cr.execute(SQL(
+            """UPDATE %(table)s AS t SET %(sets)s
+                 FROM unnest(%(arrays)s) AS v(%(columns)s)
+                WHERE t.id = v.id
+                  AND t.id IN (SELECT id FROM %(table)s WHERE id = ANY(%(ids)s) FOR UPDATE SKIP LOCKED)""",
+            table=table, sets=SQL(", ").join(sets), arrays=SQL(", ").join(arrays),
+            columns=SQL(", ").join(columns), ids=[int(i) for i in ids]),
+            log_exceptions=False)  # a conflict is handled by the caller, not logged with 5,000 rows
+        written = self.env.cr.rowcount
+        Target.invalidate_model([*values, engine.model_field, engine.date_field, engine.state_field])
+        return written
+
+    # -- artifacts --------------------------------------------------------------------------------
+    @api.model
+    def _ai_encode(self, blob):
+        return base64.b64encode(blob)
+
+    @api.model
+    def _ai_versions(self, engine):
+        return persistence.library_versions(engine.libraries)

@@ -1,0 +1,31 @@
+"""Scores are the engines' data: nobody writes an ``ai_*`` field through the ORM.
+
+Engines write with SQL (see the driver); over RPC, in imports or from server actions
+run by users, ``create`` and ``write`` refuse any stored ``ai_*`` field, so a
+salesperson cannot forge a propensity, its reasons, its date or its model.
+"""
+
+from odoo import _, api, models
+from odoo.exceptions import AccessError
+
+
+class CrmAiScoredMixin(models.AbstractModel):
+    _name = "crm.ai.scored.mixin"
+    _description = "CRM AI: records with engine-written ai_* fields"
+
+    def _ai_check_no_scores(self, vals_list):
+        if self.env.su:
+            return
+        forged = sorted({name for vals in vals_list for name in vals
+                         if name.startswith("ai_") and name in self._fields and self._fields[name].store})
+        if forged:
+            raise AccessError(_("AI scores are computed by CRM AI and cannot be set by hand (%s).", ", ".join(forged)))
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        self._ai_check_no_scores(vals_list)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self._ai_check_no_scores([vals])
+        return super().write(vals)

@@ -1,0 +1,207 @@
+"""CRM AI settings, for CRM AI managers (Sales administrators) who are not system
+administrators: Odoo's Settings page (``res.config.settings``) is for the latter only.
+
+The values are ``ir.config_parameter`` rows ``crm_ai.<task>.<name>`` read by the engines
+through their typed parameters; a value out of range is clamped here before it can
+reach the database, so saving never fails on it.
+"""
+
+from markupsafe import Markup
+
+from odoo import _, api, fields, models
+from odoo.exceptions import AccessError
+
+from .crm_ai_engine import ENGINES
+from .engine_lead_propensity import DEFAULT_LEAD_FIELDS, LeadPropensityEngine
+
+MANAGER = "crm_ai.group_crm_ai_manager"
+INTERVAL_TYPES = [("minutes", "Minutes"), ("hours", "Hours"), ("days", "Days"), ("weeks", "Weeks"),
+                  ("months", "Months")]
+HALF_LIVES = [("auto", "Automatic"), ("none", "All leads alike"), ("365", "1 year"), ("180", "6 months"),
+              ("90", "3 months"), ("30", "1 month")]
+#: Interval numbers kept in a sane range (an int4 column, and a cron every 0 minutes makes no sense).
+MAX_INTERVAL_NUMBER = 1000
+
+
+def _clamp(value, minimum, maximum):
+    try:
+        return min(max(int(value), minimum), maximum)
+    except (TypeError, ValueError):
+        return minimum
+
+
+class CrmAiSettings(models.TransientModel):
+    _name = "crm.ai.settings"
+    _description = "CRM AI: settings"
+
+    crm_ai_enabled = fields.Boolean("CRM AI enabled")
+    lead_propensity_enabled = fields.Boolean("Lead propensity")
+    lead_field_ids = fields.Many2many(
+        "crm.ai.field", string="Lead fields used by the model", domain=[("model", "=", "crm.lead")],
+        help="Stored lead fields the model learns from (custom x_ fields included). Fields that are "
+             "set when a lead is closed (stage, probability, lost reason, close date) are never offered.")
+    lead_start_date = fields.Date("Learn from leads created since", help="Empty: every closed lead.")
+    lead_min_closed = fields.Integer(
+        "Minimum won / lost leads",
+        help="No model is trained for a company until it has at least this many won AND this many lost leads.")
+    lead_recency_half_life = fields.Selection(
+        HALF_LIVES, string="Recency weighting",
+        help="How fast old leads lose weight (half-life). Automatic picks it on the newest closed leads; "
+             "choose a short one if your win rates move fast (new offer, new market).")
+    train_interval_number = fields.Integer("Train every")
+    train_interval_type = fields.Selection(INTERVAL_TYPES)
+    score_interval_number = fields.Integer("Score every")
+    score_interval_type = fields.Selection(INTERVAL_TYPES)
+    status = fields.Html("Model status", compute="_compute_status", sanitize=False)
+
+    # -- access -------------------------------------------------------------------------------
+    def _check_manager(self):
+        if not self.env.user.has_group(MANAGER):
+            raise AccessError(_("Only CRM AI managers can change the CRM AI settings."))
+
+    @api.model
+    def _lead_field_choices(self):
+        """Exactly the lead fields the model accepts (custom x_ fields included)."""
+        engine = LeadPropensityEngine(self.env, self.env.company)
+        return self.env["crm.ai.field"]._ai_sync(
+            "crm.lead", [n for n in self.env["crm.lead"]._fields if engine.allowed_field(n)])
+
+    # -- load / save -------------------------------------------------------------------------
+    def _crons(self):
+        return (self.env.ref("crm_ai.ir_cron_train").sudo(), self.env.ref("crm_ai.ir_cron_score").sudo())
+
+    @api.model
+    def default_get(self, fields_list):
+        self._check_manager()
+        values = super().default_get(fields_list)
+        engine = LeadPropensityEngine(self.env, self.env.company)
+        half_life = engine.param("recency_half_life")
+        train, score = self._crons()
+        values.update({
+            "crm_ai_enabled": self.env["crm.ai.driver"]._ai_enabled(),
+            "lead_propensity_enabled": engine.param("enabled"),
+            "lead_field_ids": [(6, 0, self._lead_field_choices().filtered(
+                lambda f: f.name in engine.param("fields")).ids)],
+            "lead_start_date": engine.param("start_date"),
+            "lead_min_closed": engine.param("min_closed_per_class"),
+            "lead_recency_half_life": ("none" if half_life is None else "auto" if half_life == "auto"
+                                       else str(int(half_life)) if str(int(half_life)) in dict(HALF_LIVES)
+                                       else "auto"),
+            "train_interval_number": train.interval_number, "train_interval_type": train.interval_type,
+            "score_interval_number": score.interval_number, "score_interval_type": score.interval_type,
+        })
+        return {name: value for name, value in values.items() if name in fields_list}
+
+    def _sanitize(self, vals):
+        param = LeadPropensityEngine.params["min_closed_per_class"]
+        if "lead_min_closed" in vals:
+            vals["lead_min_closed"] = _clamp(vals["lead_min_closed"], param.minimum, param.maximum)
+        for name in ("train_interval_number", "score_interval_number"):
+            if name in vals:
+                vals[name] = _clamp(vals[name], 1, MAX_INTERVAL_NUMBER)
+        return vals
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        self._check_manager()
+        return super().create([self._sanitize(dict(vals)) for vals in vals_list])
+
+    def write(self, vals):
+        return super().write(self._sanitize(dict(vals)))
+
+    def action_save(self):
+        """Store the values (as parameters and on the two scheduled actions)."""
+        self.ensure_one()
+        self._check_manager()
+        params = self.env["ir.config_parameter"].sudo()
+        key = LeadPropensityEngine.param_key
+        # As Odoo's Settings checkbox stores it: "True", or no row.
+        params.set_param("crm_ai.enabled", self.crm_ai_enabled)
+        params.set_param(key("enabled"), "True" if self.lead_propensity_enabled else "False")
+        params.set_param(key("fields"), ",".join(self.lead_field_ids.mapped("name")) or ",".join(DEFAULT_LEAD_FIELDS))
+        params.set_param(key("start_date"), fields.Date.to_string(self.lead_start_date) or False)
+        params.set_param(key("min_closed_per_class"), str(self.lead_min_closed))
+        params.set_param(key("recency_half_life"), self.lead_recency_half_life or "auto")
+        train, score = self._crons()
+        for cron, number, kind in ((train, self.train_interval_number, self.train_interval_type),
+                                   (score, self.score_interval_number, self.score_interval_type)):
+            if number > 0 and kind and (cron.interval_number, cron.interval_type) != (number, kind):
+                cron.write({"interval_number": number, "interval_type": kind})
+        return {"type": "ir.actions.client", "tag": "display_notification",
+                "params": {"type": "success", "message": _("CRM AI settings saved."),
+                           "next": {"type": "ir.actions.act_window_close"}}}
+
+    def action_train_now(self):
+        """Save, then ask the train cron to train every engine of the user's companies now.
+
+        Returns at once: training runs in the scheduled action (within Odoo's cron time
+        limits, resumable), not in this HTTP request; the verdict shows in the status."""
+        self.ensure_one()
+        self.action_save()
+        driver = self.env["crm.ai.driver"]
+        tasks = driver._ai_tasks()
+        if tasks:
+            self.env["crm.ai.training"].sudo()._ai_request(tasks, list(self.env.companies))
+            self.env.ref("crm_ai.ir_cron_train").sudo()._trigger()
+        message = (_("Training requested: it runs in the background; the status below shows the verdict.")
+                   if tasks else _("CRM AI is disabled."))
+        return {"type": "ir.actions.client", "tag": "display_notification",
+                "params": {"title": _("CRM AI training"), "message": message,
+                           "type": "success" if tasks else "warning",
+                           "next": {"type": "ir.actions.client", "tag": "soft_reload"}}}
+
+    # -- status --------------------------------------------------------------------------------
+    @api.model
+    def _ai_status_html(self):
+        """Per engine and company: the active model and its score against the baseline, the last
+        training's verdict (or that one is requested), or what data is missing."""
+        driver = self.env["crm.ai.driver"]
+        Model = self.env["crm.ai.model"].sudo()
+        Training = self.env["crm.ai.training"].sudo()
+        rows = []
+        for task, engine_class in ENGINES.items():
+            for company in self.env.companies:
+                engine = driver._ai_engine(task, company)
+                active = Model._ai_active(task, company)
+                refused = Model.search([("task", "=", task), ("company_id", "=", company.id),
+                                        ("state", "=", "refused")], order="id desc", limit=1)
+                last = Training._ai_status(task, company)
+                parts = []
+                if active and engine.trains:
+                    parts.append(_("%(model)s: holdout %(metric)s %(score)s (%(baseline)s %(baseline_score)s), "
+                                   "trained %(date)s",
+                                   model=active.display_name, metric=active.primary_metric,
+                                   score=Model._ai_format_score(active.score if active.score_defined else None),
+                                   baseline=active.baseline or _("baseline"),
+                                   baseline_score=Model._ai_format_score(
+                                       active.baseline_score if active.baseline_score_defined else None),
+                                   date=fields.Datetime.to_string(active.date_trained)))
+                elif active:
+                    parts.append(active.display_name)
+                elif refused:
+                    parts.append(_("%(model)s was refused (%(reason)s); scores are out of date until a retraining "
+                                   "replaces it.", model=refused.display_name, reason=refused.refusal_reason))
+                else:
+                    parts.append(engine.data_shortfall() or _("No model yet: train now."))
+                if last and last.is_due:
+                    parts.append(_("Training requested on %s.", fields.Datetime.to_string(last.date_requested)))
+                elif last and last.message:
+                    parts.append(_("Last training (%(date)s): %(message)s",
+                                   date=fields.Datetime.to_string(last.date_done), message=last.message))
+                rows.append((engine_class.label, company.name, Markup("<br/>").join(parts)))
+        return Markup("<ul class='mb-0'>%s</ul>") % Markup("").join(
+            Markup("<li><b>%s · %s</b>: %s</li>") % row for row in rows)
+
+    @api.depends("crm_ai_enabled")
+    def _compute_status(self):
+        html = self._ai_status_html()
+        for settings in self:
+            settings.status = html
+
+    @api.model
+    def action_open(self):
+        """The settings form (menu CRM ▸ Configuration ▸ AI Settings)."""
+        self._check_manager()
+        return {"type": "ir.actions.act_window", "name": _("CRM AI Settings"), "res_model": "crm.ai.settings",
+                "view_mode": "form", "target": "current",
+                "views": [(self.env.ref("crm_ai.crm_ai_settings_view_form").id, "form")]}

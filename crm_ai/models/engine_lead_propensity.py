@@ -1,0 +1,433 @@
+"""Lead propensity: the chance that an open lead is won, with its reasons.
+
+The engine around ``ml.propensity.LeadPropensityModel`` (regularised logistic
+regression over binned fields), measured against a faithful port of Odoo's
+Predictive Lead Scoring (``ml.pls_baseline``) on the same time-ordered holdout.
+
+Leakage: a closed lead is described as it was at a *snapshot* moment drawn
+deterministically between its creation and its closing (messages, activities and
+age are counted up to then), exactly as an open lead is described now.  Fields
+written at closing (stage, probability, lost reason, close date, prorated revenue)
+can never be features.
+"""
+
+import logging
+import time
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+
+from odoo import _
+from odoo.tools import SQL, split_every
+
+from ..ml import LeadPropensityModel, OdooPLSBaseline, binary_metrics, format_reason, time_ordered_split
+from .crm_ai_engine import CrmAiEngine, ModelRefused, Param, TrainResult, register_engine
+
+_logger = logging.getLogger(__name__)
+
+#: Closed leads extracted per query when training (memory, not locks, is the limit).
+TRAIN_BATCH_STEP = 50000
+#: Default minimum of won AND of lost closed leads before a model is trained.
+DEFAULT_MIN_CLOSED_PER_CLASS = 40
+#: Reasons kept per lead on each side (positive / negative).
+REASONS_PER_SIDE = 5
+#: Reasons moving the propensity by less than this many points are noise to a salesperson.
+REASON_MIN_POINTS = 0.5
+#: Odoo reserves 0 and 100 % for lost and won leads (as PLS does): scores stay inside.
+MIN_PROPENSITY, MAX_PROPENSITY = 0.01, 99.99
+#: Grade floors in %, best first (A ≥ 75 %, B ≥ 50 %, C ≥ 25 %, D below).
+GRADE_FLOORS = ((75.0, "a"), (50.0, "b"), (25.0, "c"))
+GRADES = [("a", "A · very likely (≥ 75 %)"), ("b", "B · likely (50-75 %)"),
+          ("c", "C · possible (25-50 %)"), ("d", "D · unlikely (< 25 %)")]
+
+DEFAULT_LEAD_FIELDS = [
+    "team_id", "user_id", "source_id", "medium_id", "campaign_id", "country_id", "state_id",
+    "lang_id", "tag_ids", "expected_revenue", "email_state", "phone_state", "priority",
+]
+ALLOWED_TTYPES = {"char", "selection", "many2one", "many2many", "boolean", "integer", "float", "monetary",
+                  "date", "datetime"}
+#: Fields that are the outcome, are written when a lead is closed, or derive from one of those.
+LEAKY_FIELDS = {
+    "id", "active", "stage_id", "probability", "automated_probability", "lost_reason_id", "date_closed",
+    "day_close", "day_open", "date_last_stage_update", "won_status", "is_won", "prorated_revenue",
+    "recurring_revenue_prorated", "recurring_revenue_monthly_prorated", "date_conversion", "company_id",
+    "create_date", "write_date", "create_uid", "write_uid", "color", "kanban_state", "date_automation_last",
+    "duplicate_lead_count", "message_bounce",
+}
+#: Signals Odoo's PLS ignores, computed in SQL (name -> label).
+HISTORY_SIGNALS = {
+    "ai_partner_won_count": "Customer's earlier won deals",
+    "ai_partner_lost_count": "Customer's earlier lost deals",
+    "ai_partner_won_revenue": "Customer's earlier won revenue",
+    "ai_message_count": "Emails and notes",
+    "ai_activity_done_count": "Activities done",
+    "ai_age_days": "Age (days)",
+}
+# Knuth's multiplicative hash: a fixed, well-spread fraction in [0, 1) per lead id,
+# placing a closed lead's snapshot between creation and closing.
+SNAPSHOT_HASH = 2654435761
+
+
+def grade(percent):
+    """The grade of a propensity in %."""
+    for floor, letter in GRADE_FLOORS:
+        if percent >= floor:
+            return letter
+    return "d"
+
+
+# The one definition of won, lost and open leads (as Odoo's PLS reads them): won = in a
+# won stage, lost = archived at probability 0, open = neither.
+def won_sql(alias):
+    lead = SQL.identifier(alias)
+    return SQL("(%s.active AND EXISTS (SELECT 1 FROM crm_stage ws WHERE ws.id = %s.stage_id AND ws.is_won))",
+               lead, lead)
+
+
+def lost_sql(alias):
+    lead = SQL.identifier(alias)
+    return SQL("(NOT %s.active AND %s.probability = 0)", lead, lead)
+
+
+def open_sql(alias):
+    lead = SQL.identifier(alias)
+    return SQL("(%s.active AND NOT EXISTS (SELECT 1 FROM crm_stage os WHERE os.id = %s.stage_id AND os.is_won))",
+               lead, lead)
+
+
+def _parse_half_life(raw):
+    """"auto" (chosen on recent leads), "none" (no weighting) or days > 0."""
+    raw = raw.strip()
+    if raw in ("", "auto"):
+        return "auto"
+    if raw == "none":
+        return None
+    days = float(raw)
+    if not days > 0:
+        raise ValueError("a half-life is a positive number of days")
+    return days
+
+
+@register_engine
+class LeadPropensityEngine(CrmAiEngine):
+    task = "lead_propensity"
+    label = "Lead propensity"
+    target_model = "crm.lead"
+    state_field = "ai_propensity_state"
+    date_field = "ai_propensity_date"
+    model_field = "ai_propensity_model_id"
+    value_fields = ("ai_propensity", "ai_propensity_grade", "ai_propensity_reasons")
+    primary_metric = "auc"
+    primary_metric_label = "AUC"
+    higher_is_better = True
+    baseline_label = "Odoo PLS"
+    libraries = ("scikit-learn", "numpy")
+    params = {
+        **CrmAiEngine.params,
+        "fields": Param("names", DEFAULT_LEAD_FIELDS),
+        "min_closed_per_class": Param("int", DEFAULT_MIN_CLOSED_PER_CLASS, minimum=2, maximum=1_000_000),
+        "start_date": Param("date", None),
+        "recency_half_life": Param(_parse_half_life, "auto"),
+    }
+    batch_size = 5000  # bench/bench_propensity_speed.py: a batch stays under ~2 s on 2 cores
+
+    # -- configuration ---------------------------------------------------------------------
+    def allowed_field(self, name):
+        field = self.records._fields.get(name)
+        return bool(field and field.store and field.type in ALLOWED_TTYPES and name not in LEAKY_FIELDS
+                    and not name.startswith("ai_") and not getattr(field, "translate", False)
+                    and not (field.type == "many2many" and not field.relation))
+
+    def input_fields(self):
+        """The configured lead fields that can be inputs; the defaults if none can."""
+        names = self.param("fields")
+        safe = [n for n in dict.fromkeys(names) if self.allowed_field(n)]
+        ignored = set(names) - set(safe)
+        if ignored:
+            _logger.warning("crm_ai: ignoring fields that cannot be used as inputs: %s", sorted(ignored))
+        if not safe:
+            # A model needs inputs: a parameter naming only removed fields must not stop training.
+            _logger.warning("crm_ai: no usable lead field in %s, using the default set", self.param_key("fields"))
+            safe = [n for n in DEFAULT_LEAD_FIELDS if self.allowed_field(n)]
+        return safe
+
+    # -- records and changes ------------------------------------------------------------------
+    def scope_sql(self, alias):
+        return SQL("%s AND %s", open_sql(alias), self.company_sql(SQL("%s.company_id", SQL.identifier(alias))))
+
+    def changed_sql(self, alias):
+        # create_date, not date: a message dated in the future must not keep the lead pending
+        # on every run (it is counted once its date has passed, by the daily rescore).
+        lead = SQL.identifier(alias)
+        return SQL("EXISTS (SELECT 1 FROM mail_message m WHERE m.model = 'crm.lead' AND m.res_id = %s.id"
+                   " AND m.create_date > %s.ai_propensity_date)", lead, lead)
+
+    # -- extraction ---------------------------------------------------------------------------
+    def field_kinds(self, names):
+        kinds = {"categorical": [], "multilabel": [], "numeric": [], "boolean": [], "date": []}
+        for name in names:
+            ttype = self.records._fields[name].type
+            if ttype in ("char", "selection", "many2one"):
+                kinds["categorical"].append(name)
+            elif ttype == "many2many":
+                kinds["multilabel"].append(name)
+            elif ttype == "boolean":
+                kinds["boolean"].append(name)
+            elif ttype in ("date", "datetime"):
+                kinds["date"].append(name)
+            else:
+                kinds["numeric"].append(name)
+        return kinds
+
+    def model_params(self, names):
+        kinds = self.field_kinds(names)
+        return {
+            "categorical": kinds["categorical"],
+            "multilabel": kinds["multilabel"],
+            "numeric": kinds["numeric"] + kinds["date"] + list(HISTORY_SIGNALS),
+            "boolean": kinds["boolean"],
+        }
+
+    def extract(self, lead_ids, names, now):
+        """Features of ``lead_ids`` as a DataFrame (one row per id, in ``lead_ids`` order).
+
+        Columns: the chosen lead fields, ``HISTORY_SIGNALS``, and ``_snapshot``.
+        One query per batch: history, messages and activities are aggregated joins.
+        """
+        if not lead_ids:
+            return pd.DataFrame(columns=["id", *names, *HISTORY_SIGNALS])
+        kinds = self.field_kinds(names)
+        plain = [n for n in names if n not in kinds["multilabel"]]
+        selects = [SQL("l.%s AS %s", SQL.identifier(n), SQL.identifier(n)) for n in plain]
+        for name in kinds["multilabel"]:
+            field = self.records._fields[name]
+            selects.append(SQL(
+                "(SELECT array_agg(r.%s ORDER BY r.%s) FROM %s r WHERE r.%s = l.id) AS %s",
+                SQL.identifier(field.column2), SQL.identifier(field.column2), SQL.identifier(field.relation),
+                SQL.identifier(field.column1), SQL.identifier(name)))
+        query = SQL("""
+            WITH base AS (
+                SELECT l.id, l.create_date, l.company_id, p.commercial_partner_id,
+                       CASE WHEN %(open)s THEN %(now)s::timestamp
+                            ELSE l.create_date + GREATEST(COALESCE(l.date_closed, l.write_date) - l.create_date, interval '0')
+                                 * mod(l.id::bigint * %(hash)s, 1000) / 1000.0
+                       END AS snapshot
+                  FROM crm_lead l
+             LEFT JOIN res_partner p ON p.id = l.partner_id
+                 WHERE l.id = ANY(%(ids)s)
+            ), history AS (
+                SELECT b.id,
+                       COUNT(*) FILTER (WHERE %(won)s) AS won,
+                       COUNT(*) FILTER (WHERE %(lost)s) AS lost,
+                       SUM(h.expected_revenue) FILTER (WHERE %(won)s) AS won_revenue
+                  FROM base b
+                  JOIN res_partner hp ON hp.commercial_partner_id = b.commercial_partner_id
+                  JOIN crm_lead h ON h.partner_id = hp.id AND h.id != b.id AND h.date_closed < b.create_date
+                                 -- another company's deals are not this company's to learn from
+                                 AND h.company_id IS NOT DISTINCT FROM b.company_id
+                 GROUP BY b.id
+            ), messages AS (
+                SELECT b.id,
+                       COUNT(*) FILTER (WHERE m.mail_activity_type_id IS NULL
+                                          AND m.message_type IN ('email', 'comment', 'email_outgoing')) AS messages,
+                       COUNT(*) FILTER (WHERE m.mail_activity_type_id IS NOT NULL) AS activities
+                  FROM base b
+                  JOIN mail_message m ON m.model = 'crm.lead' AND m.res_id = b.id AND m.date < b.snapshot
+                 GROUP BY b.id
+            )
+            SELECT l.id, b.snapshot AS _snapshot%(selects)s,
+                   COALESCE(h.won, 0) AS ai_partner_won_count,
+                   COALESCE(h.lost, 0) AS ai_partner_lost_count,
+                   COALESCE(h.won_revenue, 0) AS ai_partner_won_revenue,
+                   COALESCE(m.messages, 0) AS ai_message_count,
+                   COALESCE(m.activities, 0) AS ai_activity_done_count,
+                   GREATEST(EXTRACT(EPOCH FROM b.snapshot - l.create_date) / 86400.0, 0) AS ai_age_days
+              FROM base b
+              JOIN crm_lead l ON l.id = b.id
+         LEFT JOIN history h ON h.id = b.id
+         LEFT JOIN messages m ON m.id = b.id
+        """, now=now, hash=SNAPSHOT_HASH, ids=list(lead_ids), open=open_sql("l"), won=won_sql("h"),
+            lost=lost_sql("h"), selects=SQL("").join(SQL(", %s", select) for select in selects))
+        cr = self.env.cr
+        cr.execute(query)
+        columns = [d.name for d in cr.description]
+        frame = pd.DataFrame.from_records(cr.fetchall(), columns=columns)
+        frame = frame.set_index("id").reindex(list(lead_ids)).reset_index()
+        snapshot = pd.to_datetime(frame["_snapshot"])
+        for name in kinds["date"]:
+            # A date becomes "days from the snapshot" (negative: in the past).
+            frame[name] = (pd.to_datetime(frame[name]) - snapshot).dt.total_seconds() / 86400.0
+        for name in kinds["numeric"] + list(HISTORY_SIGNALS):
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
+        for name in kinds["boolean"]:
+            frame[name] = frame[name].fillna(False).astype(bool)
+        for name in kinds["categorical"]:
+            frame[name] = frame[name].astype(object)
+        return frame
+
+    def labels(self, names, frame):
+        """Words for reasons: field labels, and display names of the ids in ``frame``."""
+        fields_ = self.records._fields
+        field_labels = {n: fields_[n].get_description(self.env)["string"] for n in names}
+        field_labels.update(HISTORY_SIGNALS)
+        value_labels = {}
+        for name in names:
+            field = fields_[name]
+            if field.type == "selection":
+                value_labels[name] = {str(k): v for k, v in field._description_selection(self.env)}
+            elif field.type in ("many2one", "many2many"):
+                ids = set()
+                for value in frame[name]:
+                    if isinstance(value, (list, tuple, np.ndarray)):
+                        ids.update(int(v) for v in value)
+                    elif value is not None and not pd.isna(value):
+                        ids.add(int(value))
+                records = self.env[field.comodel_name].sudo().with_context(active_test=False).browse(ids)
+                value_labels[name] = {str(r["id"]): r["display_name"] for r in records.read(["display_name"])} if ids else {}
+        return field_labels, value_labels
+
+    # -- scoring -------------------------------------------------------------------------------
+    def estimator_fields(self, estimator):
+        return [n for n in estimator.feature_names_in_ if n not in HISTORY_SIGNALS]
+
+    def check_estimator(self, estimator):
+        missing = [n for n in self.estimator_fields(estimator) if n not in self.records._fields]
+        if missing:
+            raise ModelRefused(_("it uses lead fields that no longer exist (%s)", ", ".join(missing)))
+
+    def score(self, ids, estimator, model, now):
+        names = self.estimator_fields(estimator)
+        frame = self.extract(ids, names, now)
+        proba = 100 * estimator.predict_proba(frame)[:, 1]
+        proba = np.clip(np.round(proba, 2), MIN_PROPENSITY, MAX_PROPENSITY)
+        field_labels, value_labels = self.labels(names, frame)
+        explanations = estimator.explain(frame, top=REASONS_PER_SIDE, min_points=REASON_MIN_POINTS,
+                                         field_labels=field_labels, value_labels=value_labels)
+        return {
+            "ai_propensity": [float(p) for p in proba],
+            "ai_propensity_grade": [grade(p) for p in proba],
+            "ai_propensity_reasons": ["\n".join(format_reason(r) for r in reasons) for reasons in explanations],
+        }
+
+    # -- training --------------------------------------------------------------------------------
+    def closed_condition(self, alias):
+        """SQL condition for the closed leads of the company a model learns from."""
+        lead = SQL.identifier(alias)
+        return SQL("%s AND (%s OR %s) AND (%s::date IS NULL OR %s.create_date >= %s::date)",
+                   self.company_sql(SQL("%s.company_id", lead)), won_sql(alias), lost_sql(alias),
+                   self.param("start_date"), lead, self.param("start_date"))
+
+    def closed_leads(self):
+        """Closed leads for training: [(id, won, closed_at)] oldest first."""
+        self.records.flush_model()
+        self.env.cr.execute(SQL("""
+            SELECT l.id, %s AS won, COALESCE(l.date_closed, l.write_date) AS closed
+              FROM crm_lead l
+             WHERE %s
+             ORDER BY closed, l.id
+        """, won_sql("l"), self.closed_condition("l")))
+        return self.env.cr.fetchall()
+
+    def closed_counts(self):
+        """``(won, lost)`` closed leads in the training window."""
+        self.records.flush_model()
+        self.env.cr.execute(SQL("SELECT COUNT(*) FILTER (WHERE %s), COUNT(*) FILTER (WHERE NOT %s)"
+                                "  FROM crm_lead l WHERE %s",
+                                won_sql("l"), won_sql("l"), self.closed_condition("l")))
+        return self.env.cr.fetchone()
+
+    def data_shortfall(self):
+        won, lost = self.closed_counts()
+        minimum = self.param("min_closed_per_class")
+        if won < minimum or lost < minimum:
+            return _("Not enough data: %(won)s won and %(lost)s lost closed leads, %(min)s of each needed.",
+                     won=won, lost=lost, min=minimum)
+        return None
+
+    def pls_fields(self):
+        """The fields Odoo's PLS is configured with (``crm.pls_fields``), as PLS reads them."""
+        configured = self.records._pls_get_safe_fields()
+        return [f for f in configured if f != "tag_ids"], "tag_ids" in configured
+
+    def train(self, champion, champion_record):
+        started = time.monotonic()
+        closed = self.closed_leads()
+        names = self.input_fields()
+        pls_fields, pls_tags = self.pls_fields()
+        champion_names = self.estimator_fields(champion) if champion is not None else []
+        extract_names = list(dict.fromkeys(names + champion_names + pls_fields + ["team_id"]
+                                           + (["tag_ids"] if pls_tags else [])))
+        extract_names = [n for n in extract_names if n in self.records._fields]
+        ids = [row[0] for row in closed]
+        now = pd.Timestamp.now().to_pydatetime()
+        frame = pd.concat([self.extract(batch, extract_names, now)
+                           for batch in split_every(TRAIN_BATCH_STEP, ids, list)], ignore_index=True)
+        y = np.array([1 if won else 0 for _i, won, _d in closed])
+        closed_at = pd.to_datetime(pd.Series([d for _i, _w, d in closed]))
+        train_idx, holdout_idx = time_ordered_split(closed_at.to_numpy())
+        if len(np.unique(y[train_idx])) < 2:
+            # e.g. won deals imported first, lost ones later: the older 80 % hold one outcome.
+            return TrainResult("insufficient_data", _(
+                "Not enough data: the %(n)s oldest closed leads (the training part) are all %(outcome)s; "
+                "a model needs won and lost leads to learn from.",
+                n=len(train_idx), outcome=_("won") if y[train_idx][0] else _("lost")))
+        params = self.model_params(names)
+
+        def age_days(idx):
+            at = closed_at.iloc[idx]
+            return ((at.max() - at).dt.total_seconds() / 86400.0).to_numpy()
+
+        trial = LeadPropensityModel(**params, half_life_days=self.param("recency_half_life")).fit(
+            frame.iloc[train_idx], y[train_idx], age_days=age_days(train_idx))
+        y_holdout = y[holdout_idx]
+        metrics = binary_metrics(y_holdout, trial.predict_proba(frame.iloc[holdout_idx])[:, 1])
+        pls = OdooPLSBaseline(fields=pls_fields, tag_field="tag_ids" if pls_tags else None, team_field="team_id")
+        pls_p = pls.fit(frame.iloc[train_idx], y[train_idx]).predict_proba(frame.iloc[holdout_idx])[:, 1]
+        pls_metrics = binary_metrics(y_holdout, np.nan_to_num(pls_p, nan=y[train_idx].mean()))
+        champion_score, champion_note = self.champion_auc(
+            champion_record, champion, frame, y, train_idx, holdout_idx, closed_at, age_days(train_idx))
+
+        # The deployed model learns from every closed lead, with the hyper-parameters chosen above.
+        final = LeadPropensityModel(**params, C=trial.C_, half_life_days=trial.half_life_days_).fit(
+            frame, y, age_days=age_days(np.arange(len(y))))
+        field_labels, _values = self.labels(names, frame.iloc[:0])
+        n_won = int(y.sum())
+        return TrainResult(
+            "trained", estimator=final, metrics=metrics, baseline_metrics=pls_metrics,
+            champion_score=champion_score, gate_note=champion_note,
+            counts={"won": n_won, "lost": len(y) - n_won, "seconds": time.monotonic() - started},
+            n_train=len(train_idx), n_holdout=len(holdout_idx), date_from=self.param("start_date"),
+            holdout_date_from=closed_at.iloc[holdout_idx].min().to_pydatetime(),
+            holdout_date_to=closed_at.iloc[holdout_idx].max().to_pydatetime(),
+            train_date_to=closed_at.max().to_pydatetime(),
+            hyperparameters="C=%g, recency half-life=%s" % (
+                final.C_, f"{final.half_life_days_:g} days" if final.half_life_days_ else "none"),
+            importance=final.importance(field_labels),
+            feature_names=[field_labels.get(n, n) for n in names + list(HISTORY_SIGNALS)],
+        )
+
+    def champion_auc(self, record, estimator, frame, y, train_idx, holdout_idx, closed_at, train_age):
+        """AUC of the active model on the new holdout, without letting it cheat.
+
+        The stored active model learnt from every lead closed before it was trained; if
+        the new holdout starts after that, it is scored as it is.  Otherwise it has seen
+        part of the holdout and would look better than it is, so its recipe (fields and
+        hyper-parameters) is refitted on the new training split, as the challenger was.
+        Returns ``(auc or None, note)``.
+        """
+        if estimator is None:
+            return None, ""
+        holdout = frame.iloc[holdout_idx]
+        try:
+            if record.train_date_to and closed_at.iloc[holdout_idx].min() > pd.Timestamp(record.train_date_to):
+                p = estimator.predict_proba(holdout)[:, 1]
+                note = _("active model scored on a holdout it never saw")
+            else:
+                recipe = clone(estimator).fit(frame.iloc[train_idx], y[train_idx], age_days=train_age)
+                p = recipe.predict_proba(holdout)[:, 1]
+                note = _("active model's recipe refitted on the same training leads, as it had seen the holdout")
+            return binary_metrics(y[holdout_idx], p)["auc"], note
+        except Exception as error:  # noqa: BLE001 -- e.g. a field it used was removed
+            _logger.warning("crm_ai: cannot measure the active model on the new holdout: %s", error)
+            return None, _("the active model could not be measured: %s", error)
