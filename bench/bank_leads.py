@@ -217,7 +217,7 @@ def insert_messages(env, lead_ids, per_lead):
 
 
 def set_params(env, **params):
-    """Set ``ir.config_parameter``s; keys use ``__`` for dots (crm_ai__lead_fields)."""
+    """Set ``ir.config_parameter``s; keys use ``__`` for dots (crm_ai__lead_propensity__fields)."""
     icp = env["ir.config_parameter"].sudo()
     for key, value in params.items():
         icp.set_param(key.replace("__", "."), value)

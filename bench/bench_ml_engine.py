@@ -2,15 +2,16 @@
 
     PYTHONPATH=crm_ai python bench/bench_ml_engine.py        (or: bench/run engine)
 
-Input rows are the bank leads (cycled to the size wanted) in the shape ``crm.lead._ai_extract``
-gives them: medium + the 12 x_ fields + the six history signals (synthetic here: the bank
-data has none).  What it measures:
+Input rows are the bank leads (cycled to the size wanted) in the shape
+``LeadPropensityEngine.extract`` (``crm_ai/models/engine_lead_propensity.py``) gives them:
+medium + the 12 x_ fields + the six history signals (synthetic here: the bank data has
+none).  What it measures:
 
 * ``fit``: ``LeadPropensityModel(C="auto", half_life_days="auto")`` as the trainer's trial
   model (5 C x 5 half-lives on the newest 20 % of the rows, then a refit), then a fit with
   the chosen hyper-parameters (the deployed model), then the PLS port's fit + predict;
 * ``predict_proba`` and ``explain`` (top 5 reasons each side, labels) on one batch, for
-  batch sizes around ``AI_COMPUTE_BATCH_STEP`` (5,000): the time per lead is what sets
+  batch sizes around ``LeadPropensityEngine.batch_size`` (5,000): the time per lead is what sets
   the throughput, the time per batch is how long one scoring transaction lasts.
 """
 

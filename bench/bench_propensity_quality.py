@@ -12,9 +12,10 @@ Protocol (one run, both models on the same leads):
    stage, probability 100) or lost (archived, probability 0), closed on their contact date;
 3. the newest 20 % stay OPEN (first stage, probability 10); their true outcome is kept
    in memory by this script only;
-4. crm_ai: ``crm_ai.lead_fields`` = medium + every x_ field, ``_ai_propensity_train``
-   (its own quality holdout is the newest 20 % of the *closed* leads), then the score
-   cron writes ``ai_propensity`` on the open leads;
+4. crm_ai: ``crm_ai.lead_propensity.fields`` = medium + every x_ field,
+   ``crm.ai.driver._ai_train_unit("lead_propensity", company)`` (the engine's own quality
+   holdout is the newest 20 % of the *closed* leads), then the score cron writes
+   ``ai_propensity`` on the open leads;
 5. Odoo PLS: ``crm.pls_fields`` = medium + the categorical / boolean x_ fields (variant
    A); + the integer x_ fields (variant B); + the balance too (variant C: every field
    crm_ai gets).  PLS treats each distinct value as a category.  For each variant
@@ -23,7 +24,7 @@ Protocol (one run, both models on the same leads):
 6. AUC, Brier score and log-loss on the open leads, against their true outcome.
 
 A constant forecast (the closed leads' win rate) is reported as a floor.  crm_ai's PLS
-port (``ml.OdooPLSBaseline``, used for the registry's ``pls_auc``) is also checked
+port (``ml.OdooPLSBaseline``, the registry's baseline "Odoo PLS") is also checked
 against the real PLS output on the same open leads.
 """
 
@@ -41,6 +42,8 @@ import bank_leads as bl  # noqa: E402
 from odoo import fields  # noqa: E402
 from odoo.addons.crm_ai.ml import (LeadPropensityModel, OdooPLSBaseline, calibration_error,  # noqa: E402
                                    time_ordered_split)
+
+TASK = "lead_propensity"
 
 OPEN_FRACTION = 0.2
 PLS_START = "2008-01-01"
@@ -93,12 +96,13 @@ def main(env):
     print(f"loaded {n} leads ({n_closed} closed, {n_open} open) in {results['load_seconds']:.1f}s", flush=True)
 
     # ---- crm_ai -------------------------------------------------------------------------
-    bl.set_params(env, crm_ai__lead_fields=",".join(bl.AI_FIELDS), crm_ai__enabled="True",
+    bl.set_params(env, crm_ai__lead_propensity__fields=",".join(bl.AI_FIELDS), crm_ai__enabled="True",
                   crm__pls_fields=",".join(PLS_VARIANTS["A"]), crm__pls_start_date=PLS_START)
     env.cr.commit()
-    Lead = env["crm.lead"].sudo().with_company(company)
+    driver = env["crm.ai.driver"].sudo().with_company(company)
+    engine = driver._ai_engine(TASK, company)
     t0 = time.monotonic()
-    train = Lead._ai_propensity_train(company)
+    train = driver._ai_train_unit(TASK, company)
     train_seconds = time.monotonic() - t0
     env.cr.commit()
     print("crm_ai train:", train["message"], flush=True)
@@ -113,9 +117,13 @@ def main(env):
     results["crm_ai"] = {
         **metrics(y_open, p_ai), "train_seconds": train_seconds, "score_seconds": score_seconds,
         "scored": done, "remaining": remaining, "status": train["status"],
-        "registry": {k: model[k] for k in ("auc", "log_loss", "brier", "calibration_error", "pls_auc", "pls_log_loss",
-                                           "pls_brier", "pls_calibration_error",
-                                           "n_train", "n_holdout", "hyperparameters", "gate_reason")},
+        "registry": {
+            # metrics JSON: {"model": {auc, log_loss, brier, calibration_error}, "baseline": {same, PLS port}}
+            **{k: model.metrics["model"][k] for k in ("auc", "log_loss", "brier", "calibration_error")},
+            **{f"pls_{k}": model.metrics["baseline"][k] for k in ("auc", "log_loss", "brier", "calibration_error")},
+            **{k: model[k] for k in ("score", "score_defined", "baseline", "baseline_score",
+                                     "n_train", "n_holdout", "hyperparameters", "gate_reason")},
+        },
         "registry_holdout": f"{model.holdout_date_from.date()} .. {model.holdout_date_to.date()}",
         "importance": model.importance.splitlines()[:8],
     }
@@ -124,7 +132,7 @@ def main(env):
 
     # ---- Odoo PLS, one run per field set ---------------------------------------------
     names_for_port = list(dict.fromkeys(sum(PLS_VARIANTS.values(), [])))
-    frame = Lead._ai_extract(ids, [*names_for_port, "team_id"], fields.Datetime.now())
+    frame = engine.extract(ids, [*names_for_port, "team_id"], fields.Datetime.now())
     y_all = data["won"].to_numpy().astype(int)
     results["pls"] = {}
     for variant, pls_fields in PLS_VARIANTS.items():
@@ -143,14 +151,14 @@ def main(env):
                                   if k in ("auc", "brier", "log_loss", "port_max_abs_diff_points")}, flush=True)
 
     # ---- ablations with crm_ai's engine on the same extracted rows (no Odoo in the loop) ---
-    # Same recipe as _ai_propensity_train: hyper-parameters chosen by a trial fit on the
+    # Same recipe as LeadPropensityEngine.train: hyper-parameters chosen by a trial fit on the
     # oldest 80 % of the closed leads, then a fit on all of them.
     closed_at = data["contact_date"].iloc[:n_closed]
     age_days = ((closed_at.max() - closed_at).dt.total_seconds() / 86400.0).to_numpy()
     train_idx, _hold = time_ordered_split(closed_at.to_numpy())
 
-    def engine(names, half_life="auto"):
-        params = Lead._ai_model_params(names)
+    def refit(names, half_life="auto"):
+        params = engine.model_params(names)
         trial = LeadPropensityModel(**params, half_life_days=half_life).fit(
             frame.iloc[train_idx], y_all[train_idx], age_days=age_days[train_idx] - age_days[train_idx].min())
         final = LeadPropensityModel(**params, C=trial.C_, half_life_days=trial.half_life_days_).fit(
@@ -160,10 +168,10 @@ def main(env):
         return out
 
     results["ablations"] = {
-        "same as deployed (all fields, recency auto)": engine(bl.AI_FIELDS),
-        "all fields, no recency weighting": engine(bl.AI_FIELDS, None),
-        "only PLS A's fields (medium + categorical/boolean x_)": engine(PLS_VARIANTS["A"]),
-        "only PLS A's fields, no recency weighting": engine(PLS_VARIANTS["A"], None),
+        "same as deployed (all fields, recency auto)": refit(bl.AI_FIELDS),
+        "all fields, no recency weighting": refit(bl.AI_FIELDS, None),
+        "only PLS A's fields (medium + categorical/boolean x_)": refit(PLS_VARIANTS["A"]),
+        "only PLS A's fields, no recency weighting": refit(PLS_VARIANTS["A"], None),
     }
     for name, m in results["ablations"].items():
         print(f"engine ablation {name}:", {k: round(v, 4) for k, v in m.items() if k in ("auc", "brier", "log_loss")},
@@ -205,7 +213,9 @@ def report(r):
         f"trained on {reg['n_train']:,}): AUC {reg['auc']:.3f} vs its PLS port (fields A) {reg['pls_auc']:.3f}; "
         f"Brier {reg['brier']:.4f} vs {reg['pls_brier']:.4f}; log-loss {reg['log_loss']:.4f} vs {reg['pls_log_loss']:.4f}; "
         f"calibration error {reg['calibration_error']:.3f} vs {reg['pls_calibration_error']:.3f}; "
-        f"{reg['hyperparameters']}; status {r['crm_ai']['status']}",
+        f"{reg['hyperparameters']}; status {r['crm_ai']['status']} ({reg['gate_reason']})",
+        f"registry primary metric: score {reg['score']:.3f} (defined: {reg['score_defined']}) vs "
+        f"{reg['baseline']} {reg['baseline_score']:.3f}",
         f"crm_ai train {r['crm_ai']['train_seconds']:.1f}s, score cron {r['crm_ai']['score_seconds']:.1f}s "
         f"({r['crm_ai']['scored']} leads); PLS cron " + ", ".join(f"{v} {m['cron_seconds']:.1f}s" for v, m in r["pls"].items()),
         "PLS port vs real PLS, max |difference| on the open leads (points): "

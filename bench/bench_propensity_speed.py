@@ -9,14 +9,15 @@ step's peak memory is its own:
               last 180 days), 10,000 customers (each with ~10 closed and ~10 open leads, so
               the customer-history join has work to do) and 2 notes per lead (so has the
               messages join).  Bulk SQL: see ``bank_leads.py``;
-* ``train`` : ``crm.lead._ai_propensity_train`` (extract, hyper-parameter search, gate
-              against the PLS port, final fit, store) on the 100,000 closed leads;
+* ``train`` : ``crm.ai.driver._ai_train_unit("lead_propensity", company)`` (extract,
+              hyper-parameter search, PLS port, gate, final fit, store) on the 100,000
+              closed leads;
 * ``score`` : ``crm.ai.model._cron_ai_score(time_budget=1e9)``: extract -> predict ->
-              explain -> write, in committed batches of ``AI_COMPUTE_BATCH_STEP``, for the
-              100,000 open leads; then once more, when nothing is pending;
+              explain -> write, in committed batches of ``LeadPropensityEngine.batch_size``,
+              for the 100,000 open leads; then once more, when nothing is pending;
 * ``pls``   : Odoo's ``_cron_update_automated_probabilities`` on the same database
               (rebuild the frequency table from the closed leads, rewrite the open leads);
-* ``batches``: the score cron again with ``AI_COMPUTE_BATCH_STEP`` = 1,000 / 5,000 /
+* ``batches``: the score cron again with ``LeadPropensityEngine.batch_size`` = 1,000 / 5,000 /
               20,000 / 100,000 (``$BENCH_BATCH_SIZES``): total time and longest batch
               (one batch = one transaction holding its row locks until its commit).
 
@@ -40,6 +41,7 @@ N_PARTNERS = int(os.environ.get("BENCH_PARTNERS", 10000))
 N_MESSAGES = int(os.environ.get("BENCH_MESSAGES", 2))
 PLS_FIELDS = ["medium_id", *bl.CATEGORICAL_X, *bl.BOOLEAN_X]
 TARGETS = {"score": 60.0, "train": 120.0, "train_rss_mb": 1536.0}
+TASK = "lead_propensity"
 
 
 def timed(cls, name, bucket):
@@ -88,7 +90,7 @@ def step_load(env):
                                won=np.zeros(N_LEADS, bool), team_id=team, company_id=company, mediums=mediums,
                                partner_ids=partner_of[N_LEADS:], name_prefix="Open lead")
     messages = bl.insert_messages(env, closed_ids + open_ids, N_MESSAGES)
-    bl.set_params(env, crm_ai__lead_fields=",".join(bl.AI_FIELDS), crm_ai__enabled="True",
+    bl.set_params(env, crm_ai__lead_propensity__fields=",".join(bl.AI_FIELDS), crm_ai__enabled="True",
                   crm__pls_fields=",".join(PLS_FIELDS), crm__pls_start_date="2008-01-01")
     env.cr.commit()
     env.cr.execute("ANALYZE crm_lead; ANALYZE mail_message; ANALYZE res_partner")
@@ -101,23 +103,23 @@ def step_train(env):
     company = env.company
     rss_before = bl.peak_rss_mb()
     t0 = time.monotonic()
-    result = env["crm.lead"].sudo().with_company(company)._ai_propensity_train(company)
+    result = env["crm.ai.driver"].sudo().with_company(company)._ai_train_unit(TASK, company)
     seconds = time.monotonic() - t0
     env.cr.commit()
     model = env["crm.ai.model"].browse(result["model_id"])
     return {"seconds": seconds, "rss_before_mb": rss_before, "peak_rss_mb": bl.peak_rss_mb(),
             "message": result["message"], "n_train": model.n_train, "n_holdout": model.n_holdout,
-            "auc": model.auc, "pls_auc": model.pls_auc, "hyperparameters": model.hyperparameters,
+            "auc": model.score, "pls_auc": model.baseline_score, "hyperparameters": model.hyperparameters,
             "status": result["status"]}
 
 
 def step_score(env):
     from odoo.addons.crm_ai.ml import propensity
-    from odoo.addons.crm_ai.models import crm_lead as ai_lead
-    Lead = type(env["crm.lead"])
+    from odoo.addons.crm_ai.models.engine_lead_propensity import LeadPropensityEngine
     buckets = defaultdict(float)
-    for name in ("_ai_pending_ids", "_ai_extract", "_ai_labels"):
-        timed(Lead, name, buckets)
+    timed(type(env["crm.ai.driver"]), "_ai_pending_ids", buckets)
+    for name in ("extract", "labels"):
+        timed(LeadPropensityEngine, name, buckets)
     for name in ("predict_proba", "explain"):
         timed(propensity.LeadPropensityModel, name, buckets)
     rss_before = bl.peak_rss_mb()
@@ -132,10 +134,13 @@ def step_score(env):
     seconds_again = time.monotonic() - t1
     env.cr.execute("SELECT count(*) FROM crm_lead WHERE active AND ai_propensity_state = 'scored'")
     scored = env.cr.fetchone()[0]
-    # write = the UPDATEs and commits (what is not extract / predict / explain / labels / pending)
+    # write = the UPDATEs and commits (what is not extract / predict / explain / labels / pending;
+    # the old phase names _ai_extract / _ai_labels are kept in the JSON for comparison)
+    first["_ai_extract"] = first.pop("extract", 0.0)
+    first["_ai_labels"] = first.pop("labels", 0.0)
     first["write_and_commit"] = seconds - sum(first.values())
     return {"seconds": seconds, "done": done, "remaining": remaining, "scored_in_db": scored,
-            "batch": ai_lead.AI_COMPUTE_BATCH_STEP, "phases": first,
+            "batch": LeadPropensityEngine.batch_size, "phases": first,
             "rerun_seconds": seconds_again, "rerun_done": again[0],
             "rss_before_mb": rss_before, "peak_rss_mb": bl.peak_rss_mb()}
 
@@ -159,11 +164,12 @@ def step_pls(env):
 
 def step_batches(env):
     """The score cron again with other batch sizes (every open lead made pending each time)."""
-    from odoo.addons.crm_ai.models import crm_lead as ai_lead
-    Lead = type(env["crm.lead"])
+    from odoo.addons.crm_ai.models.engine_lead_propensity import LeadPropensityEngine
+    Driver = type(env["crm.ai.driver"])
     per_call = []
-    for name in ("_ai_extract", "_ai_write_scores"):
-        original = getattr(Lead, name)
+    # One batch = engine.score (extract + predict + labels + explain) then driver._ai_write_scores (UPDATE).
+    for cls, name in ((LeadPropensityEngine, "score"), (Driver, "_ai_write_scores")):
+        original = getattr(cls, name)
 
         def wrapper(*args, _original=original, **kwargs):
             t0 = time.monotonic()
@@ -171,22 +177,22 @@ def step_batches(env):
                 return _original(*args, **kwargs)
             finally:
                 per_call.append(time.monotonic() - t0)
-        setattr(Lead, name, wrapper)
-    default = ai_lead.AI_COMPUTE_BATCH_STEP
+        setattr(cls, name, wrapper)
+    default = LeadPropensityEngine.batch_size
     out = []
     for size in [int(s) for s in os.environ.get("BENCH_BATCH_SIZES", "1000,5000,20000,100000").split(",")]:
         env.cr.execute("UPDATE crm_lead SET ai_propensity_date = NULL WHERE active AND ai_propensity_state = 'scored'")
         env.cr.commit()
-        ai_lead.AI_COMPUTE_BATCH_STEP = size
+        LeadPropensityEngine.batch_size = size
         per_call.clear()
         t0 = time.monotonic()
         done, _remaining = env["crm.ai.model"]._cron_ai_score(time_budget=1e9)
         seconds = time.monotonic() - t0
         env.cr.commit()
-        batches = [a + b for a, b in zip(per_call[::2], per_call[1::2])]  # extract + predict/explain/write
+        batches = [a + b for a, b in zip(per_call[::2], per_call[1::2])]  # score (extract/predict/explain) + write
         out.append({"batch": size, "seconds": seconds, "done": done, "batches": len(batches),
                     "longest_batch_seconds": max(batches), "peak_rss_mb": bl.peak_rss_mb()})
-    ai_lead.AI_COMPUTE_BATCH_STEP = default
+    LeadPropensityEngine.batch_size = default
     return {"sizes": out}
 
 
@@ -229,7 +235,7 @@ def report(folder):
     if "batches" in r:
         lines += ["", "score cron with other batch sizes (all open leads pending each time; one process, "
                   "sizes in increasing order, so peak RSS is cumulative):", "",
-                  "| AI_COMPUTE_BATCH_STEP | wall time | batches | longest batch (extract + predict + explain + UPDATE) "
+                  "| LeadPropensityEngine.batch_size | wall time | batches | longest batch (extract + predict + explain + UPDATE) "
                   "| peak RSS |", "|---|---|---|---|---|"]
         for b in r["batches"]["sizes"]:
             lines.append(f"| {b['batch']:,} | {b['seconds']:.1f} s | {b['batches']} | {b['longest_batch_seconds']:.2f} s "

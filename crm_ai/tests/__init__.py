@@ -5,3 +5,4 @@ from . import test_settings
 from . import test_security
 from . import test_tour
 from . import test_engine_framework
+from . import test_migration

@@ -14,39 +14,45 @@ class CrmAiDataMixin:
     """Synthetic CRM history shared by TransactionCase and HttpCase tests."""
 
     @classmethod
-    def _crm_ai_setup_data(cls, n_closed=300, n_open=12, seed=7):
+    def _crm_ai_setup_data(cls, n_closed=300, n_open=12, seed=7, company=None):
+        """Closed and open leads of ``company`` (default: the current one, and every
+        other lead is deleted first so demo leads do not train)."""
         env = cls.env
-        # Independence from demo data: demo leads would be part of the training set.
-        env["crm.lead"].with_context(active_test=False).search([]).unlink()
-        cls.company = env.company
+        if company is None:
+            # Independence from demo data: demo leads would be part of the training set.
+            env["crm.lead"].with_context(active_test=False).search([]).unlink()
+            cls.company = env.company
+        company = company or cls.company
+        env.ref("base.user_admin").company_ids |= company  # the salesperson of the synthetic leads
         cls.won_stage = env["crm.stage"].search([("is_won", "=", True)], limit=1)
         cls.first_stage = env["crm.stage"].search([("is_won", "=", False)], order="sequence, id", limit=1)
-        cls.sources = {name: env["utm.source"].create({"name": f"{name} (crm_ai test)"}) for name in SOURCE_WIN_RATES}
-        cls.tag_vip = env["crm.tag"].create({"name": "VIP (crm_ai test)"})
+        if "sources" not in cls.__dict__:
+            cls.sources = {name: env["utm.source"].create({"name": f"{name} (crm_ai test)"}) for name in SOURCE_WIN_RATES}
+            cls.tag_vip = env["crm.tag"].create({"name": "VIP (crm_ai test)"})
         rng = random.Random(seed)
         now = fields.Datetime.now()
-        Lead = env["crm.lead"].with_context(tracking_disable=True, mail_create_nolog=True)
+        Lead = env["crm.lead"].with_company(company).with_context(tracking_disable=True, mail_create_nolog=True)
         vals, outcomes = [], []
         for i in range(n_closed + n_open):
             name = rng.choice(list(SOURCE_WIN_RATES))
             vals.append({
                 "name": f"crm_ai lead {i}", "type": "opportunity", "source_id": cls.sources[name].id,
-                "expected_revenue": rng.choice([1000, 5000, 20000]), "company_id": cls.company.id,
-                "stage_id": cls.first_stage.id, "user_id": env.ref("base.user_admin").id,
+                "expected_revenue": rng.choice([1000, 5000, 20000]), "company_id": company.id,
+                "stage_id": cls.first_stage.id, "user_id": env.ref("base.user_admin").id, "team_id": False,
                 "tag_ids": [(6, 0, cls.tag_vip.ids)] if rng.random() < 0.3 else [],
                 "email_from": f"lead{i}@example.com",
             })
             outcomes.append(rng.random() < SOURCE_WIN_RATES[name])
         leads = Lead.create(vals)
         env.flush_all()
-        cls.closed_leads, cls.open_leads = leads[:n_closed], leads[n_closed:]
+        closed_leads, open_leads = leads[:n_closed], leads[n_closed:]
         created = [now - timedelta(days=700 - i * 2) for i in range(len(leads))]
         env.cr.execute("""
             UPDATE crm_lead l SET create_date = v.c, date_open = v.c
               FROM unnest(%s::int[], %s::timestamp[]) v(id, c) WHERE l.id = v.id""",
                        (leads.ids, created))
-        won = [lead.id for lead, w in zip(cls.closed_leads, outcomes) if w]
-        lost = [lead.id for lead, w in zip(cls.closed_leads, outcomes) if not w]
+        won = [lead.id for lead, w in zip(closed_leads, outcomes) if w]
+        lost = [lead.id for lead, w in zip(closed_leads, outcomes) if not w]
         env.cr.execute("""UPDATE crm_lead SET stage_id = %s, probability = 100, automated_probability = 100,
                                               date_closed = create_date + interval '10 days'
                            WHERE id = ANY(%s)""", (cls.won_stage.id, won))
@@ -54,7 +60,10 @@ class CrmAiDataMixin:
                                               date_closed = create_date + interval '10 days'
                            WHERE id = ANY(%s)""", (lost,))
         env["crm.lead"].invalidate_model()
-        cls.n_won, cls.n_lost = len(won), len(lost)
+        if company == cls.company:
+            cls.closed_leads, cls.open_leads = closed_leads, open_leads
+            cls.n_won, cls.n_lost = len(won), len(lost)
+        return closed_leads, open_leads
 
     @classmethod
     def _crm_ai_train(cls, company=None):
