@@ -58,6 +58,18 @@ def timed(cls, name, bucket):
     return original
 
 
+def open_lead_count(env):
+    env.cr.execute("SELECT count(*) FROM crm_lead WHERE active AND probability > 0 AND probability < 100")
+    return env.cr.fetchone()[0]
+
+
+def check_all_scored(env, done, what):
+    """The driver logs and swallows a company's failure: a run that scored nothing must not pass as fast."""
+    expected = open_lead_count(env)
+    if done != expected:
+        raise RuntimeError(f"{what}: {done} leads scored out of {expected} open leads (see the log above)")
+
+
 def step_load(env):
     import numpy as np
     import pandas as pd
@@ -127,6 +139,7 @@ def step_score(env):
     done, remaining = env["crm.ai.model"]._cron_ai_score(time_budget=1e9)
     seconds = time.monotonic() - t0
     env.cr.commit()
+    check_all_scored(env, done, "score")
     first = dict(buckets)
     buckets.clear()
     t1 = time.monotonic()
@@ -189,6 +202,7 @@ def step_batches(env):
         done, _remaining = env["crm.ai.model"]._cron_ai_score(time_budget=1e9)
         seconds = time.monotonic() - t0
         env.cr.commit()
+        check_all_scored(env, done, f"batch size {size}")
         batches = [a + b for a, b in zip(per_call[::2], per_call[1::2])]  # score (extract/predict/explain) + write
         out.append({"batch": size, "seconds": seconds, "done": done, "batches": len(batches),
                     "longest_batch_seconds": max(batches), "peak_rss_mb": bl.peak_rss_mb()})

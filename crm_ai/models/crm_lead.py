@@ -5,8 +5,9 @@ from markupsafe import Markup
 
 from odoo import api, fields, models
 
+from ..ml import format_reason
 from .crm_ai_driver import RECORD_STATES
-from .engine_lead_propensity import GRADES
+from .engine_lead_propensity import GRADES, describe_reasons
 
 
 class CrmLead(models.Model):
@@ -21,8 +22,11 @@ class CrmLead(models.Model):
     ai_propensity_grade = fields.Selection(
         GRADES, "AI Grade", readonly=True, copy=False, index=True,
         help="Propensity range: A ≥ 75 %, B 50-75 %, C 25-50 %, D < 25 %.")
+    ai_propensity_reason_data = fields.Json(
+        "AI Reasons (data)", readonly=True, copy=False,
+        help='[{"field", "value", "points"}]: the strongest reasons up and down, as data.')
     ai_propensity_reasons = fields.Text(
-        "AI Reasons", readonly=True, copy=False,
+        "AI Reasons", compute="_compute_ai_propensity_reasons",
         help="The strongest reasons up and down for this lead, in percentage points: how much "
              "the propensity would change if that field were at its average.")
     ai_propensity_reasons_html = fields.Html("Why this score", compute="_compute_ai_propensity_reasons_html",
@@ -36,7 +40,15 @@ class CrmLead(models.Model):
              "no score is shown (never a made-up 0 % or 100 %). Out of date: the model that gave this "
              "score was refused (e.g. a copied database); a retraining is under way.")
 
+    @api.depends("ai_propensity_reason_data")
+    @api.depends_context("lang")
+    def _compute_ai_propensity_reasons(self):
+        described = describe_reasons(self.env, [lead.ai_propensity_reason_data or [] for lead in self])
+        for lead, reasons in zip(self, described):
+            lead.ai_propensity_reasons = "\n".join(format_reason(reason) for reason in reasons) or False
+
     @api.depends("ai_propensity_reasons")
+    @api.depends_context("lang")
     def _compute_ai_propensity_reasons_html(self):
         for lead in self:
             items = []

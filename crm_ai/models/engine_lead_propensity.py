@@ -20,11 +20,14 @@ from sklearn.base import clone
 
 from odoo import _
 from odoo.tools import SQL, split_every
+from odoo.tools.translate import LazyTranslate
 
 from ..ml import LeadPropensityModel, OdooPLSBaseline, binary_metrics, format_reason, time_ordered_split
+from ..ml.features import NOT_SET
 from .crm_ai_engine import CrmAiEngine, ModelRefused, Param, TrainResult, register_engine
 
 _logger = logging.getLogger(__name__)
+_lt = LazyTranslate(__name__)
 
 #: Closed leads extracted per query when training (memory, not locks, is the limit).
 TRAIN_BATCH_STEP = 50000
@@ -40,6 +43,8 @@ MIN_PROPENSITY, MAX_PROPENSITY = 0.01, 99.99
 GRADE_FLOORS = ((75.0, "a"), (50.0, "b"), (25.0, "c"))
 GRADES = [("a", "A · very likely (≥ 75 %)"), ("b", "B · likely (50-75 %)"),
           ("c", "C · possible (25-50 %)"), ("d", "D · unlikely (< 25 %)")]
+#: Grades shown as "high" / "low" propensity (search filters, kanban colours).
+HIGH_GRADES, LOW_GRADES = ("a", "b"), ("d",)
 
 DEFAULT_LEAD_FIELDS = [
     "team_id", "user_id", "source_id", "medium_id", "campaign_id", "country_id", "state_id",
@@ -57,13 +62,15 @@ LEAKY_FIELDS = {
 }
 #: Signals Odoo's PLS ignores, computed in SQL (name -> label).
 HISTORY_SIGNALS = {
-    "ai_partner_won_count": "Customer's earlier won deals",
-    "ai_partner_lost_count": "Customer's earlier lost deals",
-    "ai_partner_won_revenue": "Customer's earlier won revenue",
-    "ai_message_count": "Emails and notes",
-    "ai_activity_done_count": "Activities done",
-    "ai_age_days": "Age (days)",
+    "ai_partner_won_count": _lt("Customer's earlier won deals"),
+    "ai_partner_lost_count": _lt("Customer's earlier lost deals"),
+    "ai_partner_won_revenue": _lt("Customer's earlier won revenue"),
+    "ai_message_count": _lt("Emails and notes"),
+    "ai_activity_done_count": _lt("Activities done"),
+    "ai_age_days": _lt("Age (days)"),
 }
+#: Words the engine writes as values, translated when shown.
+VALUE_WORDS = {NOT_SET: _lt("(not set)"), "none": _lt("none"), "yes": _lt("yes"), "no": _lt("no")}
 # Knuth's multiplicative hash: a fixed, well-spread fraction in [0, 1) per lead id,
 # placing a closed lead's snapshot between creation and closing.
 SNAPSHOT_HASH = 2654435761
@@ -117,7 +124,7 @@ class LeadPropensityEngine(CrmAiEngine):
     state_field = "ai_propensity_state"
     date_field = "ai_propensity_date"
     model_field = "ai_propensity_model_id"
-    value_fields = ("ai_propensity", "ai_propensity_grade", "ai_propensity_reasons")
+    value_fields = ("ai_propensity", "ai_propensity_grade", "ai_propensity_reason_data")
     primary_metric = "auc"
     primary_metric_label = "AUC"
     higher_is_better = True
@@ -270,7 +277,7 @@ class LeadPropensityEngine(CrmAiEngine):
         """Words for reasons: field labels, and display names of the ids in ``frame``."""
         fields_ = self.records._fields
         field_labels = {n: fields_[n].get_description(self.env)["string"] for n in names}
-        field_labels.update(HISTORY_SIGNALS)
+        field_labels.update({name: self.env._(label) for name, label in HISTORY_SIGNALS.items()})
         value_labels = {}
         for name in names:
             field = fields_[name]
@@ -301,13 +308,14 @@ class LeadPropensityEngine(CrmAiEngine):
         frame = self.extract(ids, names, now)
         proba = 100 * estimator.predict_proba(frame)[:, 1]
         proba = np.clip(np.round(proba, 2), MIN_PROPENSITY, MAX_PROPENSITY)
-        field_labels, value_labels = self.labels(names, frame)
-        explanations = estimator.explain(frame, top=REASONS_PER_SIDE, min_points=REASON_MIN_POINTS,
-                                         field_labels=field_labels, value_labels=value_labels)
+        # Reasons are stored as data (field, raw value, points) and put in words when read,
+        # in the reader's language (see ``describe_reasons``).
+        explanations = estimator.explain(frame, top=REASONS_PER_SIDE, min_points=REASON_MIN_POINTS)
         return {
             "ai_propensity": [float(p) for p in proba],
             "ai_propensity_grade": [grade(p) for p in proba],
-            "ai_propensity_reasons": ["\n".join(format_reason(r) for r in reasons) for reasons in explanations],
+            "ai_propensity_reason_data": [[{"field": r["field"], "value": r["value"], "points": round(r["points"], 2)}
+                                           for r in reasons] for reasons in explanations],
         }
 
     # -- training --------------------------------------------------------------------------------
@@ -404,7 +412,7 @@ class LeadPropensityEngine(CrmAiEngine):
             hyperparameters="C=%g, recency half-life=%s" % (
                 final.C_, f"{final.half_life_days_:g} days" if final.half_life_days_ else "none"),
             importance=final.importance(field_labels),
-            feature_names=[field_labels.get(n, n) for n in names + list(HISTORY_SIGNALS)],
+            feature_names=[str(field_labels.get(n, n)) for n in names + list(HISTORY_SIGNALS)],
         )
 
     def champion_auc(self, record, estimator, frame, y, train_idx, holdout_idx, closed_at, train_age):
@@ -431,3 +439,47 @@ class LeadPropensityEngine(CrmAiEngine):
         except Exception as error:  # noqa: BLE001 -- e.g. a field it used was removed
             _logger.warning("crm_ai: cannot measure the active model on the new holdout: %s", error)
             return None, _("the active model could not be measured: %s", error)
+
+
+def describe_reasons(env, reason_lists):
+    """Words for stored reasons (``[{"field", "value", "points"}]`` per lead), in
+    ``env``'s language: ``[[{"label", "value", "points"}]]``, ready for ``format_reason``.
+
+    Record values (stored as ids) are named in one read per model; selection keys get
+    their label; the engine's own words (not set, yes, no) are translated.
+    """
+    lead_fields = env["crm.lead"]._fields
+    wanted = {}
+    for reasons in reason_lists:
+        for reason in reasons:
+            field = lead_fields.get(reason["field"])
+            if field is not None and field.type in ("many2one", "many2many"):
+                wanted.setdefault(field.comodel_name, set()).update(
+                    int(key) for key in str(reason["value"]).split(", ") if key.isdigit())
+    names = {}
+    for model, ids in wanted.items():
+        records = env[model].sudo().with_context(active_test=False).browse(sorted(ids)).exists()
+        names[model] = {str(record.id): record.display_name for record in records}
+    selections, described = {}, []
+    for reasons in reason_lists:
+        lines = []
+        for reason in reasons:
+            name, value = reason["field"], str(reason["value"])
+            field = lead_fields.get(name)
+            if name in HISTORY_SIGNALS:
+                label = env._(HISTORY_SIGNALS[name])
+            elif field is not None:
+                label = field.get_description(env)["string"]
+            else:
+                label = name
+            if value in VALUE_WORDS:
+                value = env._(VALUE_WORDS[value])
+            elif field is not None and field.type in ("many2one", "many2many"):
+                value = ", ".join(names[field.comodel_name].get(key, key) for key in value.split(", "))
+            elif field is not None and field.type == "selection":
+                if name not in selections:
+                    selections[name] = {str(k): v for k, v in field._description_selection(env)}
+                value = selections[name].get(value, value)
+            lines.append({"label": label, "value": value, "points": reason["points"]})
+        described.append(lines)
+    return described

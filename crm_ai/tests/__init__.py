@@ -6,3 +6,4 @@ from . import test_security
 from . import test_tour
 from . import test_engine_framework
 from . import test_migration
+from . import test_security_rpc

@@ -42,6 +42,9 @@ class TestMigration(TestCrmAiCommon):
         forged = self.Registry.sudo().create({"task": TASK, "company_id": self.company.id, "version": 2})
         cr.execute("UPDATE crm_ai_model SET artifact = %s WHERE id = %s",
                    (persistence.dumps_signed(estimator, b"another database", meta={"task": TASK}), forged.id))
+        cr.execute("ALTER TABLE crm_lead ADD COLUMN IF NOT EXISTS ai_propensity_reasons text")
+        cr.execute("UPDATE crm_lead SET ai_propensity_state = 'scored', ai_propensity_date = now()"
+                   " WHERE id = %s", [self.open_leads[0].id])
         params = self.env["ir.config_parameter"].sudo()
         params.search([("key", "like", "crm_ai.lead_propensity.")]).unlink()
         params.set_param("crm_ai.lead_fields", "source_id,tag_ids")
@@ -67,6 +70,7 @@ class TestMigration(TestCrmAiCommon):
         self.assertEqual(params.get_param("crm_ai.lead_propensity.fields"), "source_id,tag_ids")
         self.assertEqual(self._crm_ai_engine().param("min_closed_per_class"), 25)
         self.assertFalse(params.get_param("crm_ai.lead_fields"))
+        self.assertFalse(self.open_leads[0].ai_propensity_date, "rescored by the next run, with reasons as data")
         # running it twice changes nothing
         _load_script().migrate(cr, "18.0.1.0.0")
         self.env.invalidate_all()

@@ -7,6 +7,8 @@
   again with their task, company and version: the old signature is verified first and
   nothing is unpickled; a blob that does not verify is left as it is (refused on load).
 - Parameters move to ``crm_ai.<task>.<name>``.
+- Lead reasons become data (``ai_propensity_reason_data``): the old text column is
+  dropped and the leads are rescored by the next run.
 """
 
 import base64
@@ -74,9 +76,17 @@ def migrate_params(cr):
         cr.execute("DELETE FROM ir_config_parameter WHERE key = %s", (old,))
 
 
+def migrate_reasons(cr):
+    """Reasons are data now (put in words in the reader's language): rescore the leads."""
+    if "ai_propensity_reasons" in _columns(cr, "crm_lead"):
+        cr.execute("ALTER TABLE crm_lead DROP COLUMN ai_propensity_reasons")
+        cr.execute("UPDATE crm_lead SET ai_propensity_date = NULL WHERE ai_propensity_state = 'scored'")
+
+
 def migrate(cr, version):
     if not version:
         return
     migrate_metrics(cr)
+    migrate_reasons(cr)
     migrate_artifacts(api.Environment(cr, SUPERUSER_ID, {}))
     migrate_params(cr)

@@ -1,0 +1,68 @@
+"""What a logged-in user can do over XML-RPC / JSON-RPC, tried as an attacker would."""
+
+import base64
+from xmlrpc.client import Fault
+
+from odoo.tests import HttpCase, new_test_user, tagged
+
+from .common import TASK, CrmAiDataMixin
+
+
+@tagged("crm_ai", "post_install", "-at_install")
+class TestSecurityOverRpc(CrmAiDataMixin, HttpCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls._crm_ai_setup_data(n_closed=200, n_open=4)
+        cls.model = cls.env["crm.ai.model"].browse(cls.env["crm.ai.driver"]._ai_train_unit(TASK, cls.company)["model_id"])
+        cls.env["crm.ai.model"]._cron_ai_score()
+        cls.salesman = new_test_user(cls.env, "crm_ai_rpc_salesman", groups="sales_team.group_sale_salesman_all_leads")
+        cls.manager = new_test_user(cls.env, "crm_ai_rpc_manager", groups="sales_team.group_sale_manager")
+        cls.portal = new_test_user(cls.env, "crm_ai_rpc_portal", groups="base.group_portal")
+
+    def _rpc(self, user, model, method, *args, **kwargs):
+        return self.xmlrpc_object.execute_kw(self.env.cr.dbname, user.id, user.login, model, method, list(args), kwargs)
+
+    def test_salesperson_cannot_forge_a_score(self):
+        lead = self.open_leads[0]
+        for vals in ({"ai_propensity": 99.99}, {"ai_propensity_reason_data": [{"field": "name", "value": "Trust me", "points": 99}]},
+                     {"ai_propensity_date": "2999-01-01 00:00:00", "ai_propensity_state": "scored"},
+                     {"ai_propensity_model_id": self.model.id}):
+            with self.assertRaisesRegex(Fault, "cannot be set by hand"):
+                self._rpc(self.salesman, "crm.lead", "write", [lead.id], vals)
+        with self.assertRaisesRegex(Fault, "cannot be set by hand"):
+            self._rpc(self.salesman, "crm.lead", "create", [{"name": "forged", "ai_propensity": 99.0}])
+        self.assertTrue(self._rpc(self.salesman, "crm.lead", "write", [lead.id], {"expected_revenue": 4242}))
+        read = self._rpc(self.salesman, "crm.lead", "read", [lead.id], fields=["ai_propensity", "ai_propensity_model_id"])
+        self.assertEqual(read[0]["ai_propensity_model_id"][0], self.model.id)
+        with self.assertRaises(Fault):
+            self._rpc(self.salesman, "crm.ai.model", "read", [self.model.id], fields=["metrics"])
+
+    def test_manager_cannot_forge_models(self):
+        for vals in ({"state": "active"}, {"score": 0.99}, {"gate_reason": "fine"},
+                     {"artifact": base64.b64encode(b"CRMAI-MODEL-1\n").decode()}):
+            with self.assertRaises(Fault):
+                self._rpc(self.manager, "crm.ai.model", "write", [self.model.id], vals,
+                          context={"crm_ai_trainer": True})
+        with self.assertRaises(Fault):
+            self._rpc(self.manager, "crm.ai.model", "create", [{"task": TASK, "version": 50, "state": "active"}],
+                      context={"crm_ai_trainer": True})
+        self.assertEqual(self.model.state, "active")
+
+    def test_manager_reads_the_registry_over_rpc(self):
+        """The stored model is base64 text: read() serialises over XML-RPC and JSON-RPC."""
+        read = self._rpc(self.manager, "crm.ai.model", "read", [self.model.id],
+                         fields=["name", "state", "score", "metrics", "artifact"])[0]
+        self.assertTrue(base64.b64decode(read["artifact"]).startswith(b"CRMAI-MODEL-1"))
+        self.assertIn("auc", read["metrics"]["model"])
+        self.authenticate(self.manager.login, self.manager.login)
+        result = self.make_jsonrpc_request("/web/dataset/call_kw/crm.ai.model/read", {
+            "model": "crm.ai.model", "method": "read", "args": [[self.model.id], ["artifact", "metrics"]], "kwargs": {}})
+        self.assertEqual(result[0]["artifact"], read["artifact"])
+
+    def test_portal_user_gets_nothing(self):
+        for model, method, args in (("crm.ai.model", "search_read", [[]]), ("crm.ai.training", "search_read", [[]]),
+                                    ("crm.lead", "read", [[self.open_leads[0].id], ["ai_propensity"]])):
+            with self.assertRaises(Fault, msg=model):
+                self._rpc(self.portal, model, method, *args)
