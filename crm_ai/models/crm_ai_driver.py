@@ -11,7 +11,6 @@ The crons loop over (engine, company) pairs and call those units, each pair isol
 unit, ``ir.cron`` progress, and a time budget checked before every pair and batch.
 """
 
-import base64
 import json
 import logging
 import threading
@@ -24,7 +23,7 @@ from odoo import _, api, fields, models
 from odoo.addons.base.models.ir_cron import MAX_BATCH_PER_CRON_JOB
 from odoo.tools import SQL, config, split_every
 
-from ..ml import persistence, quality_gate
+from ..ml import quality_gate
 from .crm_ai_engine import ENGINES, ModelRefused
 
 _logger = logging.getLogger(__name__)
@@ -499,12 +498,3 @@ class CrmAiDriver(models.AbstractModel):
         written = self.env.cr.rowcount
         Target.invalidate_model([*values, engine.model_field, engine.date_field, engine.state_field])
         return written
-
-    # -- artifacts --------------------------------------------------------------------------------
-    @api.model
-    def _ai_encode(self, blob):
-        return base64.b64encode(blob)
-
-    @api.model
-    def _ai_versions(self, engine):
-        return persistence.library_versions(engine.libraries)

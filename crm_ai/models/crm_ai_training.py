@@ -5,6 +5,8 @@ committed row at a time, so it resumes after its time budget or a kill; Settings
 the last result of each row (Train now returns at once and the verdict lands here).
 """
 
+from datetime import datetime
+
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError
 
@@ -62,7 +64,8 @@ class CrmAiTraining(models.Model):
     @api.model
     def _ai_request(self, tasks, companies):
         """Ask for a training of every (task, company) pair."""
-        now = fields.Datetime.now()
+        # Microseconds kept: a request made in the same second as a training ended is still due.
+        now = datetime.now()
         for task in tasks:
             for company in companies:
                 status = self._ai_status(task, company)
@@ -82,8 +85,8 @@ class CrmAiTraining(models.Model):
         return due.sorted(lambda s: order[(s.task, s.company_id.id or False)])
 
     def _ai_start(self):
-        self.sudo().write({"date_started": fields.Datetime.now(), "attempts": self.attempts + 1})
+        self.sudo().write({"date_started": datetime.now(), "attempts": self.attempts + 1})
 
     def _ai_done(self, result):
-        self.sudo().write({"date_done": fields.Datetime.now(), "result": result["status"],
+        self.sudo().write({"date_done": datetime.now(), "result": result["status"],
                            "message": result["message"], "model_id": result.get("model_id") or False})

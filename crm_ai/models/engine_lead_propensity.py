@@ -40,11 +40,10 @@ REASON_MIN_POINTS = 0.5
 #: Odoo reserves 0 and 100 % for lost and won leads (as PLS does): scores stay inside.
 MIN_PROPENSITY, MAX_PROPENSITY = 0.01, 99.99
 #: Grade floors in %, best first (A ≥ 75 %, B ≥ 50 %, C ≥ 25 %, D below).
+#: The views' "High propensity" filter and kanban colours go by grade (A, B high; D low).
 GRADE_FLOORS = ((75.0, "a"), (50.0, "b"), (25.0, "c"))
 GRADES = [("a", "A · very likely (≥ 75 %)"), ("b", "B · likely (50-75 %)"),
           ("c", "C · possible (25-50 %)"), ("d", "D · unlikely (< 25 %)")]
-#: Grades shown as "high" / "low" propensity (search filters, kanban colours).
-HIGH_GRADES, LOW_GRADES = ("a", "b"), ("d",)
 
 DEFAULT_LEAD_FIELDS = [
     "team_id", "user_id", "source_id", "medium_id", "campaign_id", "country_id", "state_id",

@@ -7,7 +7,7 @@ from odoo.tests import tagged
 
 from odoo.addons.crm_ai.models import crm_ai_driver as driver_module
 
-from .common import TestCrmAiCommon
+from .common import TASK, TestCrmAiCommon
 
 
 @tagged("crm_ai", "post_install", "-at_install")
@@ -108,6 +108,31 @@ class TestPropensityTraining(TestCrmAiCommon):
         self.assertEqual(commit.call_count, 2 * len(companies))
         self.assertEqual(rollback.call_count, 1)
         self.assertEqual(companies_trained[0], companies_trained[1], "the same company is redone")
+
+    def test_train_cron_resumes_where_its_time_budget_stopped(self):
+        """The budget is checked before every (engine, company) pair: a call trains one pair
+        at least, reports the rest, and the next call goes on with them (not from the start)."""
+        self.env["res.company"].create({"name": "crm_ai other company"})
+        pairs = len(self.Driver._ai_companies())
+        with patch.object(type(self.env["ir.cron"]), "_notify_progress") as notify:
+            first = self.Registry._cron_ai_train(time_budget=-1)
+        self.assertEqual(len(first), 1)
+        notify.assert_called_with(done=1, remaining=pairs - 1)
+        second = self.Registry._cron_ai_train(time_budget=10 ** 6)
+        self.assertEqual(len(second), pairs - 1, "the pairs left, not the first one again")
+        self.assertNotIn((first[0]["task"], first[0]["company"]), [(r["task"], r["company"]) for r in second])
+        third = self.Registry._cron_ai_train(time_budget=10 ** 6)
+        self.assertEqual(len(third), pairs, "nothing due: a scheduled run trains every pair again")
+
+    def test_training_killed_three_times_waits_for_the_next_run(self):
+        Training = self.env["crm.ai.training"]
+        Training._ai_request([TASK], [self.company])
+        Training._ai_status(TASK, self.company).sudo().write({"attempts": 3})  # started thrice, never finished
+        results = {r["company"]: r for r in self.Registry._cron_ai_train()}
+        self.assertEqual(results[self.company.id]["status"], "error")
+        self.assertIn("without finishing", results[self.company.id]["message"])
+        self.assertFalse(Training._ai_status(TASK, self.company).is_due)
+        self.assertFalse(self.Registry.search([]))
 
     def _closed_by_age(self):
         """Closed leads oldest first, as training splits them."""
