@@ -1,7 +1,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from ml.features import NOT_SET, OTHER, LeadFeatureEncoder
 
 

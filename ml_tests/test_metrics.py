@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from ml import GATE_AUC_RATIO, GATE_RATIO, binary_metrics, calibration_error, quality_gate, time_ordered_split
 
 

@@ -6,9 +6,7 @@ import types
 
 import joblib
 import pytest
-
-from ml import ArtifactError, LeadPropensityModel, dumps_signed, loads_signed
-from ml import persistence
+from ml import ArtifactError, LeadPropensityModel, dumps_signed, loads_signed, persistence
 from synthetic import COLUMNS, make_leads
 
 KEY = b"database-derived-key"

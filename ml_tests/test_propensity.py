@@ -1,14 +1,13 @@
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.special import expit, logit
-from sklearn.base import clone
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss
-
 from ml import LeadPropensityModel, binary_metrics, format_reason
 from ml.features import LeadFeatureEncoder
 from ml.propensity import C_GRID, C_VALIDATION_FRACTION, HALF_LIFE_GRID
+from scipy.special import expit
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
 from synthetic import COLUMNS, make_leads
 
 

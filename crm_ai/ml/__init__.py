@@ -5,8 +5,15 @@ pytest.  Imports inside this package are relative so ``ml`` loads on its own.
 """
 
 from .features import LeadFeatureEncoder
-from .metrics import (GATE_AUC_RATIO, GATE_RATIO, HOLDOUT_FRACTION, binary_metrics, calibration_error,
-                      quality_gate, time_ordered_split)
+from .metrics import (
+                      GATE_AUC_RATIO,
+                      GATE_RATIO,
+                      HOLDOUT_FRACTION,
+                      binary_metrics,
+                      calibration_error,
+                      quality_gate,
+                      time_ordered_split,
+)
 from .persistence import ArtifactError, dumps_signed, library_versions, loads_signed
 from .pls_baseline import OdooPLSBaseline
 from .propensity import LeadPropensityModel, format_reason

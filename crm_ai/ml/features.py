@@ -174,7 +174,8 @@ class LeadFeatureEncoder(TransformerMixin, BaseEstimator):
                 index = {k: i + 2 for i, k in enumerate(self.categories_[col])}
                 keys = [_as_category(v) for v in X[col]]
                 local = np.fromiter((0 if k is None else index.get(k, 1) for k in keys), dtype=np.int64, count=n)
-                rows.append(np.arange(n)); cols.append(base + local)
+                rows.append(np.arange(n))
+                cols.append(base + local)
             elif col in self.multilabel:
                 index = {k: i + 1 for i, k in enumerate(self.categories_[col])}
                 r, c = [], []
@@ -183,16 +184,21 @@ class LeadFeatureEncoder(TransformerMixin, BaseEstimator):
                     for k in _as_label_set(v):
                         j = index.get(k, 0)
                         if j not in seen:
-                            seen.add(j); r.append(i); c.append(j)
-                rows.append(np.asarray(r, dtype=np.int64)); cols.append(base + np.asarray(c, dtype=np.int64))
+                            seen.add(j)
+                            r.append(i)
+                            c.append(j)
+                rows.append(np.asarray(r, dtype=np.int64))
+                cols.append(base + np.asarray(c, dtype=np.int64))
             elif col in self.numeric:
                 num = pd.to_numeric(X[col], errors="coerce").astype(float).to_numpy()
                 edges = self.bin_edges_[col]
                 local = np.where(np.isfinite(num), 1 + np.searchsorted(edges, num, side="left"), 0)
-                rows.append(np.arange(n)); cols.append(base + local)
+                rows.append(np.arange(n))
+                cols.append(base + local)
             else:
                 on = X[col].fillna(False).astype(bool).to_numpy()
-                rows.append(np.flatnonzero(on)); cols.append(np.full(on.sum(), base))
+                rows.append(np.flatnonzero(on))
+                cols.append(np.full(on.sum(), base))
         r = np.concatenate(rows) if rows else np.array([], dtype=np.int64)
         c = np.concatenate(cols) if cols else np.array([], dtype=np.int64)
         return sparse.csr_matrix((np.ones(len(r)), (r, c)), shape=(n, self.n_features_out_))

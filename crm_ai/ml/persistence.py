@@ -177,7 +177,7 @@ def loads_signed(blob, key, *, expect_meta=None):
     _check_versions(header.get("versions", {}))
     try:
         return joblib.load(io.BytesIO(payload))
-    except Exception as error:  # noqa: BLE001 - any failure is one refusal, with its cause
+    except Exception as error:
         raise ArtifactError(f"cannot load the model: {type(error).__name__}: {error}") from error
 
 

@@ -1,10 +1,12 @@
-from . import crm_ai_engine
-from . import crm_ai_scored_mixin
-from . import crm_ai_driver
-from . import crm_ai_model
-from . import crm_ai_training
-from . import engine_lead_propensity
-from . import crm_lead
-from . import crm_ai_field
-from . import crm_ai_settings
-from . import res_config_settings
+from . import (
+    crm_ai_driver,
+    crm_ai_engine,
+    crm_ai_field,
+    crm_ai_model,
+    crm_ai_scored_mixin,
+    crm_ai_settings,
+    crm_ai_training,
+    crm_lead,
+    engine_lead_propensity,
+    res_config_settings,
+)

@@ -19,9 +19,10 @@ from datetime import datetime
 
 from psycopg2.errors import SerializationFailure
 
-from odoo import _, api, fields, models
-from odoo.addons.base.models.ir_cron import MAX_BATCH_PER_CRON_JOB
+from odoo import _, api, models
 from odoo.tools import SQL, config, split_every
+
+from odoo.addons.base.models.ir_cron import MAX_BATCH_PER_CRON_JOB
 
 from ..ml import quality_gate
 from .crm_ai_engine import ENGINES, ModelRefused
@@ -129,7 +130,7 @@ class CrmAiDriver(models.AbstractModel):
                 return work(), None
             with self.env.cr.savepoint():
                 return work(), None
-        except Exception as error:  # noqa: BLE001 -- one company's data must not block the others
+        except Exception as error:
             if commit:
                 self.env.cr.rollback()
             _logger.exception("crm_ai: %s %s failed for %s", what, task, company.name or "records without a company")

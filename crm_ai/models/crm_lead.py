@@ -57,7 +57,8 @@ class CrmLead(models.Model):
                 # Markup's % escapes the line: a tag or field value can't inject HTML.
                 items.append(Markup('<li class="%s">%s %s</li>') % (
                     "text-success" if up else "text-danger", "▲" if up else "▼", line))
-            lead.ai_propensity_reasons_html = Markup('<ul class="list-unstyled mb-0">%s</ul>') % Markup("").join(items) if items else False
+            lead.ai_propensity_reasons_html = (
+                Markup('<ul class="list-unstyled mb-0">%s</ul>') % Markup("").join(items) if items else False)
 
     def action_ai_view_model(self):
         self.ensure_one()

@@ -22,7 +22,7 @@ from odoo import _
 from odoo.tools import SQL, split_every
 from odoo.tools.translate import LazyTranslate
 
-from ..ml import LeadPropensityModel, OdooPLSBaseline, binary_metrics, format_reason, time_ordered_split
+from ..ml import LeadPropensityModel, OdooPLSBaseline, binary_metrics, time_ordered_split
 from ..ml.features import NOT_SET
 from .crm_ai_engine import CrmAiEngine, ModelRefused, Param, TrainResult, register_engine
 
@@ -435,7 +435,7 @@ class LeadPropensityEngine(CrmAiEngine):
                 p = recipe.predict_proba(holdout)[:, 1]
                 note = _("active model's recipe refitted on the same training leads, as it had seen the holdout")
             return binary_metrics(y[holdout_idx], p)["auc"], note
-        except Exception as error:  # noqa: BLE001 -- e.g. a field it used was removed
+        except Exception as error:
             _logger.warning("crm_ai: cannot measure the active model on the new holdout: %s", error)
             return None, _("the active model could not be measured: %s", error)
 

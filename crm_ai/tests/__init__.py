@@ -1,9 +1,11 @@
-from . import test_propensity_training
-from . import test_propensity_scoring
-from . import test_model_registry
-from . import test_settings
-from . import test_security
-from . import test_tour
-from . import test_engine_framework
-from . import test_migration
-from . import test_security_rpc
+from . import (
+    test_engine_framework,
+    test_migration,
+    test_model_registry,
+    test_propensity_scoring,
+    test_propensity_training,
+    test_security,
+    test_security_rpc,
+    test_settings,
+    test_tour,
+)

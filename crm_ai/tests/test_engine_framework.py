@@ -11,8 +11,7 @@ import numpy as np
 from odoo.tests import tagged
 from odoo.tools import SQL, mute_logger
 
-from odoo.addons.crm_ai.models.crm_ai_engine import (CrmAiEngine, Param, TrainResult, register_engine,
-                                                     unregister_engine)
+from odoo.addons.crm_ai.models.crm_ai_engine import CrmAiEngine, Param, TrainResult, register_engine, unregister_engine
 
 from .common import TestCrmAiCommon
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from odoo.tests import tagged
 
 from odoo.addons.crm_ai.ml import persistence
+from odoo.addons.crm_ai.models.crm_ai_engine import ModelRefused
 
 from .common import TASK, TestCrmAiCommon
 
@@ -65,7 +66,7 @@ class TestMigration(TestCrmAiCommon):
         self.assertEqual(list(model._ai_load_estimator().feature_names_in_), list(estimator.feature_names_in_))
         # a blob that did not verify is not re-signed: still refused
         with self.assertLogs("odoo.addons.crm_ai.models.crm_ai_model", "WARNING"):
-            with self.assertRaises(Exception):
+            with self.assertRaises(ModelRefused):
                 forged._ai_load_estimator()
         self.assertEqual(params.get_param("crm_ai.lead_propensity.fields"), "source_id,tag_ids")
         self.assertEqual(self._crm_ai_engine().param("min_closed_per_class"), 25)

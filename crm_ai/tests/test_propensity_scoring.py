@@ -5,7 +5,6 @@ from psycopg2.errors import SerializationFailure
 
 from odoo import Command, fields
 from odoo.tests import tagged
-from odoo.tools import mute_logger
 
 from odoo.addons.crm_ai.ml import format_reason
 from odoo.addons.crm_ai.models import crm_ai_driver as driver_module
@@ -49,7 +48,8 @@ class TestPropensityScoring(TestCrmAiCommon):
         groups = self.env["crm.lead"].read_group(domain, ["ai_propensity:avg"], ["ai_propensity_grade"])
         self.assertEqual(sum(g["ai_propensity_grade_count"] for g in groups), len(self.open_leads))
         for group in groups:
-            leads = self.open_leads.filtered(lambda l: l.ai_propensity_grade == group["ai_propensity_grade"])
+            grade = group["ai_propensity_grade"]
+            leads = self.open_leads.filtered(lambda l, grade=grade: l.ai_propensity_grade == grade)
             self.assertAlmostEqual(group["ai_propensity"], sum(leads.mapped("ai_propensity")) / len(leads), places=2)
         pivot = self.env["crm.lead"].get_views([(False, "pivot"), (False, "graph")])
         self.assertIn("ai_propensity", pivot["models"]["crm.lead"]["fields"])

@@ -42,7 +42,8 @@ class TestSecurity(TestCrmAiCommon):
 
     def test_salesman_cannot_forge_scores(self):
         lead = self.open_leads[0].with_user(self.salesman)
-        forged = {"ai_propensity": 99.0, "ai_propensity_grade": "a", "ai_propensity_reason_data": [{"field": "name", "value": "Trust me", "points": 99}],
+        forged = {"ai_propensity": 99.0, "ai_propensity_grade": "a",
+                  "ai_propensity_reason_data": [{"field": "name", "value": "Trust me", "points": 99}],
                   "ai_propensity_state": "scored", "ai_propensity_date": "2999-01-01 00:00:00",
                   "ai_propensity_model_id": self.model.id}
         for name, value in forged.items():

@@ -26,7 +26,8 @@ class TestSecurityOverRpc(CrmAiDataMixin, HttpCase):
 
     def test_salesperson_cannot_forge_a_score(self):
         lead = self.open_leads[0]
-        for vals in ({"ai_propensity": 99.99}, {"ai_propensity_reason_data": [{"field": "name", "value": "Trust me", "points": 99}]},
+        for vals in ({"ai_propensity": 99.99},
+                     {"ai_propensity_reason_data": [{"field": "name", "value": "Trust me", "points": 99}]},
                      {"ai_propensity_date": "2999-01-01 00:00:00", "ai_propensity_state": "scored"},
                      {"ai_propensity_model_id": self.model.id}):
             with self.assertRaisesRegex(Fault, "cannot be set by hand"):
