@@ -21,7 +21,7 @@ class CrmLead(models.Model):
              "Odoo's own Probability is left as it is.")
     ai_propensity_grade = fields.Selection(
         GRADES, "AI Grade", readonly=True, copy=False, index=True,
-        help="Propensity range: A ≥ 75 %, B 50-75 %, C 25-50 %, D < 25 %.")
+        help="Propensity range (see each grade's label).")
     ai_propensity_reason_data = fields.Json(
         "AI Reasons (data)", readonly=True, copy=False,
         help='[{"field", "value", "points"}]: the strongest reasons up and down, as data.')

@@ -42,8 +42,12 @@ MIN_PROPENSITY, MAX_PROPENSITY = 0.01, 99.99
 #: Grade floors in %, best first (A ≥ 75 %, B ≥ 50 %, C ≥ 25 %, D below).
 #: The views' "High propensity" filter and kanban colours go by grade (A, B high; D low).
 GRADE_FLOORS = ((75.0, "a"), (50.0, "b"), (25.0, "c"))
-GRADES = [("a", "A · very likely (≥ 75 %)"), ("b", "B · likely (50-75 %)"),
-          ("c", "C · possible (25-50 %)"), ("d", "D · unlikely (< 25 %)")]
+GRADES = [
+    ("a", "A · very likely (≥ %g %%)" % GRADE_FLOORS[0][0]),
+    ("b", "B · likely (%g-%g %%)" % (GRADE_FLOORS[1][0], GRADE_FLOORS[0][0])),
+    ("c", "C · possible (%g-%g %%)" % (GRADE_FLOORS[2][0], GRADE_FLOORS[1][0])),
+    ("d", "D · unlikely (< %g %%)" % GRADE_FLOORS[2][0]),
+]
 
 DEFAULT_LEAD_FIELDS = [
     "team_id", "user_id", "source_id", "medium_id", "campaign_id", "country_id", "state_id",
