@@ -174,7 +174,7 @@ def insert_leads(env, data, *, create_dates, closed, won, close_dates=None, team
             ORDER BY ord
             RETURNING id, name""",
         [columns[c][1] for c in names])
-    by_name = dict((name, lead_id) for lead_id, name in env.cr.fetchall())
+    by_name = {name: lead_id for lead_id, name in env.cr.fetchall()}
     env.invalidate_all()
     return [by_name[f"{name_prefix} {i + 1}"] for i in range(n)]
 

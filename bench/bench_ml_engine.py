@@ -20,10 +20,9 @@ import platform
 import resource
 import time
 
+import ml
 import numpy as np
 import pandas as pd
-
-import ml
 from ml import LeadPropensityModel, OdooPLSBaseline, time_ordered_split
 
 HERE = os.path.dirname(os.path.abspath(__file__))

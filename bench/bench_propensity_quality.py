@@ -37,11 +37,11 @@ import numpy as np
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 sys.path.insert(0, os.environ.get("BENCH_DIR") or os.path.join(os.getcwd(), "bench"))
-import bank_leads as bl  # noqa: E402
+import bank_leads as bl
 
-from odoo import fields  # noqa: E402
-from odoo.addons.crm_ai.ml import (LeadPropensityModel, OdooPLSBaseline, calibration_error,  # noqa: E402
-                                   time_ordered_split)
+from odoo import fields
+
+from odoo.addons.crm_ai.ml import LeadPropensityModel, OdooPLSBaseline, calibration_error, time_ordered_split
 
 TASK = "lead_propensity"
 

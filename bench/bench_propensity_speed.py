@@ -34,7 +34,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 sys.path.insert(0, os.environ.get("BENCH_DIR") or os.path.join(os.getcwd(), "bench"))
-import bank_leads as bl  # noqa: E402
+import bank_leads as bl
 
 N_LEADS = int(os.environ.get("BENCH_LEADS", 100000))
 N_PARTNERS = int(os.environ.get("BENCH_PARTNERS", 10000))
@@ -73,6 +73,7 @@ def check_all_scored(env, done, what):
 def step_load(env):
     import numpy as np
     import pandas as pd
+
     from odoo import fields
     started = time.monotonic()
     data = bl.load_bank()
@@ -249,7 +250,8 @@ def report(folder):
     if "batches" in r:
         lines += ["", "score cron with other batch sizes (all open leads pending each time; one process, "
                   "sizes in increasing order, so peak RSS is cumulative):", "",
-                  "| LeadPropensityEngine.batch_size | wall time | batches | longest batch (extract + predict + explain + UPDATE) "
+                  "| LeadPropensityEngine.batch_size | wall time | batches "
+                  "| longest batch (extract + predict + explain + UPDATE) "
                   "| peak RSS |", "|---|---|---|---|---|"]
         for b in r["batches"]["sizes"]:
             lines.append(f"| {b['batch']:,} | {b['seconds']:.1f} s | {b['batches']} | {b['longest_batch_seconds']:.2f} s "
