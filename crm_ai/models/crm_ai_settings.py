@@ -54,6 +54,10 @@ class CrmAiSettings(models.TransientModel):
     score_interval_type = fields.Selection(INTERVAL_TYPES)
     status = fields.Html("Model status", compute="_compute_status", sanitize=False)
 
+    def _compute_display_name(self):
+        for settings in self:
+            settings.display_name = _("CRM AI Settings")
+
     # -- access -------------------------------------------------------------------------------
     def _check_manager(self):
         if not self.env.user.has_group(MANAGER):
