@@ -5,6 +5,7 @@ from psycopg2.errors import SerializationFailure
 
 from odoo import Command, fields
 from odoo.tests import tagged
+from odoo.tools import mute_logger
 
 from odoo.addons.crm_ai.ml import format_reason
 from odoo.addons.crm_ai.models import crm_ai_driver as driver_module
@@ -245,9 +246,103 @@ class TestPropensityScoring(TestCrmAiCommon):
         self.assertTrue(french.startswith("Origine: "), french)
 
 
+    def test_disabled_does_nothing(self):
+        self.env["ir.config_parameter"].set_param("crm_ai.enabled", False)
+        self.assertEqual(self._score(), (0, 0))
+        self.assertFalse(self.open_leads.filtered("ai_propensity"))
+        self.assertEqual(self.Registry._cron_ai_train(), [])
+
+    def test_cron_records(self):
+        for xmlid, code in (("crm_ai.ir_cron_train", "model._cron_ai_train()"),
+                            ("crm_ai.ir_cron_score", "model._cron_ai_score()")):
+            cron = self.env.ref(xmlid)
+            self.assertTrue(cron.active)
+            self.assertEqual(cron.code, code)
+        self.assertEqual((self.env.ref("crm_ai.ir_cron_train").interval_type,
+                          self.env.ref("crm_ai.ir_cron_score").interval_type), ("weeks", "hours"))
+
+    def test_run_manually(self):
+        """'Run manually' on the scheduled actions trains and scores."""
+        self.env.ref("crm_ai.ir_cron_train").method_direct_trigger()
+        self.env.ref("crm_ai.ir_cron_score").method_direct_trigger()
+        self.assertEqual(set(self.open_leads.mapped("ai_propensity_state")), {"scored"})
+        self.assertEqual(self.Registry.search_count([]), 2)
+
+    def test_progress_is_reported_with_every_batch(self):
+        """Committed with each batch, so a run killed later counts as progress, not a failure."""
+        with patch.object(engine_module.LeadPropensityEngine, "batch_size", 5), \
+                patch.object(type(self.env["ir.cron"]), "_notify_progress") as notify:
+            self._score()
+        n = len(self.open_leads)
+        batches = -(-n // 5)
+        self.assertEqual(notify.call_count, batches + 1)
+        self.assertEqual(notify.call_args_list[0].kwargs, {"done": 5, "remaining": n - 5})
+        self.assertEqual(notify.call_args_list[-1].kwargs, {"done": n, "remaining": 0})
+
+    def test_time_budget_stays_under_the_server_limits(self):
+        Driver = self.Driver
+        # ir.cron calls again up to 10 times in the same limit window: 10 calls share a third
+        limits = {"limit_time_real": 120, "limit_time_real_cron": -1, "limit_time_cpu": 60, "workers": 0}
+        with patch.dict(driver_module.config.options, limits):
+            self.assertEqual(Driver._ai_time_budget(), 4.0)
+            driver_module.config.options["workers"] = 4  # the CPU limit is enforced with workers
+            self.assertEqual(Driver._ai_time_budget(), 2.0)
+            driver_module.config.options.update(limit_time_real_cron=15, limit_time_cpu=0)
+            self.assertEqual(Driver._ai_time_budget(), driver_module.MIN_TIME_BUDGET)
+            driver_module.config.options.update(limit_time_real_cron=0, limit_time_real=0)
+            self.assertEqual(Driver._ai_time_budget(), driver_module.MAX_TIME_BUDGET)
+
+    def test_a_failing_company_does_not_stop_the_others_scoring(self):
+        driver_class = type(self.Driver)
+        score = driver_class._ai_score_pair
+        visited = []
+
+        def failing_for_main(driver, task, company, *args):
+            visited.append(company)
+            if company == self.company:
+                raise ValueError("corrupt data")
+            return score(driver, task, company, *args)
+
+        with patch.object(driver_class, "_ai_score_pair", failing_for_main), \
+                self.assertLogs("odoo.addons.crm_ai.models.crm_ai_driver", "ERROR") as logs:
+            self.assertEqual(self._score(), (0, 0))
+        self.assertEqual(len(visited), len(self.Driver._ai_companies()), "every company was visited")
+        self.assertIn("scoring lead_propensity failed", logs.output[0])
+
+    def test_refused_model_triggers_a_retraining(self):
+        self.env["ir.config_parameter"].sudo().set_param("database.secret", "a-new-secret")
+        train_cron = self.env.ref("crm_ai.ir_cron_train")
+        Trigger = self.env["ir.cron.trigger"].sudo()
+        before = Trigger.search_count([("cron_id", "=", train_cron.id)])
+        with self.assertLogs("odoo.addons.crm_ai.models.crm_ai_driver", "ERROR"), \
+                mute_logger("odoo.addons.crm_ai.models.crm_ai_model"):
+            self.assertEqual(self._score(), (0, 0))
+        self.assertEqual(Trigger.search_count([("cron_id", "=", train_cron.id)]), before + 1)
+        self.assertEqual(self.model.state, "refused", "shown as such in the registry")
+        self.assertIn("signature", self.model.refusal_reason)
+        status_html = self.env["crm.ai.settings"].create({}).status
+        self.assertIn("was refused", status_html, "and in the settings' status")
+        status = self.env["crm.ai.training"]._ai_status("lead_propensity", self.company)
+        self.assertTrue(status.is_due, "a retraining is requested for this company")
+        # The retraining cannot replace it (too little data): the refused model is retired and the
+        # score cron is not woken, so the two crons cannot wake each other forever.
+        self._crm_ai_param("min_closed_per_class", 10 ** 6)
+        score_cron = self.env.ref("crm_ai.ir_cron_score")
+        before_score = Trigger.search_count([("cron_id", "=", score_cron.id)])
+        with mute_logger("odoo.addons.crm_ai.models.crm_ai_driver", "odoo.addons.crm_ai.models.crm_ai_model"):
+            results = {r["company"]: r for r in self.Registry._cron_ai_train()}
+        self.assertEqual(results[self.company.id]["status"], "insufficient_data")
+        self.assertEqual(self.model.state, "refused")
+        self.assertEqual(Trigger.search_count([("cron_id", "=", score_cron.id)]), before_score)
+        self.assertEqual(set(self.open_leads.mapped("ai_propensity_state")), {"insufficient_data"})
+
+
 @tagged("crm_ai", "post_install", "-at_install")
 class TestPropensityTwoCompanies(TestCrmAiCommon):
     """Two companies with enough data: one model each, each company's leads scored by its own."""
+
+    def _score(self, **kwargs):
+        return self.Registry._cron_ai_score(**kwargs)
 
     @classmethod
     def setUpClass(cls):
@@ -265,6 +360,16 @@ class TestPropensityTwoCompanies(TestCrmAiCommon):
         self.assertEqual(self.Registry._cron_ai_score(), (len(self.open_leads) + len(self.other_open), 0))
         self.assertEqual(set(self.open_leads.mapped("ai_propensity_model_id")), {mine})
         self.assertEqual(set(self.other_open.mapped("ai_propensity_model_id")), {theirs})
+
+    def test_time_budget_is_checked_before_each_company(self):
+        """Out of time after the first batch: the next company is not started, but its
+        pending leads are counted as remaining, so ir.cron calls again for them."""
+        self.Registry._cron_ai_train()
+        with patch.object(engine_module.LeadPropensityEngine, "batch_size", 5):
+            done, remaining = self._score(time_budget=-1)
+        self.assertEqual(done, 5)
+        self.assertEqual(remaining, len(self.open_leads) + len(self.other_open) - 5)
+        self.assertEqual(self._score(), (len(self.open_leads) + len(self.other_open) - 5, 0))
 
 
 @tagged("crm_ai", "post_install", "-at_install")
