@@ -88,22 +88,24 @@ def grade(percent):
 
 
 # The one definition of won, lost and open leads (as Odoo's PLS reads them): won = in a
-# won stage, lost = archived at probability 0, open = neither.
-def won_sql(alias):
-    lead = SQL.identifier(alias)
-    return SQL("(%s.active AND EXISTS (SELECT 1 FROM crm_stage ws WHERE ws.id = %s.stage_id AND ws.is_won))",
-               lead, lead)
+# won stage, lost = archived at probability 0, open = neither.  ``stage`` names a joined
+# crm_stage row (fast on large joins); without it the stage is looked up per row.
+def _is_won_stage(lead, stage):
+    if stage:
+        return SQL("COALESCE(%s.is_won, FALSE)", SQL.identifier(stage))
+    return SQL("EXISTS (SELECT 1 FROM crm_stage ws WHERE ws.id = %s.stage_id AND ws.is_won)", SQL.identifier(lead))
 
 
-def lost_sql(alias):
-    lead = SQL.identifier(alias)
-    return SQL("(NOT %s.active AND %s.probability = 0)", lead, lead)
+def won_sql(lead, stage=None):
+    return SQL("(%s.active AND %s)", SQL.identifier(lead), _is_won_stage(lead, stage))
 
 
-def open_sql(alias):
-    lead = SQL.identifier(alias)
-    return SQL("(%s.active AND NOT EXISTS (SELECT 1 FROM crm_stage os WHERE os.id = %s.stage_id AND os.is_won))",
-               lead, lead)
+def lost_sql(lead):
+    return SQL("(NOT %s.active AND %s.probability = 0)", SQL.identifier(lead), SQL.identifier(lead))
+
+
+def open_sql(lead, stage=None):
+    return SQL("(%s.active AND NOT %s)", SQL.identifier(lead), _is_won_stage(lead, stage))
 
 
 def _parse_half_life(raw):
@@ -224,6 +226,7 @@ class LeadPropensityEngine(CrmAiEngine):
                                  * mod(l.id::bigint * %(hash)s, 1000) / 1000.0
                        END AS snapshot
                   FROM crm_lead l
+             LEFT JOIN crm_stage s ON s.id = l.stage_id
              LEFT JOIN res_partner p ON p.id = l.partner_id
                  WHERE l.id = ANY(%(ids)s)
             ), history AS (
@@ -236,6 +239,7 @@ class LeadPropensityEngine(CrmAiEngine):
                   JOIN crm_lead h ON h.partner_id = hp.id AND h.id != b.id AND h.date_closed < b.create_date
                                  -- another company's deals are not this company's to learn from
                                  AND h.company_id IS NOT DISTINCT FROM b.company_id
+             LEFT JOIN crm_stage hs ON hs.id = h.stage_id
                  GROUP BY b.id
             ), messages AS (
                 SELECT b.id,
@@ -257,7 +261,7 @@ class LeadPropensityEngine(CrmAiEngine):
               JOIN crm_lead l ON l.id = b.id
          LEFT JOIN history h ON h.id = b.id
          LEFT JOIN messages m ON m.id = b.id
-        """, now=now, hash=SNAPSHOT_HASH, ids=list(lead_ids), open=open_sql("l"), won=won_sql("h"),
+        """, now=now, hash=SNAPSHOT_HASH, ids=list(lead_ids), open=open_sql("l", "s"), won=won_sql("h", "hs"),
             lost=lost_sql("h"), selects=SQL("").join(SQL(", %s", select) for select in selects))
         cr = self.env.cr
         cr.execute(query)
@@ -322,11 +326,12 @@ class LeadPropensityEngine(CrmAiEngine):
         }
 
     # -- training --------------------------------------------------------------------------------
-    def closed_condition(self, alias):
-        """SQL condition for the closed leads of the company a model learns from."""
+    def closed_condition(self, alias, stage):
+        """SQL condition for the closed leads of the company a model learns from
+        (``stage``: the joined crm_stage of lead ``alias``)."""
         lead = SQL.identifier(alias)
         return SQL("%s AND (%s OR %s) AND (%s::date IS NULL OR %s.create_date >= %s::date)",
-                   self.company_sql(SQL("%s.company_id", lead)), won_sql(alias), lost_sql(alias),
+                   self.company_sql(SQL("%s.company_id", lead)), won_sql(alias, stage), lost_sql(alias),
                    self.param("start_date"), lead, self.param("start_date"))
 
     def closed_leads(self):
@@ -335,17 +340,18 @@ class LeadPropensityEngine(CrmAiEngine):
         self.env.cr.execute(SQL("""
             SELECT l.id, %s AS won, COALESCE(l.date_closed, l.write_date) AS closed
               FROM crm_lead l
+         LEFT JOIN crm_stage s ON s.id = l.stage_id
              WHERE %s
              ORDER BY closed, l.id
-        """, won_sql("l"), self.closed_condition("l")))
+        """, won_sql("l", "s"), self.closed_condition("l", "s")))
         return self.env.cr.fetchall()
 
     def closed_counts(self):
         """``(won, lost)`` closed leads in the training window."""
         self.records.flush_model()
         self.env.cr.execute(SQL("SELECT COUNT(*) FILTER (WHERE %s), COUNT(*) FILTER (WHERE NOT %s)"
-                                "  FROM crm_lead l WHERE %s",
-                                won_sql("l"), won_sql("l"), self.closed_condition("l")))
+                                "  FROM crm_lead l LEFT JOIN crm_stage s ON s.id = l.stage_id WHERE %s",
+                                won_sql("l", "s"), won_sql("l", "s"), self.closed_condition("l", "s")))
         return self.env.cr.fetchone()
 
     def data_shortfall(self):
