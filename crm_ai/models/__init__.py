@@ -9,4 +9,5 @@ from . import (
     crm_lead,
     engine_lead_propensity,
     res_config_settings,
+    res_partner,
 )

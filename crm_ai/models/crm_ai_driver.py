@@ -17,6 +17,7 @@ import threading
 import time
 from datetime import datetime
 
+from dateutil.relativedelta import relativedelta
 from psycopg2.errors import SerializationFailure
 
 from odoo import _, api, models
@@ -36,6 +37,8 @@ MAX_TIME_BUDGET = 60.0
 MIN_TIME_BUDGET = 1.0
 #: Starts of one training that never finished (killed at the time limit) before giving up.
 MAX_TRAINING_ATTEMPTS = 3
+#: "Now" for score dates and their checks: the database's wall clock in UTC, as write_date.
+DB_CLOCK = SQL("(clock_timestamp() AT TIME ZONE 'UTC')")
 #: Record states an engine's target model uses (its ``state_field`` selection).
 RECORD_STATES = [
     ("pending", "Not scored yet"),
@@ -58,7 +61,11 @@ class CrmAiDriver(models.AbstractModel):
     @api.model
     def _ai_engine(self, task, company):
         """The engine of ``task`` for ``company``, working as superuser in that company."""
-        return ENGINES[task](self.sudo().with_company(company).env, company)
+        engine = ENGINES[task]
+        if not hasattr(self.env[engine.target_model], "_ai_check_no_scores"):
+            # its scores could be forged over RPC: refuse to drive it
+            raise TypeError(f"{engine.target_model} must inherit crm.ai.scored.mixin to be scored by {task}")
+        return engine(self.sudo().with_company(company).env, company)
 
     @api.model
     def _ai_enabled(self):
@@ -70,8 +77,9 @@ class CrmAiDriver(models.AbstractModel):
         """Enabled engines' task keys (none when CRM AI is disabled)."""
         if not self._ai_enabled():
             return []
+        installed = self.env.registry._init_modules
         return [task for task, cls in ENGINES.items()
-                if cls.params["enabled"].read(self.env, cls.param_key("enabled"))]
+                if cls.module() in installed and cls.params["enabled"].read(self.env, cls.param_key("enabled"))]
 
     @api.model
     def _ai_companies(self):
@@ -90,7 +98,7 @@ class CrmAiDriver(models.AbstractModel):
         unit that has started (one training) runs to its end.
         """
         real = config.get("limit_time_real_cron")
-        if not real or real <= 0:
+        if real is None or real < 0:  # -1: "as limit_time_real"; 0: no limit
             real = config.get("limit_time_real")
         limits = [real, config.get("limit_time_cpu") if config.get("workers") else None]
         limits = [limit / 3.0 / MAX_BATCH_PER_CRON_JOB for limit in limits if limit and limit > 0]
@@ -137,6 +145,10 @@ class CrmAiDriver(models.AbstractModel):
             return None, error
 
     @api.model
+    def _ai_auto_commit(self):
+        return auto_commit(self.env)
+
+    @api.model
     def _ai_commit(self):
         if auto_commit(self.env):
             self.env.cr.commit()
@@ -155,9 +167,10 @@ class CrmAiDriver(models.AbstractModel):
         return estimator
 
     @api.model
-    def _ai_refuse(self, engine, model, error):
+    def _ai_refuse(self, engine, model, error, request_training=True):
         """One path for every unusable model: visible as "refused" in the registry,
-        its records say "out of date", and a retraining is requested at once."""
+        its records say "out of date", and a retraining is requested at once (not when
+        the refusal is found by that very training)."""
         _logger.error("crm_ai: %s refused for %s: %s; retraining", model.display_name,
                       engine.company.name or "records without a company", error)
         model.sudo().write({"state": "refused", "refusal_reason": str(error)})
@@ -165,7 +178,7 @@ class CrmAiDriver(models.AbstractModel):
         self._ai_sql_update(engine, SQL("%s = 'stale'", SQL.identifier(engine.state_field)),
                             SQL("t.%s = %s AND t.%s = 'scored'", SQL.identifier(engine.model_field), model.id,
                                 SQL.identifier(engine.state_field)))
-        if engine.trains:
+        if engine.trains and request_training:
             self.env["crm.ai.training"].sudo()._ai_request([engine.task], [engine.company])
             self.env.ref("crm_ai.ir_cron_train").sudo()._trigger()
         self._ai_commit()  # a later company's rollback must not drop the refusal or the trigger
@@ -212,7 +225,7 @@ class CrmAiDriver(models.AbstractModel):
             try:
                 champion = self._ai_load(engine, active)
             except ModelRefused as error:
-                self._ai_refuse(engine, active, error)
+                self._ai_refuse(engine, active, error, request_training=False)
                 refused_note = _("the active model %(model)s was refused: %(error)s", model=active.display_name,
                                  error=error)
                 active = Registry.browse()
@@ -259,10 +272,14 @@ class CrmAiDriver(models.AbstractModel):
     def _cron_train(self, time_budget=None):
         """Train the (engine, company) pairs that are due; returns their results.
 
-        A scheduled run finding nothing requested requests every pair; "Train now"
-        requests some and triggers this cron.  Pairs are trained one by one, each
-        committed with its status, so a run stopped by the time budget (checked before
-        every pair) or killed resumes with the pairs still due.
+        The schedule requests the pairs not requested within the last interval (so a
+        run woken by a trigger retrains nothing by itself); "Train now" and a refused
+        model request theirs and trigger this cron.  Pairs are trained one by one, each
+        with its status committed.  The time budget is checked before every pair; one
+        training cannot be cut, so once a pair overran it the cron is triggered again and
+        this call ends (ir.cron would otherwise call again at once, up to 10 times within
+        one time-limit window): a long run goes on over several runs, and one killed
+        resumes with the pairs still due.
         """
         tasks = self._ai_tasks()
         if not tasks:
@@ -270,18 +287,19 @@ class CrmAiDriver(models.AbstractModel):
             return []
         Status = self.env["crm.ai.training"].sudo()
         companies = self._ai_companies()
+        Status._ai_request(tasks, companies, older_than=self._ai_schedule_start())
+        self._ai_commit()  # the status rows, before their bookkeeping transactions write them
         due = Status._ai_due(tasks, companies)
-        if not due:
-            Status._ai_request(tasks, companies)
-            due = Status._ai_due(tasks, companies)
         deadline = time.monotonic() + (time_budget or self._ai_time_budget())
         cron = self.env["ir.cron"]
         results = []
-        for index, status in enumerate(due):
+        for status in due:
             if results and time.monotonic() > deadline:
+                self.env.ref("crm_ai.ir_cron_train").sudo()._trigger()
                 break
             results.append(self._ai_train_pair(status))
-            cron._notify_progress(done=len(results), remaining=len(due) - index - 1)
+            # "remaining" stays 0: ir.cron must not call again in this window (see above)
+            cron._notify_progress(done=len(results), remaining=0)
             self._ai_commit()
         # New models mean new scores: let the score cron run right away.  Only then: a
         # training that produced nothing must not wake the score cron, which may ask for
@@ -289,6 +307,18 @@ class CrmAiDriver(models.AbstractModel):
         if any(result["status"] == "active" for result in results):
             self.env.ref("crm_ai.ir_cron_score").sudo()._trigger()
         return results
+
+    @api.model
+    def _ai_schedule_start(self):
+        """Pairs requested since then need no scheduled request: 90 % of the train
+        action's interval ago (the schedule drifts a little from run to run)."""
+        cron = self.env.ref("crm_ai.ir_cron_train", raise_if_not_found=False)
+        if not cron:
+            return None
+        cron = cron.sudo()
+        interval = relativedelta(**{cron.interval_type: cron.interval_number})
+        now = datetime.now()
+        return now - 0.9 * ((now + interval) - now)
 
     @api.model
     def _ai_train_pair(self, status):
@@ -300,7 +330,7 @@ class CrmAiDriver(models.AbstractModel):
                       "message": _("Training %(task)s for %(company)s was started %(n)s times without finishing "
                                    "(killed at the server's time limit?); it waits for the next scheduled run.",
                                    task=status.task_label, company=company_name, n=status.attempts)}
-            status._ai_done(result)
+            status._ai_done(result, started=False)
             return result
         status._ai_start()
         self._ai_commit()  # a killed training is counted
@@ -312,6 +342,7 @@ class CrmAiDriver(models.AbstractModel):
                       "message": _("Training failed for %(company)s: %(error)s", company=company_name, error=error)}
         _logger.info("crm_ai: trained %s for %s in %.1fs: %s", task, company_name,
                      time.monotonic() - started, result["message"])
+        self._ai_commit()  # the new model first: the status refers to it
         status._ai_done(result)
         return result
 
@@ -321,15 +352,14 @@ class CrmAiDriver(models.AbstractModel):
         """Records of ``engine``'s scope whose score is missing or stale."""
         state, date, model_col = (SQL.identifier(name) for name in
                                   (engine.state_field, engine.date_field, engine.model_field))
-        now = datetime.now()
         conditions = [
             SQL("t.%s IS DISTINCT FROM %s", model_col, model.id),
             SQL("t.%s IS DISTINCT FROM 'scored'", state),
             SQL("t.%s IS NULL", date),
             # only the engine writes scores, and never in the future: such a date was forged
-            SQL("t.%s > %s", date, now),
+            SQL("t.%s > %s", date, DB_CLOCK),
             SQL("t.write_date > t.%s", date),
-            SQL("t.%s < %s", date, now - engine.rescore_after),
+            SQL("t.%s < %s - %s::interval", date, DB_CLOCK, f"{int(engine.rescore_after.total_seconds())} seconds"),
         ]
         changed = engine.changed_sql("t")
         if changed is not None:
@@ -368,16 +398,16 @@ class CrmAiDriver(models.AbstractModel):
             return 0, 0
         deadline = time.monotonic() + (time_budget or self._ai_time_budget())
         cron = self.env["ir.cron"]
-        totals = {"done": 0, "remaining": 0, "batches": 0}
+        totals = {"done": 0, "remaining": 0, "batches": 0, "reached": 0}
 
         def out_of_time():
             # every call scores one batch at least, so it always progresses
             return totals["batches"] > 0 and time.monotonic() > deadline
 
-        def progress(pair_done, pair_remaining):
+        def progress(_pair_reached, pair_remaining):
             # Committed with each batch: a run killed later still counts as progress
             # ("partially done"), not as a failure that would end up deactivating the cron.
-            cron._notify_progress(done=totals["done"] + pair_done, remaining=totals["remaining"] + pair_remaining)
+            cron._notify_progress(done=totals["reached"], remaining=totals["remaining"] + pair_remaining)
 
         for task in tasks:
             for company in self._ai_companies():
@@ -390,7 +420,8 @@ class CrmAiDriver(models.AbstractModel):
                 done, remaining = counts or (0, 0)
                 totals["done"] += done
                 totals["remaining"] += remaining
-        cron._notify_progress(done=totals["done"], remaining=totals["remaining"])
+                self._ai_commit()  # a later company's rollback must not undo this one
+        cron._notify_progress(done=totals["reached"], remaining=totals["remaining"])
         return totals["done"], totals["remaining"]
 
     @api.model
@@ -398,8 +429,7 @@ class CrmAiDriver(models.AbstractModel):
         """Score ``task``'s pending records of ``company``; returns ``(done, remaining)``:
         records written, and pending records the time budget left for the next call."""
         engine = self._ai_engine(task, company)
-        Registry = self.env["crm.ai.model"].sudo()
-        model = Registry._ai_active(task, company) if engine.trains else Registry._ai_ensure_untrained(engine)
+        model = self._ai_scoring_model(engine)
         if not model:
             # Records created since a training found too little data say so at once,
             # rather than "not scored yet" until the next (weekly) training.
@@ -419,17 +449,33 @@ class CrmAiDriver(models.AbstractModel):
         for batch in split_every(engine.batch_size, pending, list):
             if out_of_time and out_of_time():
                 break
+            reached += len(batch)
             if batches is not None:
                 batches["batches"] += 1
-            reached += len(batch)
+                batches["reached"] += len(batch)
             done += self._ai_guarded(lambda: self._ai_score_batch(engine, model, estimator, batch), 0)  # noqa: B023
             if progress:
-                progress(done, len(pending) - reached)
+                # records reached, not written: a batch whose rows were all held by users
+                # is still progress (they wait for the next run), or ir.cron would stop
+                progress(reached, len(pending) - reached)
             self._ai_commit()
         # "Remaining" is what the time budget cut off (ir.cron calls again at once for it).
         # Records skipped because a user held them are not: they wait for the next
         # scheduled run rather than making the cron spin while a lock lasts.
         return done, len(pending) - reached
+
+    @api.model
+    def _ai_scoring_model(self, engine):
+        """The active model of ``engine`` for its company (for an engine that does not
+        train, its current version's row, created and committed when new)."""
+        Registry = self.env["crm.ai.model"].sudo()
+        if engine.trains:
+            return Registry._ai_active(engine.task, engine.company)
+        model = Registry._ai_active(engine.task, engine.company)
+        if not model or model.hyperparameters != engine.untrained_version:
+            model = Registry._ai_ensure_untrained(engine)
+            self._ai_commit()  # a batch's conflict rollback must not undo the row it refers to
+        return model
 
     @api.model
     def _ai_guarded(self, work, default=None):
@@ -449,8 +495,7 @@ class CrmAiDriver(models.AbstractModel):
         """Score the records ``ids`` of ``company`` with ``task``'s active model (one batch:
         the unit a job queue would run).  Returns the rows written."""
         engine = self._ai_engine(task, company)
-        Registry = self.env["crm.ai.model"].sudo()
-        model = Registry._ai_active(task, company) if engine.trains else Registry._ai_ensure_untrained(engine)
+        model = self._ai_scoring_model(engine)
         if not model:
             return 0
         try:
@@ -462,9 +507,12 @@ class CrmAiDriver(models.AbstractModel):
 
     @api.model
     def _ai_score_batch(self, engine, model, estimator, ids):
-        # Not fields.Datetime.now(): write_date / create_date keep microseconds, and a
-        # score date cut to the second would look older than an edit made just before it.
-        now = datetime.now()
+        # The database's clock, as for write_date (no skew with the application server),
+        # but the wall clock, not the transaction's start: an edit saved while this
+        # transaction ran has a later write_date only if it started after it began, and
+        # one that started before conflicts with the UPDATE (repeatable read: redone).
+        self.env.cr.execute(SQL("SELECT %s", DB_CLOCK))
+        now = self.env.cr.fetchone()[0]
         values = engine.score(ids, estimator, model, now)
         return self._ai_write_scores(engine, model, ids, values, now)
 
@@ -492,9 +540,10 @@ class CrmAiDriver(models.AbstractModel):
             """UPDATE %(table)s AS t SET %(sets)s
                  FROM unnest(%(arrays)s) AS v(%(columns)s)
                 WHERE t.id = v.id
-                  AND t.id IN (SELECT id FROM %(table)s WHERE id = ANY(%(ids)s) FOR UPDATE SKIP LOCKED)""",
+                  AND t.id IN (SELECT s.id FROM %(table)s s WHERE s.id = ANY(%(ids)s) AND %(scope)s
+                                  FOR UPDATE SKIP LOCKED)""",
             table=table, sets=SQL(", ").join(sets), arrays=SQL(", ").join(arrays),
-            columns=SQL(", ").join(columns), ids=[int(i) for i in ids]),
+            columns=SQL(", ").join(columns), ids=[int(i) for i in ids], scope=engine.scope_sql("s")),
             log_exceptions=False)  # a conflict is handled by the caller, not logged with 5,000 rows
         written = self.env.cr.rowcount
         Target.invalidate_model([*values, engine.model_field, engine.date_field, engine.state_field])

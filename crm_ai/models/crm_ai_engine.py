@@ -184,6 +184,13 @@ class CrmAiEngine:
 
     # -- configuration -----------------------------------------------------------------
     @classmethod
+    def module(cls):
+        """The addon declaring the engine: it is driven only in databases where that
+        addon is installed (this registry is shared by every database of the process)."""
+        parts = cls.__module__.split(".")
+        return parts[2] if parts[:2] == ["odoo", "addons"] and len(parts) > 2 else parts[0]
+
+    @classmethod
     def param_key(cls, name):
         return f"crm_ai.{cls.task}.{name}"
 

@@ -5,6 +5,8 @@ refreshed each time the settings open, so a Sales administrator can choose a mod
 inputs (custom x_ fields included) without access to the technical field registry.
 """
 
+import psycopg2
+
 from odoo import api, fields, models
 
 
@@ -39,7 +41,11 @@ class CrmAiField(models.Model):
             label = records[name].get_description(self.env)["string"]
             row = existing.get(name)
             if not row:
-                row = Fields.create({"model": model, "name": name, "field_description": label})
+                try:
+                    with self.env.cr.savepoint():
+                        row = Fields.create({"model": model, "name": name, "field_description": label})
+                except psycopg2.IntegrityError:  # created meanwhile by another manager opening the settings
+                    row = Fields.search([("model", "=", model), ("name", "=", name)])
             elif row.field_description != label:
                 row.field_description = label
             result |= row

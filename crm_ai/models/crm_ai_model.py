@@ -97,12 +97,17 @@ class CrmAiModel(models.Model):
     artifact = fields.Binary(attachment=False, readonly=True, copy=False, groups=MANAGER)
     record_count = fields.Integer("Records scored", compute="_compute_record_count")
 
-    _sql_constraints = [
-        ("task_company_version_uniq", "unique(task, company_id, version)",
-         "A model version exists once per task and company."),
-    ]
+    def init(self):
+        # NULL company (records without one) included: SQL's unique() lets NULLs repeat.
+        self.env.cr.execute("""
+            CREATE UNIQUE INDEX IF NOT EXISTS crm_ai_model_version_uniq
+                ON crm_ai_model (task, COALESCE(company_id, 0), version);
+            CREATE UNIQUE INDEX IF NOT EXISTS crm_ai_model_one_active
+                ON crm_ai_model (task, COALESCE(company_id, 0)) WHERE state = 'active';
+        """)
 
     @api.depends("task", "version")
+    @api.depends_context("lang")
     def _compute_name(self):
         labels = dict(engine_selection())
         for model in self:
@@ -116,6 +121,7 @@ class CrmAiModel(models.Model):
             model.score_gain = (gain if model.higher_is_better else -gain) if both else 0.0
 
     @api.depends("metrics", "baseline")
+    @api.depends_context("lang")
     def _compute_metrics_html(self):
         for model in self:
             metrics = model.metrics or {}
@@ -225,6 +231,8 @@ class CrmAiModel(models.Model):
         """``model`` becomes the one active row of its task and company."""
         self.sudo().search([("task", "=", model.task), ("company_id", "=", model.company_id.id),
                             ("state", "=", "active"), ("id", "!=", model.id)]).write({"state": "archived"})
+        # archived first: the database allows one active row per task and company
+        self.flush_model(["state"])
         model.sudo().write({"state": "active"})
 
     @api.model

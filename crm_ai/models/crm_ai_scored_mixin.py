@@ -1,12 +1,16 @@
-"""Scores are the engines' data: nobody writes an ``ai_*`` field through the ORM.
+"""Scores are the engines' data: nobody writes them through the ORM.
 
 Engines write with SQL (see the driver); over RPC, in imports or from server actions
-run by users, ``create`` and ``write`` refuse any stored ``ai_*`` field, so a
-salesperson cannot forge a propensity, its reasons, its date or its model.
+run by users, ``create`` and ``write`` refuse any stored ``ai_*`` field and any field
+an engine declares on the model (status, date, model, values), so a salesperson cannot
+forge a propensity, its reasons, its date or its model.  The driver refuses to drive an
+engine whose target model lacks this mixin.
 """
 
 from odoo import _, api, models
 from odoo.exceptions import AccessError
+
+from .crm_ai_engine import ENGINES
 
 
 class CrmAiScoredMixin(models.AbstractModel):
@@ -16,8 +20,11 @@ class CrmAiScoredMixin(models.AbstractModel):
     def _ai_check_no_scores(self, vals_list):
         if self.env.su:
             return
+        declared = {name for engine in ENGINES.values() if engine.target_model == self._name
+                    for name in (engine.state_field, engine.date_field, engine.model_field, *engine.value_fields)}
         forged = sorted({name for vals in vals_list for name in vals
-                         if name.startswith("ai_") and name in self._fields and self._fields[name].store})
+                         if (name.startswith("ai_") or name in declared)
+                         and name in self._fields and self._fields[name].store})
         if forged:
             raise AccessError(_("AI scores are computed by CRM AI and cannot be set by hand (%s).", ", ".join(forged)))
 

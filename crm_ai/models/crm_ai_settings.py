@@ -6,10 +6,13 @@ through their typed parameters; a value out of range is clamped here before it c
 reach the database, so saving never fails on it.
 """
 
+from datetime import datetime
+
+from dateutil.relativedelta import relativedelta
 from markupsafe import Markup
 
 from odoo import _, api, fields, models
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, UserError
 
 from .crm_ai_engine import ENGINES
 from .engine_lead_propensity import DEFAULT_LEAD_FIELDS, LeadPropensityEngine
@@ -21,6 +24,11 @@ HALF_LIVES = [("auto", "Automatic"), ("none", "All leads alike"), ("365", "1 yea
               ("90", "3 months"), ("30", "1 month")]
 #: Interval numbers kept in a sane range (an int4 column, and a cron every 0 minutes makes no sense).
 MAX_INTERVAL_NUMBER = 1000
+#: The shortest schedules a CRM AI manager may set: retraining more than daily only burns CPU,
+#: and the hourly rescore only catches what changed.  Shorter ones need a system administrator
+#: (Settings ▸ Technical ▸ Scheduled Actions).
+MIN_TRAIN_INTERVAL = relativedelta(days=1)
+MIN_SCORE_INTERVAL = relativedelta(minutes=15)
 
 
 def _clamp(value, minimum, maximum):
@@ -62,6 +70,14 @@ class CrmAiSettings(models.TransientModel):
     def _check_manager(self):
         if not self.env.user.has_group(MANAGER):
             raise AccessError(_("Only CRM AI managers can change the CRM AI settings."))
+
+    def _check_all_companies(self):
+        """The settings apply to every company: a manager of some companies only may
+        train theirs, not change how every other company is scored."""
+        all_companies = self.env["res.company"].sudo().search([])
+        if all_companies - self.env.user.company_ids:
+            raise AccessError(_("CRM AI settings apply to every company: only a manager with access to all "
+                                "companies can change them. You can still train your companies' models."))
 
     @api.model
     def _lead_field_choices(self):
@@ -117,6 +133,7 @@ class CrmAiSettings(models.TransientModel):
         """Store the values (as parameters and on the two scheduled actions)."""
         self.ensure_one()
         self._check_manager()
+        self._check_all_companies()
         params = self.env["ir.config_parameter"].sudo()
         key = LeadPropensityEngine.param_key
         # As Odoo's Settings checkbox stores it: "True", or no row.
@@ -127,10 +144,15 @@ class CrmAiSettings(models.TransientModel):
         params.set_param(key("min_closed_per_class"), str(self.lead_min_closed))
         params.set_param(key("recency_half_life"), self.lead_recency_half_life or "auto")
         train, score = self._crons()
-        for cron, number, kind in ((train, self.train_interval_number, self.train_interval_type),
-                                   (score, self.score_interval_number, self.score_interval_type)):
-            if number > 0 and kind and (cron.interval_number, cron.interval_type) != (number, kind):
-                cron.write({"interval_number": number, "interval_type": kind})
+        now = datetime.now()
+        for cron, number, kind, floor in ((train, self.train_interval_number, self.train_interval_type, MIN_TRAIN_INTERVAL),
+                                          (score, self.score_interval_number, self.score_interval_type, MIN_SCORE_INTERVAL)):
+            if not (number > 0 and kind) or (cron.interval_number, cron.interval_type) == (number, kind):
+                continue
+            if now + relativedelta(**{kind: number}) < now + floor:
+                raise UserError(_("%(action)s cannot run more often than every %(floor)s.", action=cron.name,
+                                  floor=_("day") if floor == MIN_TRAIN_INTERVAL else _("15 minutes")))
+            cron.write({"interval_number": number, "interval_type": kind})
         return {"type": "ir.actions.client", "tag": "display_notification",
                 "params": {"type": "success", "message": _("CRM AI settings saved."),
                            "next": {"type": "ir.actions.act_window_close"}}}
@@ -141,11 +163,16 @@ class CrmAiSettings(models.TransientModel):
         Returns at once: training runs in the scheduled action (within Odoo's cron time
         limits, resumable), not in this HTTP request; the verdict shows in the status."""
         self.ensure_one()
-        self.action_save()
+        if not self.env.user.has_group("base.group_system") and (
+                self.env["res.company"].sudo().search([]) - self.env.user.company_ids):
+            self._check_manager()  # a manager of some companies trains theirs, settings unchanged
+        else:
+            self.action_save()
         driver = self.env["crm.ai.driver"]
         tasks = driver._ai_tasks()
         if tasks:
-            self.env["crm.ai.training"].sudo()._ai_request(tasks, list(self.env.companies))
+            # the user's companies, and the records without a company (they share a model)
+            self.env["crm.ai.training"].sudo()._ai_request(tasks, [*self.env.companies, self.env["res.company"]])
             self.env.ref("crm_ai.ir_cron_train").sudo()._trigger()
         message = (_("Training requested: it runs in the background; the status below shows the verdict.")
                    if tasks else _("CRM AI is disabled."))
@@ -197,6 +224,7 @@ class CrmAiSettings(models.TransientModel):
             Markup("<li><b>%s · %s</b>: %s</li>") % row for row in rows)
 
     @api.depends("crm_ai_enabled")
+    @api.depends_context("allowed_company_ids", "lang")
     def _compute_status(self):
         html = self._ai_status_html()
         for settings in self:

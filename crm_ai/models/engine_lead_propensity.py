@@ -306,9 +306,11 @@ class LeadPropensityEngine(CrmAiEngine):
         return [n for n in estimator.feature_names_in_ if n not in HISTORY_SIGNALS]
 
     def check_estimator(self, estimator):
-        missing = [n for n in self.estimator_fields(estimator) if n not in self.records._fields]
+        # removed, made non-stored, or changed into a type the model cannot read
+        missing = [n for n in self.estimator_fields(estimator) if not self.allowed_field(n)]
         if missing:
-            raise ModelRefused(_("it uses lead fields that no longer exist (%s)", ", ".join(missing)))
+            raise ModelRefused(_("it uses lead fields that no longer exist or can no longer be inputs (%s)",
+                                 ", ".join(missing)))
 
     def score(self, ids, estimator, model, now):
         names = self.estimator_fields(estimator)

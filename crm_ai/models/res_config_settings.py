@@ -11,6 +11,7 @@ class ResConfigSettings(models.TransientModel):
     crm_ai_status = fields.Html("Model status", compute="_compute_crm_ai_status", sanitize=False)
 
     @api.depends("crm_ai_enabled")
+    @api.depends_context("allowed_company_ids", "lang")
     def _compute_crm_ai_status(self):
         html = self.env["crm.ai.settings"]._ai_status_html()
         for setting in self:

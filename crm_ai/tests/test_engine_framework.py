@@ -8,7 +8,8 @@ committed batches, refused and marked like lead propensity.
 
 import numpy as np
 
-from odoo.tests import tagged
+from odoo.exceptions import AccessError
+from odoo.tests import new_test_user, tagged
 from odoo.tools import SQL, mute_logger
 
 from odoo.addons.crm_ai.models.crm_ai_engine import CrmAiEngine, Param, TrainResult, register_engine, unregister_engine
@@ -128,6 +129,25 @@ class TestEngineFramework(TestCrmAiCommon):
         # the gate runs in the engine's direction: an equal model replaces the active one
         self.assertEqual(self.Driver._ai_train_unit("test_name_length", self.company)["status"], "active")
         self.assertEqual(model.state, "archived")
+
+    def test_an_engines_fields_are_protected_whatever_their_name(self):
+        """x_ai_test_* are not ai_* fields, yet being declared by an engine is enough."""
+        user = new_test_user(self.env, "crm_ai_partner_editor", groups="base.group_partner_manager,base.group_user")
+        partner = self.partners[0].with_user(user)
+        for name in ("x_ai_test_score", "x_ai_test_state", "x_ai_test_date", "x_ai_const_score"):
+            with self.assertRaisesRegex(AccessError, "cannot be set by hand", msg=name):
+                partner.write({name: "scored" if name.endswith("state") else 1})
+        partner.write({"name": "Ann B."})  # the partner's own fields still save
+
+    def test_an_engine_on_an_unprotected_model_is_refused(self):
+        class Unprotected(NameLengthEngine):
+            task = "test_unprotected"
+            target_model = "res.partner.category"
+
+        register_engine(Unprotected)
+        self.addCleanup(unregister_engine, Unprotected.task)
+        with self.assertRaisesRegex(TypeError, "must inherit crm.ai.scored.mixin"):
+            self.Driver._ai_engine(Unprotected.task, self.company)
 
     def test_untrained_engine_gets_a_registry_row_per_version(self):
         self.Registry._cron_ai_score()

@@ -195,8 +195,9 @@ class TestPropensityScoring(TestCrmAiCommon):
     def test_no_commit_in_test_mode(self):
         """The crons' per-company isolation catches everything: a commit forced inside a
         test must show as a missing result, not only as a logged error."""
-        with patch.object(type(self.env.cr), "commit", side_effect=AssertionError("commit in a test")), \
-                patch.object(type(self.env.cr), "rollback", side_effect=AssertionError("rollback in a test")):
+        with patch.object(self.env.cr, "commit", side_effect=AssertionError("commit in a test")), \
+                patch.object(self.env.cr, "rollback", side_effect=AssertionError("rollback in a test")), \
+                patch.object(type(self.env.registry), "cursor", side_effect=AssertionError("another cursor in a test")):
             self.assertEqual(self._score(), (len(self.open_leads), 0))
             results = {r["company"]: r for r in self.Registry._cron_ai_train()}
         self.assertEqual(results[self.company.id]["status"], "active", results[self.company.id]["message"])
@@ -215,6 +216,19 @@ class TestPropensityScoring(TestCrmAiCommon):
         # a query per lead would add 10 between the two sizes
         self.assertLess(counts[1] - counts[0], 5, counts)
         self.assertLessEqual(counts[1], 25, "queries per batch")
+
+    def test_scoring_unit_writes_only_its_scope(self):
+        """A unit handed closed leads or another company's leads writes nothing to them."""
+        other = self.env["res.company"].create({"name": "crm_ai other company"})
+        self.env.ref("base.user_admin").company_ids |= other
+        foreign = self.env["crm.lead"].with_company(other).create({"name": "theirs", "company_id": other.id,
+                                                                   "user_id": False, "team_id": False})
+        closed = self.closed_leads[:2]
+        ids = [*closed.ids, foreign.id, self.open_leads[0].id]
+        self.assertEqual(self.Driver._ai_score_unit(engine_module.LeadPropensityEngine.task, self.company, ids), 1)
+        self.env["crm.lead"].invalidate_model()
+        self.assertFalse((closed | foreign).with_context(active_test=False).filtered("ai_propensity"))
+        self.assertTrue(self.open_leads[0].ai_propensity)
 
     def test_reasons_are_escaped_in_html(self):
         """Reasons quote record names (sources, tags, salespeople) that users type: the

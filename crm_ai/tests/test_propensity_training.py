@@ -104,8 +104,9 @@ class TestPropensityTraining(TestCrmAiCommon):
             results = self.Registry._cron_ai_train()
         companies = self.Driver._ai_companies()
         self.assertEqual(len(results), len(companies))
-        # per company: its start (attempts are counted, in case it is killed) and its result
-        self.assertEqual(commit.call_count, 2 * len(companies))
+        # the requests, then per company: its start (counted, in case it is killed), its model,
+        # and its result (the status rows themselves are written in transactions of their own)
+        self.assertEqual(commit.call_count, 1 + 3 * len(companies))
         self.assertEqual(rollback.call_count, 1)
         self.assertEqual(companies_trained[0], companies_trained[1], "the same company is redone")
 
@@ -114,15 +115,42 @@ class TestPropensityTraining(TestCrmAiCommon):
         at least, reports the rest, and the next call goes on with them (not from the start)."""
         self.env["res.company"].create({"name": "crm_ai other company"})
         pairs = len(self.Driver._ai_companies())
+        train_cron = self.env.ref("crm_ai.ir_cron_train")
+        Trigger = self.env["ir.cron.trigger"].sudo()
+        triggers = Trigger.search_count([("cron_id", "=", train_cron.id)])
         with patch.object(type(self.env["ir.cron"]), "_notify_progress") as notify:
             first = self.Registry._cron_ai_train(time_budget=-1)
         self.assertEqual(len(first), 1)
-        notify.assert_called_with(done=1, remaining=pairs - 1)
+        # ir.cron must not call again in the same time-limit window: it is triggered instead
+        notify.assert_called_with(done=1, remaining=0)
+        self.assertEqual(Trigger.search_count([("cron_id", "=", train_cron.id)]), triggers + 1)
         second = self.Registry._cron_ai_train(time_budget=10 ** 6)
         self.assertEqual(len(second), pairs - 1, "the pairs left, not the first one again")
         self.assertNotIn((first[0]["task"], first[0]["company"]), [(r["task"], r["company"]) for r in second])
-        third = self.Registry._cron_ai_train(time_budget=10 ** 6)
-        self.assertEqual(len(third), pairs, "nothing due: a scheduled run trains every pair again")
+        self.assertEqual(self.Registry._cron_ai_train(time_budget=10 ** 6), [],
+                         "woken again with nothing due: it retrains nothing")
+        Status = self.env["crm.ai.training"]
+        Status.search([]).sudo().write({"date_requested": fields.Datetime.subtract(fields.Datetime.now(), days=8)})
+        self.assertEqual(len(self.Registry._cron_ai_train(time_budget=10 ** 6)), pairs,
+                         "a week later, the schedule trains every pair again")
+
+    def test_train_now_during_a_training_is_not_lost(self):
+        """A request made after a training started is still due once it ends (it may ask for
+        settings that training did not read)."""
+        Training = self.env["crm.ai.training"]
+        driver_class = type(self.Driver)
+        train = driver_class._ai_train_unit
+
+        def clicked_meanwhile(driver, task, company):
+            Training._ai_request([task], [company])  # a manager's "Train now"
+            return train(driver, task, company)
+
+        Training._ai_request([TASK], [self.company])
+        with patch.object(driver_class, "_ai_train_unit", clicked_meanwhile):
+            self.Registry._cron_ai_train()
+        self.assertTrue(Training._ai_status(TASK, self.company).is_due)
+        self.assertEqual([r["company"] for r in self.Registry._cron_ai_train() if r["task"] == TASK][:1],
+                         [self.company.id])
 
     def test_training_killed_three_times_waits_for_the_next_run(self):
         Training = self.env["crm.ai.training"]

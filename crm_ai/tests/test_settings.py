@@ -1,4 +1,4 @@
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user, tagged
 from odoo.tools import mute_logger
 
@@ -99,8 +99,8 @@ class TestSettings(TestCrmAiCommon):
         self.assertTrue(status.is_due)
         self.assertIn("Training requested", self._settings().status)
         results = self.Registry._cron_ai_train()
-        self.assertEqual({r["company"] for r in results}, {c.id for c in self.env.companies},
-                         "the cron trains what was requested")
+        self.assertEqual({r["company"] for r in results}, {*self.env.companies.ids, False},
+                         "the cron trains what was requested: the user's companies and the leads without one")
         self.assertEqual(self.Registry.search_count([("state", "=", "active")]), 1)
         self.assertFalse(status.is_due)
         self.assertIn("activated", self._settings().status)
@@ -119,6 +119,34 @@ class TestSettings(TestCrmAiCommon):
         salesman = new_test_user(self.env, "crm_ai_salesman_settings", groups="sales_team.group_sale_salesman")
         with self.assertRaises(AccessError):
             self._settings(salesman)
+
+    def test_schedules_have_a_floor_for_managers(self):
+        settings = self._settings()
+        settings.write({"train_interval_number": 5, "train_interval_type": "minutes"})
+        with self.assertRaisesRegex(UserError, "more often than every day"):
+            settings.action_save()
+        settings.write({"train_interval_number": 1, "train_interval_type": "days",
+                        "score_interval_number": 1, "score_interval_type": "minutes"})
+        with self.assertRaisesRegex(UserError, "more often than every 15 minutes"):
+            settings.action_save()
+        settings.write({"score_interval_number": 30})
+        settings.action_save()
+        self.assertEqual((self.env.ref("crm_ai.ir_cron_score").interval_number,
+                          self.env.ref("crm_ai.ir_cron_score").interval_type), (30, "minutes"))
+
+    def test_a_manager_of_some_companies_cannot_change_every_companys_settings(self):
+        other = self.env["res.company"].create({"name": "crm_ai other company"})
+        manager = new_test_user(self.env, "crm_ai_company_b_admin", groups="sales_team.group_sale_manager",
+                                company_id=other.id, company_ids=[(6, 0, other.ids)])
+        settings = self._settings(manager)
+        settings.crm_ai_enabled = False
+        with self.assertRaisesRegex(AccessError, "apply to every company"):
+            settings.action_save()
+        self.assertTrue(self.Driver._ai_enabled())
+        settings.action_train_now()  # training their own company is fine
+        Training = self.env["crm.ai.training"]
+        self.assertTrue(Training._ai_status(TASK, other).is_due)
+        self.assertFalse(Training._ai_status(TASK, self.company).is_due)
 
     def test_field_picker_offers_exactly_the_usable_fields(self):
         offered = set(self.env["crm.ai.settings"]._lead_field_choices().mapped("name"))

@@ -69,6 +69,9 @@ def migrate_artifacts(env):
 
 
 def migrate_params(cr):
+    # Their defaults now live in the engine; the data records are gone (rows kept, renamed).
+    cr.execute("""DELETE FROM ir_model_data WHERE module = 'crm_ai'
+                   AND name IN ('crm_ai_lead_fields_param', 'crm_ai_min_closed_param')""")
     for old, new in RENAMED_PARAMS.items():
         cr.execute("""UPDATE ir_config_parameter SET key = %s
                        WHERE key = %s AND NOT EXISTS (SELECT 1 FROM ir_config_parameter WHERE key = %s)""",
