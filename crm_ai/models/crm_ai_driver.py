@@ -45,6 +45,7 @@ RECORD_STATES = [
     ("scored", "Scored"),
     ("stale", "Out of date (model refused, retraining)"),
     ("insufficient_data", "Not enough data"),
+    ("no_model", "No model good enough yet"),
 ]
 
 
@@ -198,12 +199,13 @@ class CrmAiDriver(models.AbstractModel):
         return self.env.cr.rowcount
 
     @api.model
-    def _ai_mark_insufficient(self, engine):
-        """No model for ``engine``'s company: its records say so, with no made-up score."""
+    def _ai_mark_insufficient(self, engine, state="insufficient_data"):
+        """No model for ``engine``'s company: its records say why (``state``: not enough
+        data, or no model good enough yet), with no made-up score."""
         clear = [SQL("%s = NULL", SQL.identifier(name)) for name in (*engine.value_fields, engine.model_field)]
         self._ai_sql_update(
-            engine, SQL(", ").join([SQL("%s = 'insufficient_data'", SQL.identifier(engine.state_field)), *clear]),
-            SQL("t.%s IS DISTINCT FROM 'insufficient_data'", SQL.identifier(engine.state_field)))
+            engine, SQL(", ").join([SQL("%s = %s", SQL.identifier(engine.state_field), state), *clear]),
+            SQL("t.%s IS DISTINCT FROM %s", SQL.identifier(engine.state_field), state))
 
     # -- training ---------------------------------------------------------------------------------
     @api.model
@@ -436,6 +438,9 @@ class CrmAiDriver(models.AbstractModel):
             last = self.env["crm.ai.training"].sudo()._ai_status(task, company)
             if engine.data_shortfall() or (last and last.result == "insufficient_data"):
                 self._ai_guarded(lambda: self._ai_mark_insufficient(engine))
+            elif last and last.result == "rejected":
+                # trained, but the model did not hold its own against the baseline
+                self._ai_guarded(lambda: self._ai_mark_insufficient(engine, "no_model"))
             return 0, 0
         pending = self._ai_pending_ids(engine, model)
         if not pending:

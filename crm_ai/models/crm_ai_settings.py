@@ -53,7 +53,7 @@ class CrmAiSettings(models.TransientModel):
         "Minimum won / lost leads",
         help="No model is trained for a company until it has at least this many won AND this many lost leads.")
     lead_recency_half_life = fields.Selection(
-        HALF_LIVES, string="Recency weighting",
+        selection="_half_life_selection", string="Recency weighting",
         help="How fast old leads lose weight (half-life). Automatic picks it on the newest closed leads; "
              "choose a short one if your win rates move fast (new offer, new market).")
     train_interval_number = fields.Integer("Train every")
@@ -80,6 +80,19 @@ class CrmAiSettings(models.TransientModel):
                                 "companies can change them. You can still train your companies' models."))
 
     @api.model
+    def _half_life_selection(self):
+        """The usual half-lives, plus the current one when a parameter holds another number
+        (saving the form must not silently replace it by "Automatic")."""
+        current = self.env["ir.config_parameter"].sudo().get_param(LeadPropensityEngine.param_key("recency_half_life"))
+        choices = list(HALF_LIVES)
+        try:
+            if current and current not in dict(choices) and float(current) > 0:
+                choices.append((current, _("%s days", current)))
+        except ValueError:
+            pass  # malformed: the engine reads "auto", and so does the form
+        return choices
+
+    @api.model
     def _lead_field_choices(self):
         """Exactly the lead fields the model accepts (custom x_ fields included)."""
         engine = LeadPropensityEngine(self.env, self.env.company)
@@ -104,13 +117,25 @@ class CrmAiSettings(models.TransientModel):
                 lambda f: f.name in engine.param("fields")).ids)],
             "lead_start_date": engine.param("start_date"),
             "lead_min_closed": engine.param("min_closed_per_class"),
-            "lead_recency_half_life": ("none" if half_life is None else "auto" if half_life == "auto"
-                                       else str(int(half_life)) if str(int(half_life)) in dict(HALF_LIVES)
-                                       else "auto"),
+            "lead_recency_half_life": self._half_life_value(half_life),
             "train_interval_number": train.interval_number, "train_interval_type": train.interval_type,
             "score_interval_number": score.interval_number, "score_interval_type": score.interval_type,
         })
         return {name: value for name, value in values.items() if name in fields_list}
+
+    @api.model
+    def _half_life_value(self, half_life):
+        """The selection key of the engine's half-life ("auto", "none" or days)."""
+        if half_life in ("auto", None):
+            return "auto" if half_life == "auto" else "none"
+        keys = dict(self._half_life_selection())
+        for key in keys:
+            try:
+                if float(key) == half_life:
+                    return key
+            except ValueError:
+                continue
+        return "auto"
 
     def _sanitize(self, vals):
         param = LeadPropensityEngine.params["min_closed_per_class"]

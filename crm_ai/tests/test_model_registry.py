@@ -49,6 +49,11 @@ class TestModelRegistry(TestCrmAiCommon):
         self.assertEqual(result["status"], "rejected", result["message"])
         self.assertIn("Odoo PLS", model.gate_reason)
         self.assertFalse(self.Registry._ai_active(TASK, self.company))
+        # through the crons: the leads say no model is good enough yet, not "scored soon"
+        self.Registry._cron_ai_train()
+        self.Registry._cron_ai_score()
+        self.assertEqual(set(self.open_leads.mapped("ai_propensity_state")), {"no_model"})
+        self.assertFalse(any(self.open_leads.mapped("ai_propensity")))
 
     def test_an_equal_model_replaces_and_archives(self):
         first = self.Registry.browse(self._crm_ai_train()["model_id"])

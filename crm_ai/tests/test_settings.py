@@ -120,6 +120,13 @@ class TestSettings(TestCrmAiCommon):
         with self.assertRaises(AccessError):
             self._settings(salesman)
 
+    def test_a_hand_set_half_life_survives_saving_the_form(self):
+        self._crm_ai_param("recency_half_life", "45")
+        settings = self._settings()
+        self.assertEqual(settings.lead_recency_half_life, "45")
+        settings.action_save()
+        self.assertEqual(self._crm_ai_engine().param("recency_half_life"), 45.0)
+
     def test_schedules_have_a_floor_for_managers(self):
         settings = self._settings()
         settings.write({"train_interval_number": 5, "train_interval_type": "minutes"})
