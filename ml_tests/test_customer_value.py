@@ -243,3 +243,14 @@ def test_quintile_baseline_is_monotone_in_the_rfm_score():
     assert rates[-1] > rates[0], "the best RFM scores repeat more than the worst"
     p = baseline.predict_proba(X)[:, 1]
     assert ((p > 0) & (p < 1)).all(), "add-one smoothing: never 0 or 1"
+
+
+def test_k_is_the_largest_within_the_silhouette_tolerance(monkeypatch):
+    """Near-tied silhouettes (RFM's weak structure) must not make k flip: the largest k
+    within the tolerance of the best wins, not the strict maximum."""
+    import ml.customer_value as customer_value
+    scores = {3: 0.330, 4: 0.325, 5: 0.300, 6: 0.290}
+    monkeypatch.setattr(customer_value, "silhouette_score", lambda Z, labels: scores[len(set(labels))])
+    customers = synthetic_customers()
+    assert RFMSegmenter(k_min=3, k_max=6, min_cluster_share=0).fit(customers).k_ == 4
+    assert RFMSegmenter(k_min=3, k_max=6, min_cluster_share=0, silhouette_tolerance=0).fit(customers).k_ == 3

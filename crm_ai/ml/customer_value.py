@@ -310,12 +310,13 @@ class RFMSegmenter(BaseEstimator):
         nearest = names[distances.argmin(axis=1)]
         if previous is None:
             return nearest
-        best = distances.min(axis=1)
+        previous = np.asarray(previous, dtype=object)
+        limit = (1 + margin) * distances.min(axis=1)
         result = nearest.copy()
-        for i, old in enumerate(np.asarray(previous, dtype=object)):
-            if isinstance(old, str) and old in names and old != nearest[i]:
-                if distances[i, names == old].min() <= (1 + margin) * best[i]:
-                    result[i] = old
+        for old in set(names):  # one vectorised pass per segment, not per customer
+            rows = (previous == old) & (nearest != old)
+            keep = rows & (distances[:, names == old].min(axis=1) <= limit)
+            result[keep] = old
         return result
 
     def segment_summary(self, X, names):

@@ -145,12 +145,16 @@ class TestModelRegistry(TestCrmAiCommon):
         self.assertTrue(all(self.open_leads.mapped("ai_propensity")), "the last score stays visible, marked stale")
         self.assertTrue(self.env["crm.ai.training"]._ai_status(TASK, self.company).is_due)
 
-    def test_model_whose_input_field_was_removed_is_refused(self):
+    def _model_with_a_custom_input(self):
+        """A custom lead field, and an active model that learnt from it."""
         field = self.env["ir.model.fields"].create({
             "name": "x_budget_confirmed", "field_description": "Budget confirmed", "ttype": "boolean",
             "model_id": self.env.ref("crm.model_crm_lead").id})
         self._crm_ai_param("fields", "source_id,x_budget_confirmed")
-        model = self.Registry.browse(self._crm_ai_train()["model_id"])
+        return field, self.Registry.browse(self._crm_ai_train()["model_id"])
+
+    def test_model_whose_input_field_was_removed_is_refused(self):
+        field, model = self._model_with_a_custom_input()
         field.unlink()
         with mute_logger(*MUTE):
             self.assertEqual(self.Registry._cron_ai_score(), (0, 0))
@@ -194,11 +198,7 @@ class TestModelRegistry(TestCrmAiCommon):
         self.assertTrue(without_company.exists())
 
     def test_model_whose_input_is_no_longer_stored_is_refused(self):
-        field = self.env["ir.model.fields"].create({
-            "name": "x_budget_confirmed", "field_description": "Budget confirmed", "ttype": "boolean",
-            "model_id": self.env.ref("crm.model_crm_lead").id})
-        self._crm_ai_param("fields", "source_id,x_budget_confirmed")
-        model = self.Registry.browse(self._crm_ai_train()["model_id"])
+        field, model = self._model_with_a_custom_input()
         field.write({"store": False, "compute": "for r in self: r['x_budget_confirmed'] = False"})
         with mute_logger(*MUTE):
             self.assertEqual(self.Registry._cron_ai_score(), (0, 0))
