@@ -139,6 +139,18 @@ class TestEngineFramework(TestCrmAiCommon):
                 partner.write({name: "scored" if name.endswith("state") else 1})
         partner.write({"name": "Ann B."})  # the partner's own fields still save
 
+    def test_an_engine_of_an_addon_not_installed_here_is_not_driven(self):
+        """Engines are registered per server process: another database's addon's engine
+        must not run here, where its fields do not exist."""
+        class Elsewhere(NameLengthEngine):
+            task = "test_elsewhere"
+
+        self.patch(Elsewhere, "module", classmethod(lambda cls: "crm_ai_not_installed_here"))
+        register_engine(Elsewhere)
+        self.addCleanup(unregister_engine, Elsewhere.task)
+        self.assertNotIn("test_elsewhere", self.Driver._ai_tasks())
+        self.assertIn("test_name_length", self.Driver._ai_tasks())
+
     def test_an_engine_on_an_unprotected_model_is_refused(self):
         class Unprotected(NameLengthEngine):
             task = "test_unprotected"
