@@ -19,6 +19,8 @@
         "data/ir_cron_data.xml",
         "views/crm_ai_model_views.xml",
         "views/crm_lead_views.xml",
+        "views/crm_ai_segment_views.xml",
+        "views/res_partner_views.xml",
         "views/crm_ai_settings_views.xml",
         "views/res_config_settings_views.xml",
         "views/crm_ai_menus.xml",

@@ -254,3 +254,17 @@ def test_k_is_the_largest_within_the_silhouette_tolerance(monkeypatch):
     customers = synthetic_customers()
     assert RFMSegmenter(k_min=3, k_max=6, min_cluster_share=0).fit(customers).k_ == 4
     assert RFMSegmenter(k_min=3, k_max=6, min_cluster_share=0, silhouette_tolerance=0).fit(customers).k_ == 3
+
+
+def test_grid_names_and_silhouette_compare_segmentations_on_the_same_customers():
+    from ml.customer_value import rfm_grid_names
+    rng = np.random.default_rng(3)
+    n = 400
+    X = pd.DataFrame({"recency_days": rng.exponential(90, n), "frequency": rng.poisson(3, n) + 1.0,
+                      "monetary": rng.lognormal(6, 1, n)})
+    segmenter = RFMSegmenter(k_min=3, k_max=5).fit(X)
+    ours = segmenter.silhouette(X, segmenter.predict(X))
+    grid = segmenter.silhouette(X, rfm_grid_names(X))
+    assert ours == pytest.approx(segmenter.silhouettes_[segmenter.k_], abs=0.05)
+    assert ours > grid  # clusters are better separated than the textbook grid
+    assert segmenter.silhouette(X, ["Lost"] * n) is None

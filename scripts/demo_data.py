@@ -4,8 +4,9 @@ Run inside ``odoo-bin shell`` (``env`` is given):  scripts/run does it for you.
 
 It creates customers (companies with contacts), two years of leads with sources,
 media, campaigns, countries, tags, revenue and contact quality, a history of emails,
-notes and done activities, and closes the older ones as won or lost.  Outcomes are
-drawn from a hidden logistic model (source, team, country, revenue, activity,
+notes and done activities, closes the older ones as won or lost, and two years of
+sale orders (customers buying at their own pace, some churning, some never buying).
+Lead outcomes are drawn from a hidden logistic model (source, team, country, revenue, activity,
 customer history, tags, drift over time) plus noise, so there is real signal to
 learn and a realistic ~30 % win rate, not a toy separable set.
 
@@ -172,7 +173,41 @@ if lost_ids:
                "lost_reason_id = (%s::int[])[1 + (id %% %s)] WHERE id = ANY(%s)",
                (lost_reasons.ids or [None], max(len(lost_reasons), 1), lost_ids))
 env["crm.lead"].invalidate_model()  # noqa: F821
+
+# -- sale orders (customer segments and repeat purchase) ---------------------------------------
+# Each customer buys as a Poisson process at its own rate from its first order on, some stop
+# buying at a random moment (churn), some never buy (prospects); order values vary around
+# the customer's own level.  A few orders are cancelled (they must not count).
+products = [env["product.product"].create({"name": name, "list_price": price, "type": "service"})  # noqa: F821
+            for name, price in (("Licence pack", 900.0), ("Onboarding day", 1200.0), ("Support plan", 450.0))]
+order_specs = []
+for customer in customers:
+    if rng.random() < 0.2:
+        continue  # a prospect: no order yet
+    rate = math.exp(rng.gauss(math.log(3), 0.8)) / 365.0  # orders per day
+    level = math.exp(rng.gauss(0, 0.7))
+    start = now - timedelta(days=rng.uniform(0, HISTORY_DAYS))
+    end = now if rng.random() < 0.6 else start + timedelta(days=rng.uniform(30, HISTORY_DAYS))
+    when = start
+    while when < min(end, now):
+        product = rng.choice(products)
+        order_specs.append((customer.id, when, product, max(1, round(level * rng.uniform(0.5, 3))),
+                            "cancel" if rng.random() < 0.05 else "sale"))
+        when += timedelta(days=rng.expovariate(rate))
+SaleOrder = env["sale.order"].with_context(tracking_disable=True, mail_create_nolog=True)  # noqa: F821
+orders = env["sale.order"].browse()  # noqa: F821
+for start in range(0, len(order_specs), 500):
+    orders |= SaleOrder.create([{
+        "partner_id": partner_id, "date_order": when,
+        "order_line": [(0, 0, {"product_id": product.id, "product_uom_qty": qty, "price_unit": product.list_price})],
+    } for partner_id, when, product, qty, _state in order_specs[start:start + 500]])
+env.flush_all()  # noqa: F821
+# confirmed / cancelled at their historical dates (SQL: confirming thousands by hand is not the point)
+cr.execute("UPDATE sale_order o SET state = v.s, date_order = v.d, create_date = v.d, write_date = v.d "
+           "FROM unnest(%s::int[], %s::varchar[], %s::timestamp[]) AS v(id, s, d) WHERE o.id = v.id",
+           (orders.ids, [s[4] for s in order_specs], [s[1] for s in order_specs]))
+env["sale.order"].invalidate_model()  # noqa: F821
 env.cr.commit()  # noqa: F821
 print(f"crm_ai demo data: {len(customers)} customers, {len(leads)} leads "
       f"({len(won_ids)} won, {len(lost_ids)} lost, {len(leads) - len(won_ids) - len(lost_ids)} open), "
-      f"{len(rows)} messages/activities")
+      f"{len(rows)} messages/activities, {len(orders)} sale orders")

@@ -10,6 +10,7 @@ from .customer_value import (
     RFMSegmenter,
     customer_features,
     purchase_labels,
+    rfm_grid_names,
     time_travel_frame,
     training_cutoffs,
 )
@@ -28,7 +29,7 @@ from .pls_baseline import OdooPLSBaseline
 from .propensity import LeadPropensityModel, format_reason
 
 __all__ = [
-    "RFMQuintileBaseline", "RFMSegmenter", "RepeatPurchaseModel", "customer_features", "purchase_labels",
+    "RFMQuintileBaseline", "RFMSegmenter", "RepeatPurchaseModel", "customer_features", "purchase_labels", "rfm_grid_names",
     "time_travel_frame", "training_cutoffs",
     "ArtifactError", "GATE_AUC_RATIO", "GATE_RATIO", "HOLDOUT_FRACTION", "LeadFeatureEncoder",
     "LeadPropensityModel", "OdooPLSBaseline", "binary_metrics", "dumps_signed",

@@ -210,6 +210,18 @@ def segment_name(r, f, m):
     return "Hibernating"
 
 
+def rfm_grid_names(X):
+    """The textbook RFM segments, without clustering: every customer named by its own
+    R, F, M quintile scores with :func:`segment_name` (the segmenter's baseline).
+
+    >>> X = pd.DataFrame({"recency_days": [1.0, 300], "frequency": [9.0, 1], "monetary": [900.0, 10]})
+    >>> rfm_grid_names(X).tolist()
+    ['Champions', 'Lost']
+    """
+    scores = rfm_scores(X, X).to_numpy(dtype=float)
+    return np.array([segment_name(*row) for row in scores], dtype=object)
+
+
 class RFMSegmenter(BaseEstimator):
     """KMeans on log-scaled, standardised R, F, M; clusters named by their meaning.
 
@@ -318,6 +330,20 @@ class RFMSegmenter(BaseEstimator):
             keep = rows & (distances[:, names == old].min(axis=1) <= limit)
             result[keep] = old
         return result
+
+    def silhouette(self, X, names):
+        """Silhouette of the grouping ``names`` of ``X``'s customers in this segmenter's
+        scaled space, on its usual sample: how well separated any segmentation (this
+        one, an older one, the RFM grid) is on the same customers.  None with fewer
+        than two groups."""
+        check_is_fitted(self, "centers_")
+        Z = self._scale(self._raw(X))
+        names = np.asarray(names, dtype=object)
+        rng = np.random.default_rng(self.random_state)
+        sample = rng.choice(len(Z), size=min(self.sample_size, len(Z)), replace=False)
+        if len(set(names[sample])) < 2 or len(set(names[sample])) >= len(sample):
+            return None
+        return float(silhouette_score(Z[sample], names[sample]))
 
     def segment_summary(self, X, names):
         """Per segment: customers, and the median recency, frequency and monetary value."""

@@ -4,10 +4,13 @@ from . import (
     crm_ai_field,
     crm_ai_model,
     crm_ai_scored_mixin,
+    crm_ai_segment,
     crm_ai_settings,
     crm_ai_training,
     crm_lead,
+    engine_customer_segment,
     engine_lead_propensity,
+    engine_repeat_purchase,
     res_config_settings,
     res_partner,
 )

@@ -176,9 +176,9 @@ class CrmAiDriver(models.AbstractModel):
                       engine.company.name or "records without a company", error)
         model.sudo().write({"state": "refused", "refusal_reason": str(error)})
         self.env.flush_all()
-        self._ai_sql_update(engine, SQL("%s = 'stale'", SQL.identifier(engine.state_field)),
-                            SQL("t.%s = %s AND t.%s = 'scored'", SQL.identifier(engine.model_field), model.id,
-                                SQL.identifier(engine.state_field)))
+        self._ai_sql_update(engine, [(engine.state_field, SQL("%s", "stale"))],
+                            SQL("%s = %s AND %s = 'scored'", engine.column_sql("t", engine.model_field), model.id,
+                                engine.column_sql("t", engine.state_field)))
         if engine.trains and request_training:
             self.env["crm.ai.training"].sudo()._ai_request([engine.task], [engine.company])
             self.env.ref("crm_ai.ir_cron_train").sudo()._trigger()
@@ -186,10 +186,13 @@ class CrmAiDriver(models.AbstractModel):
 
     @api.model
     def _ai_sql_update(self, engine, assignments, condition):
-        """``UPDATE <target> SET assignments`` on the rows of ``engine``'s scope matching
-        ``condition`` (alias ``t``) that no other transaction holds; returns the row count."""
+        """``UPDATE <target> SET assignments`` (``[(column, SQL value)]``, the engine's
+        company's value of a company-dependent column) on the rows of ``engine``'s scope
+        matching ``condition`` (alias ``t``) that no other transaction holds; returns
+        the row count."""
         self.env[engine.target_model].flush_model()
         table = SQL.identifier(engine.table)
+        assignments = SQL(", ").join(engine.assign_sql(engine.table, name, value) for name, value in assignments)
         self.env.cr.execute(SQL(
             "UPDATE %(table)s SET %(assignments)s WHERE id IN ("
             " SELECT t.id FROM %(table)s t WHERE %(scope)s AND %(condition)s FOR UPDATE SKIP LOCKED)",
@@ -202,10 +205,9 @@ class CrmAiDriver(models.AbstractModel):
     def _ai_mark_insufficient(self, engine, state="insufficient_data"):
         """No model for ``engine``'s company: its records say why (``state``: not enough
         data, or no model good enough yet), with no made-up score."""
-        clear = [SQL("%s = NULL", SQL.identifier(name)) for name in (*engine.value_fields, engine.model_field)]
-        self._ai_sql_update(
-            engine, SQL(", ").join([SQL("%s = %s", SQL.identifier(engine.state_field), state), *clear]),
-            SQL("t.%s IS DISTINCT FROM %s", SQL.identifier(engine.state_field), state))
+        clear = [(name, SQL("NULL")) for name in (*engine.value_fields, engine.model_field)]
+        self._ai_sql_update(engine, [(engine.state_field, SQL("%s", state)), *clear],
+                            SQL("%s IS DISTINCT FROM %s", engine.column_sql("t", engine.state_field), state))
 
     # -- training ---------------------------------------------------------------------------------
     @api.model
@@ -352,16 +354,16 @@ class CrmAiDriver(models.AbstractModel):
     @api.model
     def _ai_pending_sql(self, engine, model):
         """Records of ``engine``'s scope whose score is missing or stale."""
-        state, date, model_col = (SQL.identifier(name) for name in
+        state, date, model_col = (engine.column_sql("t", name) for name in
                                   (engine.state_field, engine.date_field, engine.model_field))
         conditions = [
-            SQL("t.%s IS DISTINCT FROM %s", model_col, model.id),
-            SQL("t.%s IS DISTINCT FROM 'scored'", state),
-            SQL("t.%s IS NULL", date),
+            SQL("%s IS DISTINCT FROM %s", model_col, model.id),
+            SQL("%s IS DISTINCT FROM 'scored'", state),
+            SQL("%s IS NULL", date),
             # only the engine writes scores, and never in the future: such a date was forged
-            SQL("t.%s > %s", date, DB_CLOCK),
-            SQL("t.write_date > t.%s", date),
-            SQL("t.%s < %s - %s::interval", date, DB_CLOCK, f"{int(engine.rescore_after.total_seconds())} seconds"),
+            SQL("%s > %s", date, DB_CLOCK),
+            SQL("t.write_date > %s", date),
+            SQL("%s < %s - %s::interval", date, DB_CLOCK, f"{int(engine.rescore_after.total_seconds())} seconds"),
         ]
         changed = engine.changed_sql("t")
         if changed is not None:
@@ -413,6 +415,8 @@ class CrmAiDriver(models.AbstractModel):
 
         for task in tasks:
             for company in self._ai_companies():
+                if task in ENGINES and not ENGINES[task].drives(company):
+                    continue
                 if out_of_time():
                     totals["remaining"] += self._ai_pending_count(task, company)
                     continue
@@ -531,25 +535,26 @@ class CrmAiDriver(models.AbstractModel):
         columns, arrays, sets = [SQL("id")], [SQL("%s::int[]", [int(i) for i in ids])], []
         for name, column_values in values.items():
             field = Target._fields[name]
-            sql_type = field.column_type[1]
             if field.type == "json":
                 column_values = [None if v is None else json.dumps(v) for v in column_values]
-            arrays.append(SQL("%s::%s[]", list(column_values), SQL(sql_type)))
+            arrays.append(SQL("%s::%s[]", list(column_values), SQL(field._column_type[1])))
             columns.append(SQL.identifier(name))
-            sets.append(SQL("%s = v.%s", SQL.identifier(name), SQL.identifier(name)))
-        sets += [SQL("%s = %s", SQL.identifier(engine.model_field), model.id),
-                 SQL("%s = %s", SQL.identifier(engine.date_field), now),
-                 SQL("%s = 'scored'", SQL.identifier(engine.state_field))]
+            sets.append(engine.assign_sql("t", name, SQL.identifier("v", name)))
+        sets += [engine.assign_sql("t", engine.model_field, SQL("%s", model.id)),
+                 engine.assign_sql("t", engine.date_field, SQL("%s::timestamp", now)),
+                 engine.assign_sql("t", engine.state_field, SQL("%s", "scored"))]
         table = SQL.identifier(engine.table)
         self.env.cr.execute(SQL(
             """UPDATE %(table)s AS t SET %(sets)s
                  FROM unnest(%(arrays)s) AS v(%(columns)s)
                 WHERE t.id = v.id
                   AND t.id IN (SELECT s.id FROM %(table)s s WHERE s.id = ANY(%(ids)s) AND %(scope)s
-                                  FOR UPDATE SKIP LOCKED)""",
+                                  FOR UPDATE SKIP LOCKED)
+            RETURNING t.id""",
             table=table, sets=SQL(", ").join(sets), arrays=SQL(", ").join(arrays),
             columns=SQL(", ").join(columns), ids=[int(i) for i in ids], scope=engine.scope_sql("s")),
             log_exceptions=False)  # a conflict is handled by the caller, not logged with 5,000 rows
-        written = self.env.cr.rowcount
+        written = [row[0] for row in self.env.cr.fetchall()]
         Target.invalidate_model([*values, engine.model_field, engine.date_field, engine.state_field])
-        return written
+        engine.after_write(written)
+        return len(written)

@@ -160,6 +160,10 @@ class CrmAiEngine:
     - ``libraries``: what its stored models need (checked on load, nothing else is).
     - ``params``: ``{name: Param}``, read with :meth:`param`; ``enabled`` is standard.
     - ``batch_size``, ``rescore_after``.
+    - ``shared_records``: whether records without a company get a model of their own
+      (leads may have no company; a customer's orders always have one).  An engine
+      writing company-dependent fields (one value per company on a shared record, e.g.
+      a partner's segment) sets it to False.
     """
 
     task = None
@@ -177,6 +181,7 @@ class CrmAiEngine:
     params = {"enabled": Param("bool", True)}
     batch_size = 5000
     rescore_after = timedelta(days=1)
+    shared_records = True
 
     def __init__(self, env, company):
         self.env = env
@@ -189,6 +194,11 @@ class CrmAiEngine:
         addon is installed (this registry is shared by every database of the process)."""
         parts = cls.__module__.split(".")
         return parts[2] if parts[:2] == ["odoo", "addons"] and len(parts) > 2 else parts[0]
+
+    @classmethod
+    def drives(cls, company):
+        """Whether this engine has work for ``company`` (empty: records without one)."""
+        return bool(company) or cls.shared_records
 
     @classmethod
     def param_key(cls, name):
@@ -204,6 +214,32 @@ class CrmAiEngine:
     @property
     def table(self):
         return self.records._table
+
+    # -- columns ------------------------------------------------------------------------
+    def column_sql(self, alias, name):
+        """The value of column ``name`` of row ``alias`` for this engine's company:
+        the column itself, or for a company-dependent field (a jsonb column
+        ``{company_id: value}``) the company's value, typed as Odoo reads it."""
+        field = self.records._fields[name]
+        column = SQL.identifier(alias, name)
+        if not field.company_dependent:
+            return column
+        return SQL("(%s->%s->>0)::%s", column, str(self.company.id), SQL(field._column_type[1]))
+
+    def assign_sql(self, qualifier, name, value):
+        """``name = value`` in an UPDATE of this engine's company's value; ``qualifier``
+        names the updated row (its table or alias).  For a company-dependent field only
+        the company's key changes, and NULL removes it (as Odoo stores "no value")."""
+        field = self.records._fields[name]
+        if not field.company_dependent:
+            return SQL("%s = %s", SQL.identifier(name), value)
+        value = SQL("(%s)::%s", value, SQL(field._column_type[1]))
+        if field.type == "datetime":  # the text Odoo reads back (no "T", no microseconds)
+            value = SQL("to_char(%s, 'YYYY-MM-DD HH24:MI:SS')", value)
+        current = SQL("COALESCE(%s, '{}'::jsonb)", SQL.identifier(qualifier, name))
+        key = str(self.company.id)
+        return SQL("%s = CASE WHEN %s IS NULL THEN %s - %s ELSE %s || jsonb_build_object(%s, %s) END",
+                   SQL.identifier(name), value, current, key, current, key, value)
 
     # -- hooks: scoring --------------------------------------------------------------------
     def scope_sql(self, alias):
@@ -223,6 +259,10 @@ class CrmAiEngine:
     def score(self, ids, estimator, model, now):
         """``{column: [value per id]}`` for the records ``ids`` (in that order)."""
         raise NotImplementedError
+
+    def after_write(self, written_ids):
+        """Called in the same transaction once a batch's scores are written, with the
+        ids actually written (rows users held are skipped): e.g. to log a change."""
 
     def untrained_estimator(self):
         """The estimator of an engine that does not train."""

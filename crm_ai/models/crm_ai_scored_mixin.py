@@ -7,10 +7,23 @@ forge a propensity, its reasons, its date or its model.  The driver refuses to d
 engine whose target model lacks this mixin.
 """
 
+from markupsafe import Markup
+
 from odoo import _, api, models
 from odoo.exceptions import AccessError
 
 from .crm_ai_engine import ENGINES
+
+
+def reasons_html(text):
+    """A reasons text (one "Label: value (+n)" per line) as a green / red list."""
+    items = []
+    for line in (text or "").splitlines():
+        up = line.rsplit("(", 1)[-1].startswith("+")
+        # Markup's % escapes the line: a tag or field value can't inject HTML.
+        items.append(Markup('<li class="%s">%s %s</li>') % (
+            "text-success" if up else "text-danger", "▲" if up else "▼", line))
+    return Markup('<ul class="list-unstyled mb-0">%s</ul>') % Markup("").join(items) if items else False
 
 
 class CrmAiScoredMixin(models.AbstractModel):

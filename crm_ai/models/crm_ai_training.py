@@ -19,7 +19,7 @@ from psycopg2 import errors
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError
 
-from .crm_ai_engine import engine_selection
+from .crm_ai_engine import ENGINES, engine_selection
 
 _logger = logging.getLogger(__name__)
 
@@ -87,6 +87,8 @@ class CrmAiTraining(models.Model):
         now = datetime.now()
         for task in tasks:
             for company in companies:
+                if task in ENGINES and not ENGINES[task].drives(company):
+                    continue
                 status = self._ai_status(task, company)
                 if status and older_than and status.date_requested and status.date_requested >= older_than:
                     continue

@@ -1,12 +1,11 @@
 """AI fields of leads: written by the lead propensity engine
 (``engine_lead_propensity``), displayed here."""
 
-from markupsafe import Markup
-
 from odoo import api, fields, models
 
 from ..ml import format_reason
 from .crm_ai_driver import RECORD_STATES
+from .crm_ai_scored_mixin import reasons_html
 from .engine_lead_propensity import GRADES, describe_reasons
 
 
@@ -34,11 +33,24 @@ class CrmLead(models.Model):
     ai_propensity_model_id = fields.Many2one("crm.ai.model", "AI Model", readonly=True, copy=False,
                                              ondelete="set null", index="btree_not_null")
     ai_propensity_date = fields.Datetime("AI Scored On", readonly=True, copy=False)
+    ai_segment_id = fields.Many2one(
+        "crm.ai.segment", "Customer Segment", compute="_compute_ai_segment_id", store=True, index="btree_not_null",
+        readonly=True, copy=False,
+        help="The customer's segment in this lead's company (recency, frequency and value of its orders), "
+             "kept up to date by the customer segment engine.")
     ai_propensity_state = fields.Selection(
         RECORD_STATES, "AI Status", readonly=True, copy=False, default="pending",
         help="Not enough data: this company has too few won or lost leads for a trustworthy model; "
              "no score is shown (never a made-up 0 % or 100 %). Out of date: the model that gave this "
              "score was refused (e.g. a copied database); a retraining is under way.")
+
+    @api.depends("partner_id.commercial_partner_id", "company_id")
+    def _compute_ai_segment_id(self):
+        # the engine refreshes it (SQL) when the customer's segment changes
+        for lead in self:
+            customer = lead.partner_id.commercial_partner_id
+            lead.ai_segment_id = customer.with_company(lead.company_id).sudo().ai_segment_id if (
+                customer and lead.company_id) else False
 
     @api.depends("ai_propensity_reason_data")
     @api.depends_context("lang")
@@ -51,14 +63,7 @@ class CrmLead(models.Model):
     @api.depends_context("lang")
     def _compute_ai_propensity_reasons_html(self):
         for lead in self:
-            items = []
-            for line in (lead.ai_propensity_reasons or "").splitlines():
-                up = line.rsplit("(", 1)[-1].startswith("+")
-                # Markup's % escapes the line: a tag or field value can't inject HTML.
-                items.append(Markup('<li class="%s">%s %s</li>') % (
-                    "text-success" if up else "text-danger", "▲" if up else "▼", line))
-            lead.ai_propensity_reasons_html = (
-                Markup('<ul class="list-unstyled mb-0">%s</ul>') % Markup("").join(items) if items else False)
+            lead.ai_propensity_reasons_html = reasons_html(lead.ai_propensity_reasons)
 
     def action_ai_view_model(self):
         self.ensure_one()

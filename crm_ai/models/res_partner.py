@@ -1,8 +1,94 @@
-"""AI fields of partners are written by their engines only (see crm.ai.scored.mixin)."""
+"""AI fields of partners: the customer's segment, its R/F/M and its repeat-purchase
+propensity, written by the customer-value engines (``engine_customer_segment``,
+``engine_repeat_purchase``), displayed here.
 
-from odoo import models
+Every value is company-dependent (one per company, from that company's orders only):
+a partner shared by several companies has a segment in each, and a user sees, filters
+and groups by the one of the company they work in.  Contacts carry their commercial
+partner's values.
+"""
+
+from odoo import _, api, fields, models
+
+from ..ml import format_reason
+from .crm_ai_driver import RECORD_STATES
+from .crm_ai_scored_mixin import reasons_html
+from .engine_repeat_purchase import HIGH_REPEAT_PROPENSITY, describe_customer_reasons
 
 
 class ResPartner(models.Model):
     _name = "res.partner"
     _inherit = ["res.partner", "crm.ai.scored.mixin"]
+
+    # -- segment (customer_segment engine) ----------------------------------------------------------
+    ai_segment_id = fields.Many2one(
+        "crm.ai.segment", "Customer Segment", company_dependent=True, readonly=True, copy=False,
+        index="btree_not_null",
+        help="Where this customer stands by the recency, frequency and value of its confirmed orders "
+             "in your company (see the segment's description).")
+    ai_segment_color = fields.Integer(related="ai_segment_id.color", string="Segment Colour")
+    ai_rfm_recency_days = fields.Integer(
+        "Days Since Last Order", company_dependent=True, readonly=True, copy=False, aggregator="avg",
+        help="Days since the customer's last confirmed sale order in your company.")
+    ai_rfm_frequency = fields.Integer(
+        "Orders", company_dependent=True, readonly=True, copy=False, aggregator="avg",
+        help="Confirmed sale orders over the segmentation window (returns are not orders).")
+    ai_rfm_monetary = fields.Float(
+        "Revenue", company_dependent=True, readonly=True, copy=False, digits=(16, 2), aggregator="sum",
+        help="Untaxed revenue over the segmentation window in the company currency (other currencies "
+             "converted at the order date), credit notes subtracted.")
+    ai_segment_state = fields.Selection(RECORD_STATES, "Segment Status", company_dependent=True, readonly=True,
+                                        copy=False)
+    ai_segment_date = fields.Datetime("Segmented On", company_dependent=True, readonly=True, copy=False)
+    ai_segment_model_id = fields.Many2one("crm.ai.model", "Segment Model", company_dependent=True, readonly=True,
+                                          copy=False)
+    ai_segment_history_ids = fields.One2many(
+        "crm.ai.segment.history", compute="_compute_ai_segment_history_ids", string="Segment History")
+
+    # -- repeat purchase (repeat_purchase engine) ---------------------------------------------------
+    ai_propensity = fields.Float(
+        "Repeat-Purchase Propensity", company_dependent=True, readonly=True, copy=False, digits=(5, 2),
+        aggregator="avg",
+        help="Probability (%) that this customer confirms another sale order with your company within the "
+             "horizon (90 days by default), learnt from your customers' past purchases. Meant literally: "
+             "its calibration is measured on the latest completed horizon. Empty for customers who never bought.")
+    ai_propensity_reason_data = fields.Text("Repeat-Purchase Reasons (data)", company_dependent=True,
+                                            readonly=True, copy=False)
+    ai_propensity_reasons = fields.Text("Repeat-Purchase Reasons", compute="_compute_ai_propensity_reasons")
+    ai_propensity_reasons_html = fields.Html("Why this propensity", compute="_compute_ai_propensity_reasons",
+                                             sanitize=False)
+    ai_propensity_state = fields.Selection(RECORD_STATES, "Propensity Status", company_dependent=True,
+                                           readonly=True, copy=False)
+    ai_propensity_date = fields.Datetime("Propensity Scored On", company_dependent=True, readonly=True, copy=False)
+    ai_propensity_model_id = fields.Many2one("crm.ai.model", "Propensity Model", company_dependent=True,
+                                             readonly=True, copy=False)
+    ai_propensity_high = fields.Boolean(compute="_compute_ai_propensity_high", search="_search_ai_propensity_high")
+
+    @api.depends_context("company")
+    def _compute_ai_segment_history_ids(self):
+        History = self.env["crm.ai.segment.history"]
+        customers = self.commercial_partner_id
+        rows = History.search([("partner_id", "in", customers.ids), ("company_id", "=", self.env.company.id)])
+        for partner in self:
+            partner.ai_segment_history_ids = rows.filtered(
+                lambda r: r.partner_id == partner.commercial_partner_id)  # noqa: B023
+
+    @api.depends("ai_propensity_reason_data")
+    @api.depends_context("lang", "company")
+    def _compute_ai_propensity_reasons(self):
+        for partner in self:
+            lines = [format_reason(r) for r in describe_customer_reasons(self.env, partner.ai_propensity_reason_data)]
+            partner.ai_propensity_reasons = "\n".join(lines) or False
+            partner.ai_propensity_reasons_html = reasons_html(partner.ai_propensity_reasons)
+
+    @api.depends("ai_propensity")
+    @api.depends_context("company")
+    def _compute_ai_propensity_high(self):
+        for partner in self:
+            partner.ai_propensity_high = partner.ai_propensity >= HIGH_REPEAT_PROPENSITY
+
+    def _search_ai_propensity_high(self, operator, value):
+        if operator not in ("=", "!=") or not isinstance(value, bool):
+            raise NotImplementedError(_("Unsupported search on high repeat-purchase propensity."))
+        positive = (operator == "=") == value
+        return [("ai_propensity", ">=" if positive else "<", HIGH_REPEAT_PROPENSITY)]

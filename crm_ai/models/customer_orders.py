@@ -1,0 +1,118 @@
+"""What the customer-value engines share: which partners they score, and a company's
+orders as the pure engine reads them (``ml.customer_value``).
+
+One row per confirmed sale order (state ``sale``) of the company, for the order's
+commercial partner (contacts buy for their company), dated at ``date_order``, worth its
+untaxed amount converted to the company currency at the order's own rate
+(``currency_rate``, fixed by Odoo at the order date); a net-negative order is a return.
+Posted customer credit notes are refunds (``amount_untaxed_signed``: negative, in the
+company currency).  Cancelled, draft and quotation orders never count.
+
+Values are per company: a partner shared by several companies gets one segment and
+one propensity in each, from that company's orders only (company-dependent fields),
+so a salesperson never sees, nor learns from, another company's sales.
+"""
+
+import pandas as pd
+
+from odoo.tools import SQL
+
+from .crm_ai_engine import Param
+
+#: A customer is described by his orders of the last this many days (segments).
+DEFAULT_WINDOW_DAYS = 730
+#: Below this many customers (commercial partners with a sale) a company gets no model.
+DEFAULT_MIN_CUSTOMERS = 40
+
+
+class CustomerValueEngine:
+    """Mixin of the customer-value engines (put before ``CrmAiEngine``)."""
+
+    target_model = "res.partner"
+    shared_records = False  # values are company-dependent: every order has a company
+    params_common = {
+        "min_customers": Param("int", DEFAULT_MIN_CUSTOMERS, minimum=10, maximum=10_000_000),
+    }
+
+    # -- records ------------------------------------------------------------------------------
+    def scope_sql(self, alias):
+        """Active partners of the company or shared, but not the company's own partners
+        nor internal users' (they are not customers); contacts included (they show
+        their commercial partner's values)."""
+        t = SQL.identifier(alias)
+        return SQL("""%(t)s.active AND (%(t)s.company_id IS NULL OR %(t)s.company_id = %(company)s)
+            AND NOT EXISTS (SELECT 1 FROM res_users u WHERE u.partner_id = %(t)s.id AND NOT u.share)
+            AND NOT EXISTS (SELECT 1 FROM res_company rc WHERE rc.partner_id = %(t)s.id)""",
+                   t=t, company=self.company.id)
+
+    def changed_sql(self, alias):
+        """An order or credit note of the customer changed since it was scored."""
+        t = SQL.identifier(alias)
+        date = self.column_sql(alias, self.date_field)
+        return SQL("""EXISTS (SELECT 1 FROM sale_order so JOIN res_partner sp ON sp.id = so.partner_id
+                              WHERE sp.commercial_partner_id = %(t)s.commercial_partner_id
+                                AND so.company_id = %(company)s AND so.write_date > %(date)s)
+                   OR EXISTS (SELECT 1 FROM account_move m
+                              WHERE m.commercial_partner_id = %(t)s.commercial_partner_id
+                                AND m.company_id = %(company)s AND m.move_type = 'out_refund'
+                                AND m.write_date > %(date)s)""", t=t, company=self.company.id, date=date)
+
+    def commercial_partners(self, ids):
+        """``{partner id: commercial partner id}``."""
+        self.env.cr.execute(SQL("SELECT id, commercial_partner_id FROM res_partner WHERE id = ANY(%s)", list(ids)))
+        return dict(self.env.cr.fetchall())
+
+    def now(self):
+        """The database's clock in UTC (as write_date and the score dates)."""
+        self.env.cr.execute("SELECT clock_timestamp() AT TIME ZONE 'UTC'")
+        return self.env.cr.fetchone()[0]
+
+    # -- orders -------------------------------------------------------------------------------
+    def orders(self, commercial_ids=None, until=None):
+        """The company's orders and refunds: DataFrame partner (commercial), date, amount
+        (company currency, refunds negative), is_refund; only ``commercial_ids``' when given."""
+        self.env["sale.order"].flush_model()
+        self.env["account.move"].flush_model()
+
+        def condition(partner_column, date_column):
+            parts = [SQL("TRUE")]
+            if commercial_ids is not None:
+                parts.append(SQL("%s = ANY(%s)", SQL(partner_column), [int(i) for i in commercial_ids]))
+            if until is not None:
+                parts.append(SQL("%s < %s", SQL(date_column), until))
+            return SQL(" AND ").join(parts)
+
+        self.env.cr.execute(SQL("""
+            SELECT p.commercial_partner_id, so.date_order,
+                   so.amount_untaxed / COALESCE(NULLIF(so.currency_rate, 0), 1), so.amount_untaxed < 0
+              FROM sale_order so
+              JOIN res_partner p ON p.id = so.partner_id
+             WHERE so.state = 'sale' AND so.company_id = %(company)s AND %(so_condition)s
+             UNION ALL
+            SELECT m.commercial_partner_id, COALESCE(m.invoice_date, m.date)::timestamp, m.amount_untaxed_signed, TRUE
+              FROM account_move m
+             WHERE m.move_type = 'out_refund' AND m.state = 'posted' AND m.company_id = %(company)s
+               AND m.commercial_partner_id IS NOT NULL AND %(move_condition)s
+        """, company=self.company.id,
+            so_condition=condition("p.commercial_partner_id", "so.date_order"),
+            move_condition=condition("m.commercial_partner_id", "COALESCE(m.invoice_date, m.date)::timestamp")))
+        frame = pd.DataFrame.from_records(self.env.cr.fetchall(), columns=["partner", "date", "amount", "is_refund"])
+        frame["partner"] = frame["partner"].astype("int64")
+        frame["date"] = pd.to_datetime(frame["date"])
+        frame["amount"] = pd.to_numeric(frame["amount"]).astype(float)
+        frame["is_refund"] = frame["is_refund"].astype(bool)
+        return frame
+
+    def customer_count(self, days_from=None, days_to=0):
+        """Commercial partners with a confirmed sale order of the company dated from
+        ``days_from`` days ago (None: ever) to ``days_to`` days ago."""
+        self.env["sale.order"].flush_model()
+        self.env.cr.execute(SQL("""
+            SELECT COUNT(DISTINCT p.commercial_partner_id)
+              FROM sale_order so JOIN res_partner p ON p.id = so.partner_id
+             WHERE so.state = 'sale' AND so.company_id = %(company)s AND so.amount_untaxed >= 0
+               AND (%(from)s::int IS NULL OR so.date_order >= %(now)s - make_interval(days => %(from)s::int))
+               AND so.date_order < %(now)s - make_interval(days => %(to)s::int)""",
+                                company=self.company.id, now=SQL("(clock_timestamp() AT TIME ZONE 'UTC')"),
+                                **{"from": days_from, "to": days_to}))
+        return self.env.cr.fetchone()[0]
