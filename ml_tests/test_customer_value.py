@@ -254,6 +254,11 @@ def test_k_is_the_largest_within_the_silhouette_tolerance(monkeypatch):
     customers = synthetic_customers()
     assert RFMSegmenter(k_min=3, k_max=6, min_cluster_share=0).fit(customers).k_ == 4
     assert RFMSegmenter(k_min=3, k_max=6, min_cluster_share=0, silhouette_tolerance=0).fit(customers).k_ == 3
+    # a refit keeps the previous k while it is within the tolerance, not once it fell out of it
+    previous = RFMSegmenter(k_min=3, k_max=3, min_cluster_share=0).fit(customers)
+    assert RFMSegmenter(k_min=3, k_max=6, min_cluster_share=0).fit(customers, previous=previous).k_ == 3
+    previous.k_ = 5
+    assert RFMSegmenter(k_min=3, k_max=6, min_cluster_share=0).fit(customers, previous=previous).k_ == 4
 
 
 def test_grid_names_and_silhouette_compare_segmentations_on_the_same_customers():
@@ -268,3 +273,32 @@ def test_grid_names_and_silhouette_compare_segmentations_on_the_same_customers()
     assert ours == pytest.approx(segmenter.silhouettes_[segmenter.k_], abs=0.05)
     assert ours > grid  # clusters are better separated than the textbook grid
     assert segmenter.silhouette(X, ["Lost"] * n) is None
+
+
+def test_a_refit_keeps_the_names_of_clusters_that_barely_moved():
+    customers = synthetic_customers(seed=4)
+    first = RFMSegmenter(k_min=4, k_max=4).fit(customers)
+    # a centroid a hair away from a naming threshold: the rule alone would rename it
+    nudged = RFMSegmenter(k_min=4, k_max=4).fit(customers)
+    nudged.cluster_scores_ = nudged.cluster_scores_ + 0.25
+    nudged.cluster_names_ = ["renamed by the rule"] * 4
+    nudged._inherit_names(first)
+    assert nudged.cluster_names_ == first.cluster_names_
+    # a cluster that really moved takes the name its centroid means
+    moved = RFMSegmenter(k_min=4, k_max=4).fit(customers)
+    moved.cluster_scores_ = moved.cluster_scores_ + np.array([[2.0, 2.0, 2.0], [0, 0, 0], [0, 0, 0], [0, 0, 0]])
+    moved.cluster_names_ = ["far"] + list(first.cluster_names_[1:])
+    moved._inherit_names(first)
+    assert moved.cluster_names_[0] == "far"
+    # through fit: the same data with a previous segmenter keeps every name
+    refit = RFMSegmenter(k_min=4, k_max=4).fit(customers, previous=first)
+    assert refit.cluster_names_ == first.cluster_names_
+
+
+def test_a_handful_of_extreme_customers_never_make_a_segment_among_few_customers():
+    customers = synthetic_customers(seed=5).iloc[:45]
+    whale = pd.DataFrame([{"kind": "whale", "recency_days": 10.0, "frequency": 2.0, "monetary": 1.3e8}])
+    data = pd.concat([customers, whale], ignore_index=True)
+    segmenter = RFMSegmenter(k_min=3, k_max=4).fit(data)
+    labels = segmenter._distances(data).argmin(axis=1)
+    assert (labels == labels[-1]).sum() >= 5

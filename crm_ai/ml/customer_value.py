@@ -216,7 +216,7 @@ def rfm_grid_names(X):
 
     >>> X = pd.DataFrame({"recency_days": [1.0, 300], "frequency": [9.0, 1], "monetary": [900.0, 10]})
     >>> rfm_grid_names(X).tolist()
-    ['Champions', 'Lost']
+    ['Champions', 'Hibernating']
     """
     scores = rfm_scores(X, X).to_numpy(dtype=float)
     return np.array([segment_name(*row) for row in scores], dtype=object)
@@ -228,26 +228,37 @@ class RFMSegmenter(BaseEstimator):
     Parameters
     ----------
     k_min, k_max : the range of cluster counts tried.  Among the k whose smallest cluster
-        holds at least ``min_cluster_share`` of the customers, the largest k whose
+        holds at least ``min_cluster_share`` of the customers and ``min_cluster_size``
+        customers (a handful of extreme customers never make a segment of their own,
+        however few customers there are), the largest k whose
         silhouette (on a sample of ``sample_size`` customers) is within
         ``silhouette_tolerance`` of the best wins: RFM data has weak cluster structure
         (near-equal silhouettes for neighbouring k), and taking the strict maximum would
-        make k, and so the segments, flip between runs on noise.
+        make k, and so the segments, flip between runs on noise; for the same reason a
+        refit keeps the ``previous`` segmenter's k while it is within the tolerance.  When no k qualifies,
+        the one whose smallest cluster is largest is taken and its clusters under the
+        minimum are dissolved into their nearest neighbours.
     clip_sd : features are standardised robustly (median, interquartile range) and
         clipped to +/- ``clip_sd`` before clustering, so extreme customers, however
         many, sit at the edge of a cluster instead of claiming one.
+    name_tolerance : on a refit, a cluster whose mean R, F, M scores are within this
+        distance (in score points) of a cluster of the ``previous`` segmenter keeps that
+        cluster's name: names come from thresholds on the centroids, and a centroid
+        moving by a hair across one must not rename a segment between runs.
     random_state : KMeans and the silhouette sample are deterministic.
 
     Attributes: ``k_``, ``silhouettes_`` ({k: score}), ``cluster_names_``,
     ``cluster_scores_`` (mean R, F, M scores per cluster), ``centers_`` (scaled).
     """
 
-    def __init__(self, *, k_min=3, k_max=8, sample_size=4000, min_cluster_share=0.02,
-                 silhouette_tolerance=0.01, clip_sd=3.0, random_state=0, n_init=10):
+    def __init__(self, *, k_min=3, k_max=8, sample_size=4000, min_cluster_share=0.02, min_cluster_size=5,
+                 silhouette_tolerance=0.01, clip_sd=3.0, name_tolerance=0.5, random_state=0, n_init=10):
         self.k_min = k_min
         self.k_max = k_max
         self.sample_size = sample_size
         self.min_cluster_share = min_cluster_share
+        self.min_cluster_size = min_cluster_size
+        self.name_tolerance = name_tolerance
         self.silhouette_tolerance = silhouette_tolerance
         self.clip_sd = clip_sd
         self.random_state = random_state
@@ -267,7 +278,9 @@ class RFMSegmenter(BaseEstimator):
     def _scale(self, raw):
         return np.clip((raw - self.center_) / self.scale_, -self.clip_sd, self.clip_sd)
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, previous=None):
+        """Cluster ``X``'s customers; ``previous``: the segmenter these segments replace
+        (its names are kept for clusters that barely moved, see ``name_tolerance``)."""
         if not self.k_min >= 2 or self.k_max < self.k_min:
             raise ValueError(f"need 2 <= k_min <= k_max, got {self.k_min}, {self.k_max}.")
         raw = self._raw(X)
@@ -281,6 +294,7 @@ class RFMSegmenter(BaseEstimator):
         Z = self._scale(raw)
         rng = np.random.default_rng(self.random_state)
         sample = rng.choice(len(Z), size=min(self.sample_size, len(Z)), replace=False)
+        minimum = max(2, self.min_cluster_size, self.min_cluster_share * len(Z))
         fits, fallback, self.silhouettes_ = {}, None, {}
         for k in range(self.k_min, self.k_max + 1):
             km = KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state).fit(Z)
@@ -288,22 +302,60 @@ class RFMSegmenter(BaseEstimator):
             if fallback is None or smallest > fallback[0]:
                 fallback = (smallest, k)
             fits[k] = km
-            if smallest < max(2, self.min_cluster_share * len(Z)):
+            if smallest < minimum:
                 continue
             self.silhouettes_[k] = float(silhouette_score(Z[sample], km.labels_[sample]))
         if self.silhouettes_:
             top = max(self.silhouettes_.values())
-            self.k_ = max(k for k, score in self.silhouettes_.items() if score >= top - self.silhouette_tolerance)
+            candidates = [k for k, score in self.silhouettes_.items() if score >= top - self.silhouette_tolerance]
+            # a refit keeps the previous k while it is still among the best (no flip on a new order)
+            previous_k = getattr(previous, "k_", None)
+            self.k_ = previous_k if previous_k in candidates else max(candidates)
         else:  # every k leaves a tiny cluster: the one whose smallest cluster is largest
             self.k_ = fallback[1]
-        km = fits[self.k_]
-        self.centers_ = km.cluster_centers_
-        labels = km.labels_
+        self.centers_, labels = self._dissolve_small_clusters(Z, fits[self.k_], minimum)
+        self.k_ = len(self.centers_)
         scores = rfm_scores(X, X)
         self.reference_ = X[RFM].astype(float).copy()
         self.cluster_scores_ = np.array([scores[labels == c].mean().to_numpy() for c in range(self.k_)])
         self.cluster_names_ = [segment_name(*s) for s in self.cluster_scores_]
+        if previous is not None and getattr(previous, "cluster_scores_", None) is not None:
+            self._inherit_names(previous)
         return self
+
+    @staticmethod
+    def _dissolve_small_clusters(Z, km, minimum):
+        """Centres and labels of ``km`` once every cluster under ``minimum`` customers is
+        dissolved into the nearest remaining ones (at least two clusters stay): with few
+        customers no k may be free of a tiny cluster, and a lone outlier must not get a
+        segment of its own."""
+        centers, labels = km.cluster_centers_, km.labels_
+        sizes = np.bincount(labels, minlength=len(centers))
+        keep = sizes >= minimum
+        if keep.all():
+            return centers, labels
+        if keep.sum() < 2:
+            keep = np.isin(np.arange(len(centers)), np.argsort(-sizes, kind="stable")[:2])
+        centers = centers[keep]
+        labels = np.linalg.norm(Z[:, None, :] - centers[None, :, :], axis=2).argmin(axis=1)
+        centers = np.array([Z[labels == c].mean(axis=0) if (labels == c).any() else centers[c]
+                            for c in range(len(centers))])
+        return centers, labels
+
+    def _inherit_names(self, previous):
+        """Nearest pairs first (new cluster, old cluster within ``name_tolerance`` score
+        points), each old cluster naming one new cluster at most."""
+        gaps = np.linalg.norm(self.cluster_scores_[:, None, :] - previous.cluster_scores_[None, :, :], axis=2)
+        taken_new, taken_old = set(), set()
+        for flat in np.argsort(gaps, axis=None, kind="stable"):
+            new, old = np.unravel_index(flat, gaps.shape)
+            if gaps[new, old] > self.name_tolerance:
+                break
+            if new in taken_new or old in taken_old:
+                continue
+            taken_new.add(new)
+            taken_old.add(old)
+            self.cluster_names_[new] = previous.cluster_names_[old]
 
     def _distances(self, X):
         check_is_fitted(self, "centers_")

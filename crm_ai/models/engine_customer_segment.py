@@ -79,7 +79,8 @@ class CustomerSegmentEngine(CustomerValueEngine, CrmAiEngine):
         if len(X) < 2 * k_max:
             return TrainResult("insufficient_data", _("Not enough data: %(n)s customers for up to %(k)s segments.",
                                                       n=len(X), k=k_max))
-        segmenter = RFMSegmenter(k_min=k_min, k_max=k_max).fit(X)
+        # the active segments' names carry over to clusters that barely moved
+        segmenter = RFMSegmenter(k_min=k_min, k_max=k_max).fit(X, previous=champion)
         names = segmenter.predict(X)
         grid = rfm_grid_names(X)
         metrics = {"silhouette": segmenter.silhouette(X, names), "segments": float(len(set(names)))}

@@ -1,4 +1,5 @@
 from . import (
+    test_customer_value,
     test_engine_framework,
     test_migration,
     test_model_registry,

@@ -88,3 +88,70 @@ class TestCrmAiCommon(CrmAiDataMixin, TransactionCase):
         cls._crm_ai_setup_data()
         cls.Registry = cls.env["crm.ai.model"]
         cls.Driver = cls.env["crm.ai.driver"]
+
+
+class CrmAiCustomerMixin:
+    """Customers and their sale orders, for the customer-value engines."""
+
+    SEGMENT, REPEAT = "customer_segment", "repeat_purchase"
+
+    @classmethod
+    def _crm_ai_product(cls):
+        if "product" not in cls.__dict__:
+            cls.product = cls.env["product.product"].create({"name": "crm_ai test product", "type": "service",
+                                                             "list_price": 100.0})
+        return cls.product
+
+    @classmethod
+    def _crm_ai_orders(cls, specs, company=None, currency=None):
+        """Sale orders from ``[(partner, days_ago, amount, state)]`` (one line each), dated in
+        the past, confirmed or cancelled with SQL (as if at that date)."""
+        env, company = cls.env, company or cls.env.company
+        product = cls._crm_ai_product()
+        now = fields.Datetime.now()
+        SaleOrder = env["sale.order"].with_company(company).with_context(tracking_disable=True, mail_create_nolog=True)
+        vals = []
+        for partner, days_ago, amount, _state in specs:
+            order = {"partner_id": partner.id, "company_id": company.id, "date_order": now - timedelta(days=days_ago),
+                     "order_line": [(0, 0, {"product_id": product.id, "product_uom_qty": 1, "price_unit": amount,
+                                            "tax_id": [(6, 0, [])]})]}
+            if currency:
+                pricelist = env["product.pricelist"].create({"name": f"crm_ai {currency.name}",
+                                                             "currency_id": currency.id, "company_id": company.id})
+                order["pricelist_id"] = pricelist.id
+            vals.append(order)
+        orders = SaleOrder.create(vals)
+        env.flush_all()
+        env.cr.execute("UPDATE sale_order o SET state = v.s FROM unnest(%s::int[], %s::varchar[]) v(id, s) "
+                       "WHERE o.id = v.id", (orders.ids, [s[3] for s in specs]))
+        env["sale.order"].invalidate_model(["state"])
+        return orders
+
+    @classmethod
+    def _crm_ai_customers(cls, n=40, seed=11, company=None, prefix="crm_ai customer"):
+        """``n`` customers with up to a year of orders each in their own rhythm: loyal
+        (often, until now, big orders), lapsed (often, but stopped half a year ago),
+        occasional, and new (a first order or two in the last weeks); returns them."""
+        rng = random.Random(seed)
+        company = company or cls.env.company
+        partners = cls.env["res.partner"].create([{"name": f"{prefix} {i}", "is_company": True} for i in range(n)])
+        specs = []
+        for i, partner in enumerate(partners):
+            kind = i % 4
+            gap, stop = {0: (20, 0), 1: (25, 200), 2: (120, 0), 3: (15, 0)}[kind]
+            day = 400 - rng.randint(0, 30) if kind != 3 else rng.randint(5, 25)
+            while day > stop:
+                specs.append((partner, day, rng.choice([200.0, 500.0, 1500.0]) * (3 if kind == 0 else 1), "sale"))
+                day -= max(3, int(rng.expovariate(1 / gap)))
+        cls._crm_ai_orders(specs, company)
+        return partners
+
+    @classmethod
+    def _crm_ai_customer_params(cls):
+        """Small data, small thresholds: 10 customers, up to 4 segments, 30-day horizon."""
+        params = cls.env["ir.config_parameter"].sudo()
+        params.set_param("crm_ai.customer_segment.min_customers", "10")
+        params.set_param("crm_ai.customer_segment.k_max", "4")
+        params.set_param("crm_ai.repeat_purchase.min_customers", "10")
+        params.set_param("crm_ai.repeat_purchase.horizon_days", "30")
+        params.set_param("crm_ai.repeat_purchase.snapshots", "3")

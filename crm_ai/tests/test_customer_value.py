@@ -1,0 +1,280 @@
+"""Customer value: segments and repeat-purchase propensity on res.partner, from sale orders."""
+
+from datetime import timedelta
+
+from odoo import fields
+from odoo.exceptions import AccessError
+from odoo.tests import TransactionCase, new_test_user, tagged
+
+from .common import CrmAiCustomerMixin
+
+
+@tagged("crm_ai", "post_install", "-at_install")
+class TestCustomerValue(CrmAiCustomerMixin, TransactionCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.company = cls.env.company
+        cls._crm_ai_customer_params()
+        cls.customers = cls._crm_ai_customers(n=60)
+        cls.prospect = cls.env["res.partner"].create({"name": "crm_ai prospect", "is_company": True})
+        cls.Driver = cls.env["crm.ai.driver"]
+        cls.Driver._ai_train_unit(cls.SEGMENT, cls.company)
+        cls.Driver._ai_train_unit(cls.REPEAT, cls.company)
+
+    def score(self, partners=None):
+        for task in (self.SEGMENT, self.REPEAT):
+            self.Driver._ai_score_pair(task, self.company)
+
+    def test_segments_rfm_and_propensity_on_partners(self):
+        self.score()
+        loyal, lapsed = self.customers[0], self.customers[1]
+        for partner in (loyal, lapsed):
+            self.assertEqual(partner.ai_segment_state, "scored")
+            self.assertTrue(partner.ai_segment_id)
+            self.assertEqual(partner.ai_propensity_state, "scored")
+        # R, F, M are the customer's own orders
+        self.env.cr.execute("""SELECT count(*), sum(amount_untaxed), min(now() AT TIME ZONE 'UTC' - date_order)
+                                 FROM sale_order WHERE partner_id = %s AND state = 'sale'""", (loyal.id,))
+        count, total, recency = self.env.cr.fetchone()
+        self.assertEqual(loyal.ai_rfm_frequency, count)
+        self.assertAlmostEqual(loyal.ai_rfm_monetary, float(total), places=2)
+        self.assertAlmostEqual(loyal.ai_rfm_recency_days, recency.total_seconds() / 86400, delta=1)
+        # the recent, frequent, big customers are better placed than those who stopped buying
+        loyal_codes = set(self.customers[0::4].mapped("ai_segment_id.code"))
+        lapsed_codes = set(self.customers[1::4].mapped("ai_segment_id.code"))
+        self.assertTrue(loyal_codes & {"champions", "loyal", "potential_loyalists"}, loyal_codes)
+        self.assertTrue(lapsed_codes <= {"at_risk", "cant_lose", "hibernating", "lost", "need_attention"}, lapsed_codes)
+        self.assertGreater(sum(self.customers[0::4].mapped("ai_propensity")) / 15,
+                           sum(self.customers[1::4].mapped("ai_propensity")) / 15 + 20)
+        self.assertGreaterEqual(len(set(self.customers.mapped("ai_segment_id"))), 3)
+        self.assertIn("\n", loyal.ai_propensity_reasons)  # reasons, in words
+        self.assertIn("<li", loyal.ai_propensity_reasons_html)
+        # a prospect: "No purchase yet", and no repeat-purchase propensity
+        self.assertEqual(self.prospect.ai_segment_id.code, "no_purchase")
+        self.assertFalse(self.prospect.ai_rfm_frequency)
+        self.assertEqual(self.prospect.ai_propensity_state, "scored")
+        self.assertFalse(self.prospect.ai_propensity_reason_data)
+
+    def test_registry_metrics_and_baselines(self):
+        Registry = self.env["crm.ai.model"]
+        repeat = Registry._ai_active(self.REPEAT, self.company)
+        segment = Registry._ai_active(self.SEGMENT, self.company)
+        self.assertTrue(repeat and segment)
+        for key in ("auc", "brier", "calibration_error"):
+            self.assertIn(key, repeat.metrics["model"])
+            self.assertIn(key, repeat.metrics["baseline"])
+        self.assertEqual(repeat.baseline, "RFM quintile score")
+        self.assertGreater(segment.score, segment.baseline_score, "clusters are better separated than the RFM grid")
+        self.assertIn("k=", segment.hyperparameters)
+
+    def test_scoring_is_data_not_an_edit(self):
+        """Scores written without bumping write_date (no automation, no chatter)."""
+        partner = self.customers[2]
+        self.env.cr.execute("UPDATE res_partner SET write_date = '2020-01-01' WHERE id = %s", (partner.id,))
+        partner.invalidate_recordset()
+        messages = len(partner.message_ids)
+        self.score()
+        partner.invalidate_recordset()
+        self.assertEqual(partner.write_date, fields.Datetime.to_datetime("2020-01-01 00:00:00"))
+        self.assertEqual(len(partner.message_ids), messages)
+        self.assertTrue(partner.ai_segment_id)
+
+    def test_contacts_carry_their_company_values(self):
+        contact = self.env["res.partner"].create({"name": "crm_ai buyer", "parent_id": self.customers[0].id})
+        self._crm_ai_orders([(contact, 1, 700.0, "sale")])
+        self.score()
+        company = self.customers[0]
+        self.assertEqual(contact.ai_segment_id, company.ai_segment_id)
+        self.assertEqual(contact.ai_rfm_frequency, company.ai_rfm_frequency)
+        self.assertEqual(contact.ai_propensity, company.ai_propensity)
+        self.assertLessEqual(company.ai_rfm_recency_days, 1, "the contact's order is the company's")
+        # the Segments counts count customers, not their contacts too
+        segment = company.ai_segment_id
+        self.assertEqual(segment.partner_count, self.env["res.partner"].search_count(
+            [("ai_segment_id", "=", segment.id), ("parent_id", "=", False)]))
+
+    def test_cancelled_quotation_and_refund_inputs(self):
+        Partner = self.env["res.partner"]
+        cancelled, quoted, refunded, returned = Partner.create([{"name": f"crm_ai {n}", "is_company": True}
+                                                                for n in ("cancelled", "quoted", "refunded", "returned")])
+        self._crm_ai_orders([(cancelled, 10, 900.0, "cancel"), (quoted, 5, 900.0, "draft"),
+                             (refunded, 20, 100.0, "sale"), (returned, 30, 400.0, "sale"),
+                             (returned, 10, -600.0, "sale")])
+        credit_note = self.env["account.move"].create({
+            "move_type": "out_refund", "partner_id": refunded.id, "invoice_date": fields.Date.today(),
+            "invoice_line_ids": [(0, 0, {"name": "refund", "quantity": 1, "price_unit": 300.0, "tax_ids": [(6, 0, [])]})],
+        })
+        credit_note.action_post()
+        self.score()
+        self.assertEqual(cancelled.ai_segment_id.code, "no_purchase", "a cancelled order is no purchase")
+        self.assertEqual(quoted.ai_segment_id.code, "no_purchase", "a quotation is no purchase")
+        self.assertEqual(refunded.ai_rfm_frequency, 1, "a credit note is not an order")
+        self.assertAlmostEqual(refunded.ai_rfm_monetary, -200.0, places=2, msg="refunds larger than sales")
+        self.assertNotEqual(refunded.ai_segment_id.code, "no_purchase")
+        self.assertEqual(returned.ai_rfm_frequency, 1, "a net-negative order is a return")
+        self.assertAlmostEqual(returned.ai_rfm_monetary, -200.0, places=2)
+
+    def test_foreign_currency_converted_at_the_order_date(self):
+        usd = self.env.ref("base.USD")
+        other = usd if self.company.currency_id != usd else self.env.ref("base.EUR")
+        other.active = True
+        rates = self.env["res.currency.rate"]
+        rates.search([("currency_id", "=", other.id), ("company_id", "in", [self.company.id, False])]).unlink()
+        today = fields.Date.today()
+        rates.create([{"currency_id": other.id, "name": today - timedelta(days=60), "rate": 2.0,
+                       "company_id": self.company.id},
+                      {"currency_id": other.id, "name": today - timedelta(days=5), "rate": 4.0,
+                       "company_id": self.company.id}])
+        partner = self.env["res.partner"].create({"name": "crm_ai abroad", "is_company": True})
+        self._crm_ai_orders([(partner, 30, 1000.0, "sale")], currency=other)  # 1000 at the rate of 2
+        self.score()
+        self.assertAlmostEqual(partner.ai_rfm_monetary, 500.0, places=2)
+
+    def test_archived_partners_are_not_scored(self):
+        archived = self.customers[3]
+        archived.active = False
+        self.env.cr.execute("UPDATE res_partner SET ai_segment_id = NULL, ai_segment_state = NULL WHERE id = %s",
+                            (archived.id,))
+        archived.invalidate_recordset()
+        self.score()
+        self.assertFalse(archived.ai_segment_id)
+        self.assertFalse(archived.ai_segment_state)
+
+    def test_internal_users_and_companies_are_not_customers(self):
+        self.score()
+        self.assertFalse(self.env.user.partner_id.ai_segment_state)
+        self.assertFalse(self.company.partner_id.ai_segment_state)
+
+    def test_an_outlier_does_not_get_a_segment_of_its_own(self):
+        whale = self.env["res.partner"].create({"name": "crm_ai whale", "is_company": True})
+        self._crm_ai_orders([(whale, 15, 50_000_000.0, "sale"), (whale, 45, 80_000_000.0, "sale")])
+        self.Driver._ai_train_unit(self.SEGMENT, self.company)
+        self.score()
+        self.assertGreater(whale.ai_segment_id.partner_count, 1)
+
+    def test_segments_do_not_flip_on_noise_and_moves_are_logged(self):
+        self.score()
+        History = self.env["crm.ai.segment.history"]
+        first = {p.id: p.ai_segment_id for p in self.customers}
+        logged = History.search_count([("partner_id", "in", self.customers.ids)])
+        self.assertEqual(logged, len(self.customers), "the first placement is logged")
+        # retrained on nearly the same data (one small order more), then rescored: nobody moves
+        self._crm_ai_orders([(self.customers[5], 2, 10.0, "sale")])
+        self.Driver._ai_train_unit(self.SEGMENT, self.company)
+        self.env.cr.execute("UPDATE res_partner SET ai_segment_date = NULL WHERE id = ANY(%s)", (self.customers.ids,))
+        self.env["res.partner"].invalidate_model()
+        self.score()
+        moved = [p for p in self.customers if p.id != self.customers[5].id and p.ai_segment_id != first[p.id]]
+        self.assertFalse(moved, "segments flipped on noise")
+        # a lapsed customer who comes back buying a lot moves, and the move is in its history and on its leads
+        lapsed = self.customers[1]
+        lead = self.env["crm.lead"].create({"name": "crm_ai lead of a lapsed customer", "partner_id": lapsed.id})
+        self.assertEqual(lead.ai_segment_id, lapsed.ai_segment_id)
+        before = lapsed.ai_segment_id
+        # scored an hour ago, orders saved since: pending (and only this customer is)
+        self.env.cr.execute("""UPDATE res_partner SET ai_segment_date = jsonb_set(ai_segment_date, ARRAY[%s],
+                                   to_jsonb(to_char(now() AT TIME ZONE 'UTC' - interval '1 hour', 'YYYY-MM-DD HH24:MI:SS')))
+                                WHERE id = %s""", (str(self.company.id), lapsed.id))
+        self.env["res.partner"].invalidate_model()
+        self._crm_ai_orders([(lapsed, d, 5000.0, "sale") for d in (1, 3, 6, 9, 12, 15, 18, 21, 24, 27)])
+        engine = self.Driver._ai_engine(self.SEGMENT, self.company)
+        pending = self.Driver._ai_pending_ids(engine, self.env["crm.ai.model"]._ai_active(self.SEGMENT, self.company))
+        self.assertIn(lapsed.id, pending)
+        self.assertNotIn(self.customers[2].id, pending)
+        self.score()
+        self.assertNotEqual(lapsed.ai_segment_id, before)
+        move = History.search([("partner_id", "=", lapsed.id)], limit=1)
+        self.assertEqual((move.segment_from_id, move.segment_to_id), (before, lapsed.ai_segment_id))
+        self.assertEqual(lapsed.ai_segment_history_ids[0], move)
+        lead.invalidate_recordset()
+        self.assertEqual(lead.ai_segment_id, lapsed.ai_segment_id, "the lead follows its customer's segment")
+
+    def test_filters_and_group_by_segment(self):
+        self.score()
+        Partner = self.env["res.partner"]
+        champions = Partner.search([("ai_segment_id.code", "=", self.customers[0].ai_segment_id.code)])
+        self.assertIn(self.customers[0], champions)
+        groups = dict(Partner._read_group([("id", "in", self.customers.ids)], ["ai_segment_id"], ["__count"]))
+        self.assertEqual(sum(groups.values()), len(self.customers))
+        high = Partner.search([("ai_propensity_high", "=", True), ("id", "in", self.customers.ids)])
+        self.assertTrue(high)
+        self.assertTrue(all(p.ai_propensity >= 60 for p in high))
+        leads = self.env["crm.lead"].create([{"name": "crm_ai seg lead", "partner_id": p.id}
+                                             for p in self.customers[:6]])
+        lead_groups = dict(self.env["crm.lead"]._read_group([("id", "in", leads.ids)], ["ai_segment_id"], ["__count"]))
+        self.assertEqual(sum(lead_groups.values()), 6)
+        self.assertTrue(all(lead_groups))
+
+    def test_salespeople_read_segments_but_cannot_forge_them(self):
+        self.score()
+        salesman = new_test_user(self.env, "crm_ai_cv_salesman", groups="sales_team.group_sale_salesman")
+        partner = self.customers[0].with_user(salesman)
+        self.assertTrue(partner.ai_segment_id.name)
+        other = self.env["crm.ai.segment"]._ai_segments(self.company)["lost"]
+        for vals in ({"ai_segment_id": other}, {"ai_propensity": 99.0}, {"ai_rfm_monetary": 1e9},
+                     {"ai_segment_state": "scored"}):
+            with self.assertRaises(AccessError):
+                partner.write(vals)
+        with self.assertRaises(AccessError):
+            self.env["crm.ai.segment"].with_user(salesman).create({"name": "VIP", "code": "champions"})
+        with self.assertRaises(AccessError):
+            partner.ai_segment_id.write({"name": "Renamed"})
+        manager = new_test_user(self.env, "crm_ai_cv_manager", groups="sales_team.group_sale_manager")
+        segment = self.customers[0].ai_segment_id.with_user(manager)
+        segment.write({"name": "Our best", "description": "Call them first."})
+        self.assertEqual(self.customers[0].ai_segment_id.name, "Our best")
+
+
+@tagged("crm_ai", "post_install", "-at_install")
+class TestCustomerValueCompanies(CrmAiCustomerMixin, TransactionCase):
+    """A partner shared by two companies has one segment per company, from that
+    company's orders only; a company with too few customers has none, and says so."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls._crm_ai_customer_params()
+        cls.company_a = cls.env.company
+        cls.company_b = cls.env["res.company"].create({"name": "crm_ai company B"})
+        cls.env.user.company_ids |= cls.company_b
+        cls.customers = cls._crm_ai_customers(n=30)
+        cls.shared = cls.customers[0]  # loyal in A
+        cls.small = cls._crm_ai_customers(n=4, company=cls.company_b, prefix="crm_ai B customer")
+        cls._crm_ai_orders([(cls.shared, 300, 100.0, "sale")], company=cls.company_b)  # one old order in B
+        cls.Driver = cls.env["crm.ai.driver"]
+
+    def test_one_segment_per_company_and_too_few_customers(self):
+        results = {}
+        for company in (self.company_a, self.company_b):
+            for task in (self.SEGMENT, self.REPEAT):
+                results[task, company] = self.Driver._ai_train_unit(task, company)
+                self.Driver._ai_score_pair(task, company)
+        in_a, in_b = self.shared.with_company(self.company_a), self.shared.with_company(self.company_b)
+        self.assertEqual(in_a.ai_segment_state, "scored")
+        self.assertGreater(in_a.ai_rfm_frequency, 1)
+        self.assertEqual(in_a.ai_segment_id.company_id, self.company_a)
+        # company B: 5 customers, fewer than the minimum: no model, a clear state, no made-up segment
+        self.assertEqual(in_b.ai_segment_state, "insufficient_data")
+        self.assertFalse(in_b.ai_segment_id)
+        self.assertFalse(in_b.ai_rfm_frequency, "B's values never come from A's orders")
+        self.assertEqual(in_b.ai_propensity_state, "insufficient_data")
+        self.assertFalse(self.env["crm.ai.model"]._ai_active(self.SEGMENT, self.company_b))
+        result = results[self.SEGMENT, self.company_b]
+        self.assertEqual(result["status"], "insufficient_data")
+        self.assertIn("5 customers with a confirmed sale order", result["message"])
+        self.assertEqual(results[self.SEGMENT, self.company_a]["status"], "active")
+        # no training pair for "records without a company": every order has one
+        self.assertFalse(self.env["crm.ai.training"]._ai_status(self.SEGMENT, self.env["res.company"]))
+
+    def test_company_b_user_cannot_see_company_a_segments(self):
+        self.Driver._ai_train_unit(self.SEGMENT, self.company_a)
+        self.Driver._ai_score_pair(self.SEGMENT, self.company_a)
+        user_b = new_test_user(self.env, "crm_ai_cv_user_b", groups="sales_team.group_sale_salesman",
+                               company_id=self.company_b.id, company_ids=[(6, 0, self.company_b.ids)])
+        Segment = self.env["crm.ai.segment"].with_user(user_b)
+        self.assertFalse(Segment.search([("company_id", "=", self.company_a.id)]))
+        self.assertFalse(self.shared.with_user(user_b).ai_segment_id, "B's user sees B's (empty) segment")
+        self.assertFalse(self.env["crm.ai.segment.history"].with_user(user_b).search(
+            [("partner_id", "=", self.shared.id)]))
