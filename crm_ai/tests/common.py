@@ -4,6 +4,8 @@ from datetime import timedelta
 from odoo import fields
 from odoo.tests import TransactionCase, tagged
 
+from ..models.crm_ai_engine import ENGINES
+
 TASK = "lead_propensity"
 
 #: won-probability per source in the synthetic history: a strong, learnable signal.
@@ -22,6 +24,7 @@ class CrmAiDataMixin:
             # Independence from demo data: demo leads would be part of the training set.
             env["crm.lead"].with_context(active_test=False).search([]).unlink()
             cls.company = env.company
+            cls._crm_ai_only(TASK)
         company = company or cls.company
         env.ref("base.user_admin").company_ids |= company  # the salesperson of the synthetic leads
         cls.won_stage = env["crm.stage"].search([("is_won", "=", True)], limit=1)
@@ -64,6 +67,12 @@ class CrmAiDataMixin:
             cls.closed_leads, cls.open_leads = closed_leads, open_leads
             cls.n_won, cls.n_lost = len(won), len(lost)
         return closed_leads, open_leads
+
+    @classmethod
+    def _crm_ai_only(cls, *tasks):
+        """Switch off every other engine: the crons then run only what the test is about."""
+        for task in ENGINES:
+            cls.env["ir.config_parameter"].sudo().set_param(f"crm_ai.{task}.enabled", str(task in tasks))
 
     @classmethod
     def _crm_ai_train(cls, company=None):

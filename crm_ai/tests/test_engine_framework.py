@@ -97,8 +97,7 @@ class TestEngineFramework(TestCrmAiCommon):
         for engine in (NameLengthEngine, ConstantEngine):
             register_engine(engine)
             cls.addClassCleanup(unregister_engine, engine.task)
-        # this test is about the new engines
-        cls.env["ir.config_parameter"].set_param("crm_ai.lead_propensity.enabled", "False")
+        cls._crm_ai_only(NameLengthEngine.task, ConstantEngine.task)  # this test is about the new engines
 
     def test_new_engine_is_driven_like_the_others(self):
         self.assertEqual(self.Driver._ai_tasks(), ["test_name_length", "test_constant"])
