@@ -5,6 +5,7 @@ from . import (
     crm_ai_model,
     crm_ai_scored_mixin,
     crm_ai_segment,
+    crm_ai_segment_map,
     crm_ai_settings,
     crm_ai_training,
     crm_lead,

@@ -15,7 +15,9 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
 from .crm_ai_engine import ENGINES
+from .engine_customer_segment import CustomerSegmentEngine
 from .engine_lead_propensity import DEFAULT_LEAD_FIELDS, LeadPropensityEngine
+from .engine_repeat_purchase import RepeatPurchaseEngine
 
 MANAGER = "crm_ai.group_crm_ai_manager"
 INTERVAL_TYPES = [("minutes", "Minutes"), ("hours", "Hours"), ("days", "Days"), ("weeks", "Weeks"),
@@ -29,6 +31,19 @@ MAX_INTERVAL_NUMBER = 1000
 #: (Settings ▸ Technical ▸ Scheduled Actions).
 MIN_TRAIN_INTERVAL = relativedelta(days=1)
 MIN_SCORE_INTERVAL = relativedelta(minutes=15)
+
+
+#: Settings fields stored as one engine parameter each (clamped to the parameter's range on save).
+ENGINE_PARAM_FIELDS = {
+    "customer_segment_enabled": (CustomerSegmentEngine, "enabled"),
+    "segment_window_days": (CustomerSegmentEngine, "window_days"),
+    "segment_k_min": (CustomerSegmentEngine, "k_min"),
+    "segment_k_max": (CustomerSegmentEngine, "k_max"),
+    "segment_min_customers": (CustomerSegmentEngine, "min_customers"),
+    "repeat_purchase_enabled": (RepeatPurchaseEngine, "enabled"),
+    "repeat_horizon_days": (RepeatPurchaseEngine, "horizon_days"),
+    "repeat_min_customers": (RepeatPurchaseEngine, "min_customers"),
+}
 
 
 def _clamp(value, minimum, maximum):
@@ -56,6 +71,21 @@ class CrmAiSettings(models.TransientModel):
         selection="_half_life_selection", string="Recency weighting",
         help="How fast old leads lose weight (half-life). Automatic picks it on the newest closed leads; "
              "choose a short one if your win rates move fast (new offer, new market).")
+    customer_segment_enabled = fields.Boolean("Customer segments")
+    segment_window_days = fields.Integer(
+        "Segment on the last (days)", help="A customer is described by its confirmed orders of this many days; "
+                                           "customers silent for longer are Lost.")
+    segment_k_min = fields.Integer("Segments, at least", help="The engine picks the number of segments in this "
+                                                                "range by how well separated they are (silhouette).")
+    segment_k_max = fields.Integer("Segments, at most")
+    segment_min_customers = fields.Integer(
+        "Minimum customers (segments)", help="No segments for a company with fewer customers who bought in the window.")
+    repeat_purchase_enabled = fields.Boolean("Repeat-purchase propensity")
+    repeat_horizon_days = fields.Integer(
+        "Buys again within (days)", help="The propensity is the chance of another confirmed order within this horizon.")
+    repeat_min_customers = fields.Integer(
+        "Minimum customers (propensity)", help="No model for a company with fewer customers who bought before two "
+                                               "horizons ago.")
     train_interval_number = fields.Integer("Train every")
     train_interval_type = fields.Selection(INTERVAL_TYPES)
     score_interval_number = fields.Integer("Score every")
@@ -110,6 +140,8 @@ class CrmAiSettings(models.TransientModel):
         engine = LeadPropensityEngine(self.env, self.env.company)
         half_life = engine.param("recency_half_life")
         train, score = self._crons()
+        values.update({name: engine(self.env, self.env.company).param(param)
+                       for name, (engine, param) in ENGINE_PARAM_FIELDS.items()})
         values.update({
             "crm_ai_enabled": self.env["crm.ai.driver"]._ai_enabled(),
             "lead_propensity_enabled": engine.param("enabled"),
@@ -144,6 +176,12 @@ class CrmAiSettings(models.TransientModel):
         for name in ("train_interval_number", "score_interval_number"):
             if name in vals:
                 vals[name] = _clamp(vals[name], 1, MAX_INTERVAL_NUMBER)
+        for name, (engine, param_name) in ENGINE_PARAM_FIELDS.items():
+            param = engine.params[param_name]
+            if name in vals and param.kind == "int":
+                vals[name] = _clamp(vals[name], param.minimum, param.maximum)
+        if vals.get("segment_k_min") and vals.get("segment_k_max") and vals["segment_k_min"] > vals["segment_k_max"]:
+            vals["segment_k_min"], vals["segment_k_max"] = vals["segment_k_max"], vals["segment_k_min"]
         return vals
 
     @api.model_create_multi
@@ -168,6 +206,8 @@ class CrmAiSettings(models.TransientModel):
         params.set_param(key("start_date"), fields.Date.to_string(self.lead_start_date) or False)
         params.set_param(key("min_closed_per_class"), str(self.lead_min_closed))
         params.set_param(key("recency_half_life"), self.lead_recency_half_life or "auto")
+        for name, (engine, param_name) in ENGINE_PARAM_FIELDS.items():
+            params.set_param(engine.param_key(param_name), str(self[name]))
         train, score = self._crons()
         now = datetime.now()
         for cron, number, kind, floor in ((train, self.train_interval_number, self.train_interval_type, MIN_TRAIN_INTERVAL),

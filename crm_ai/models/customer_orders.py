@@ -59,7 +59,9 @@ class CustomerValueEngine:
 
     def commercial_partners(self, ids):
         """``{partner id: commercial partner id}``."""
-        self.env.cr.execute(SQL("SELECT id, commercial_partner_id FROM res_partner WHERE id = ANY(%s)", list(ids)))
+        self.env["res.partner"].flush_model(["commercial_partner_id"])
+        self.env.cr.execute(SQL("SELECT id, COALESCE(commercial_partner_id, id) FROM res_partner WHERE id = ANY(%s)",
+                                list(ids)))
         return dict(self.env.cr.fetchall())
 
     def now(self):

@@ -278,3 +278,27 @@ class TestCustomerValueCompanies(CrmAiCustomerMixin, TransactionCase):
         self.assertFalse(self.shared.with_user(user_b).ai_segment_id, "B's user sees B's (empty) segment")
         self.assertFalse(self.env["crm.ai.segment.history"].with_user(user_b).search(
             [("partner_id", "=", self.shared.id)]))
+
+
+@tagged("crm_ai", "post_install", "-at_install")
+class TestCustomerMap(CrmAiCustomerMixin, TransactionCase):
+
+    def test_rfm_grid_counts_customers_by_recency_and_frequency(self):
+        self._crm_ai_customer_params()
+        customers = self._crm_ai_customers(n=40)
+        Driver = self.env["crm.ai.driver"]
+        Driver._ai_train_unit(self.SEGMENT, self.env.company)
+        Driver._ai_score_pair(self.SEGMENT, self.env.company)
+        contact = self.env["res.partner"].create({"name": "crm_ai contact", "parent_id": customers[0].id})
+        Driver._ai_score_unit(self.SEGMENT, self.env.company, contact.ids)
+        frame = self.env["crm.ai.segment.map"]._ai_customers(self.env.company)
+        self.assertEqual(len(frame), 40, "customers, not their contacts")
+        grid = self.env["crm.ai.segment.map"].create({}).grid
+        self.assertIn("R5", grid)
+        self.assertIn("F5", grid)
+        self.assertIn("40 customers", grid)
+        self.assertIn(customers[0].ai_segment_id.name, grid)
+        other = self.env["res.company"].create({"name": "crm_ai map elsewhere"})
+        manager = new_test_user(self.env, "crm_ai_map_manager", groups="sales_team.group_sale_manager")
+        with self.assertRaises(AccessError):
+            self.env["crm.ai.segment.map"].with_user(manager).create({"company_id": other.id}).grid

@@ -90,6 +90,23 @@ class TestSettings(TestCrmAiCommon):
         settings = self.env["crm.ai.settings"].create({"lead_min_closed": -(10 ** 12)})
         self.assertEqual(settings.lead_min_closed, 2)
 
+    def test_customer_value_settings(self):
+        settings = self._settings()
+        self.assertEqual((settings.segment_window_days, settings.segment_k_min, settings.segment_k_max,
+                          settings.repeat_horizon_days), (730, 3, 8, 90))
+        self.assertFalse(settings.customer_segment_enabled, "switched off by this test class")
+        settings.write({"customer_segment_enabled": True, "segment_window_days": 365, "segment_k_min": 6,
+                        "segment_k_max": 4, "repeat_horizon_days": 10 ** 9, "repeat_min_customers": 0})
+        settings.action_save()
+        param = self.env["ir.config_parameter"].get_param
+        self.assertEqual(param("crm_ai.customer_segment.window_days"), "365")
+        self.assertEqual((param("crm_ai.customer_segment.k_min"), param("crm_ai.customer_segment.k_max")), ("4", "6"),
+                         "a reversed range is put right")
+        self.assertEqual(param("crm_ai.repeat_purchase.horizon_days"), "730", "clamped to the parameter's maximum")
+        self.assertEqual(param("crm_ai.repeat_purchase.min_customers"), "10")
+        self.assertIn("customer_segment", self.Driver._ai_tasks())
+        self.assertNotIn("repeat_purchase", self.Driver._ai_tasks())
+
     def test_train_now_returns_at_once_and_the_cron_trains(self):
         action = self._settings().action_train_now()
         self.assertEqual(action["tag"], "display_notification")
