@@ -27,6 +27,7 @@ class ResPartner(models.Model):
         help="Where this customer stands by the recency, frequency and value of its confirmed orders "
              "in your company (see the segment's description).")
     ai_segment_color = fields.Integer(related="ai_segment_id.color", string="Segment Colour")
+    ai_segment_description = fields.Text(related="ai_segment_id.description", string="Segment Meaning")
     ai_rfm_recency_days = fields.Integer(
         "Days Since Last Order", company_dependent=True, readonly=True, copy=False, aggregator="avg",
         help="Days since the customer's last confirmed sale order in your company.")

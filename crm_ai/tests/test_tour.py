@@ -1,6 +1,6 @@
 from odoo.tests import HttpCase, new_test_user, tagged
 
-from .common import CrmAiDataMixin
+from .common import CrmAiCustomerMixin, CrmAiDataMixin
 
 
 @tagged("crm_ai", "post_install", "-at_install")
@@ -27,3 +27,27 @@ class TestCrmAiTour(CrmAiDataMixin, HttpCase):
         self.assertGreaterEqual(self.hot.ai_propensity, 50)
         self.assertLess(self.cold.ai_propensity, 50)
         self.start_tour("/odoo/crm", "crm_ai_tour", login=self.salesperson.login)
+
+
+@tagged("crm_ai", "post_install", "-at_install")
+class TestCrmAiCustomerTour(CrmAiCustomerMixin, HttpCase):
+    """A salesperson reads a customer's segment, propensity and reasons, and groups
+    the contacts by segment."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls._crm_ai_customer_params()
+        cls.customers = cls._crm_ai_customers(n=60)
+        cls.env["res.partner"].create({"name": "crm_ai tour prospect", "is_company": True})
+        driver = cls.env["crm.ai.driver"]
+        for task in (cls.SEGMENT, cls.REPEAT):
+            driver._ai_train_unit(task, cls.env.company)
+            driver._ai_score_pair(task, cls.env.company)
+        cls.salesperson = new_test_user(cls.env, "crm_ai_customer_tour", groups="sales_team.group_sale_salesman",
+                                        name="Customer Tour Salesperson")
+
+    def test_salesperson_customer_tour(self):
+        self.assertTrue(self.customers[0].ai_segment_id)
+        self.assertTrue(self.customers[0].ai_propensity_reasons, self.customers[0].ai_propensity_state)
+        self.start_tour("/odoo/contacts", "crm_ai_customer_tour", login=self.salesperson.login)

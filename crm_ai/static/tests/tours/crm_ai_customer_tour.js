@@ -1,0 +1,63 @@
+/** @odoo-module **/
+import { registry } from "@web/core/registry";
+
+// A salesperson sees a customer's segment and repeat-purchase propensity on the contact
+// cards, opens a customer to read why, then groups the contacts by segment.
+registry.category("web_tour.tours").add("crm_ai_customer_tour", {
+    url: "/odoo/contacts",
+    steps: () => [
+        {
+            content: "The contact card shows the customer's segment",
+            trigger: ".o_kanban_record:contains('crm_ai customer 0') .o_field_widget[name='ai_segment_id']",
+        },
+        {
+            content: "Open the customer",
+            trigger: ".o_kanban_record:contains('crm_ai customer 0')",
+            run: "click",
+        },
+        {
+            content: "The form shows the segment next to the tags",
+            trigger: ".o_form_view .o_field_widget[name='ai_segment_id'] .badge",
+        },
+        {
+            content: "Open the AI Insights tab",
+            trigger: ".o_notebook .nav-link:contains('AI Insights')",
+            run: "click",
+        },
+        {
+            content: "Recency, frequency and revenue are shown",
+            trigger: ".o_field_widget[name='ai_rfm_frequency']",
+        },
+        {
+            content: "The repeat-purchase reasons are in words",
+            trigger: ".o_field_widget[name='ai_propensity_reasons_html'] li:contains('Orders')",
+        },
+        {
+            content: "The segment history says when it was placed",
+            trigger: ".o_field_widget[name='ai_segment_history_ids'] .o_data_row",
+        },
+        {
+            content: "Back to the contacts",
+            trigger: ".o_breadcrumb .o_back_button a, .o_breadcrumb li.breadcrumb-item a",
+            run: "click",
+        },
+        {
+            content: "Open the search options",
+            trigger: ".o_searchview_dropdown_toggler",
+            run: "click",
+        },
+        {
+            content: "Group by customer segment",
+            trigger: ".o_group_by_menu .o_menu_item:contains('Customer Segment')",
+            run: "click",
+        },
+        {
+            content: "The contacts are grouped by segment",
+            trigger: ".o_searchview_facet:contains('Customer Segment')",
+        },
+        {
+            content: "A segment column is there",
+            trigger: ".o_kanban_group .o_column_title:contains('No purchase yet'), .o_kanban_group:contains('No purchase yet')",
+        },
+    ],
+});
