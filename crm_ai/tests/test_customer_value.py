@@ -301,4 +301,4 @@ class TestCustomerMap(CrmAiCustomerMixin, TransactionCase):
         other = self.env["res.company"].create({"name": "crm_ai map elsewhere"})
         manager = new_test_user(self.env, "crm_ai_map_manager", groups="sales_team.group_sale_manager")
         with self.assertRaises(AccessError):
-            self.env["crm.ai.segment.map"].with_user(manager).create({"company_id": other.id}).grid
+            self.env["crm.ai.segment.map"].with_user(manager).create({"company_id": other.id})._compute_grid()
