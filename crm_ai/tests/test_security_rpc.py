@@ -67,3 +67,25 @@ class TestSecurityOverRpc(CrmAiDataMixin, HttpCase):
                                     ("crm.lead", "read", [[self.open_leads[0].id], ["ai_propensity"]])):
             with self.assertRaises(Fault, msg=model):
                 self._rpc(self.portal, model, method, *args)
+
+    def test_customer_values_cannot_be_forged_over_rpc(self):
+        partner = self.env["res.partner"].create({"name": "crm_ai rpc customer", "is_company": True})
+        segment = self.env["crm.ai.segment"]._ai_segments(self.company)["champions"]
+        for vals in ({"ai_segment_id": segment}, {"ai_propensity": 99.0}, {"ai_rfm_monetary": 1e9},
+                     {"ai_propensity_reason_data": '[{"field": "frequency", "value": "999", "points": 99}]'},
+                     {"ai_segment_state": "scored", "ai_segment_date": "2999-01-01 00:00:00"}):
+            with self.assertRaisesRegex(Fault, "cannot be set by hand", msg=vals):
+                self._rpc(self.salesman, "res.partner", "write", [partner.id], vals)
+        with self.assertRaisesRegex(Fault, "cannot be set by hand"):
+            self._rpc(self.salesman, "res.partner", "create", [{"name": "forged", "ai_segment_id": segment}])
+        for user in (self.salesman, self.manager):
+            with self.assertRaises(Fault):
+                self._rpc(user, "crm.ai.segment.history", "create",
+                          [{"partner_id": partner.id, "company_id": self.company.id, "segment_to_id": segment,
+                            "date": "2024-01-01 00:00:00"}])
+            with self.assertRaises(Fault):
+                self._rpc(user, "crm.ai.segment", "unlink", [segment])
+        for model in ("crm.ai.segment", "crm.ai.segment.history", "crm.ai.segment.map"):
+            with self.assertRaises(Fault, msg=model):
+                self._rpc(self.portal, model, "search_read", [])
+        self.assertTrue(self._rpc(self.salesman, "crm.ai.segment", "search_read", [], fields=["name"]))
