@@ -302,3 +302,15 @@ def test_a_handful_of_extreme_customers_never_make_a_segment_among_few_customers
     segmenter = RFMSegmenter(k_min=3, k_max=4).fit(data)
     labels = segmenter._distances(data).argmin(axis=1)
     assert (labels == labels[-1]).sum() >= 5
+
+
+def test_a_lone_outlier_is_dissolved_when_every_k_would_isolate_it():
+    rng = np.random.default_rng(6)
+    groups = [pd.DataFrame({"recency_days": rng.normal(r, 2, 30).clip(0), "frequency": rng.normal(f, 0.5, 30).clip(1),
+                            "monetary": rng.normal(m, 20, 30).clip(1)}) for r, f, m in ((10, 8, 900), (200, 2, 150))]
+    whale = pd.DataFrame([{"recency_days": 100.0, "frequency": 4.0, "monetary": 1e9}])
+    data = pd.concat([*groups, whale], ignore_index=True)
+    segmenter = RFMSegmenter(k_min=3, k_max=3).fit(data)  # k = 3 can only split off the whale
+    labels = segmenter._distances(data).argmin(axis=1)
+    assert (labels == labels[-1]).sum() >= 5
+    assert segmenter.k_ == 2

@@ -144,15 +144,17 @@ class CrmAiModel(models.Model):
                 _("This model"), model.baseline or _("Baseline"), rows)
 
     def _compute_record_count(self):
-        for task in set(self.mapped("task")):
+        for task, company in {(m.task, m.company_id) for m in self}:
             engine = ENGINES.get(task)
-            models_ = self.filtered(lambda m: m.task == task)  # noqa: B023
+            models_ = self.filtered(lambda m: (m.task, m.company_id) == (task, company))  # noqa: B023
             counts = {}
             if engine:
-                counts = dict(self.env[engine.target_model].with_context(active_test=False)._read_group(
-                    [(engine.model_field, "in", models_.ids)], [engine.model_field], ["__count"]))
+                # in the model's company: a company-dependent model field holds one value per company
+                Target = self.env[engine.target_model].sudo().with_company(company or self.env.company)
+                counts = {model.id: count for model, count in Target.with_context(active_test=False)._read_group(
+                    [(engine.model_field, "in", models_.ids)], [engine.model_field], ["__count"])}
             for model in models_:
-                model.record_count = counts.get(model, 0)
+                model.record_count = counts.get(model.id, 0)
 
     # -- protection ----------------------------------------------------------------------
     @api.model_create_multi
@@ -314,7 +316,10 @@ class CrmAiModel(models.Model):
         return {
             "type": "ir.actions.act_window", "name": _("Scored by %s", self.display_name),
             "res_model": engine.target_model, "view_mode": "list,form",
-            "domain": [(engine.model_field, "=", self.id)], "context": {"active_test": False},
+            "domain": [(engine.model_field, "=", self.id)],
+            # the model's company first: a company-dependent model field is read in the current company
+            "context": {"active_test": False, "allowed_company_ids": list(dict.fromkeys(
+                [*(self.company_id.ids), *self.env.companies.ids]))},
         }
 
     # -- scheduled actions (the cron records call these; the driver does the work) ----------------------

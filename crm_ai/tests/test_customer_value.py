@@ -6,6 +6,8 @@ from odoo import fields
 from odoo.exceptions import AccessError
 from odoo.tests import TransactionCase, new_test_user, tagged
 
+from ..models.crm_ai_segment import SEGMENT_CODES
+from ..models.engine_customer_segment import STAY_MARGIN
 from .common import CrmAiCustomerMixin
 
 
@@ -56,6 +58,10 @@ class TestCustomerValue(CrmAiCustomerMixin, TransactionCase):
         self.assertFalse(self.prospect.ai_rfm_frequency)
         self.assertEqual(self.prospect.ai_propensity_state, "scored")
         self.assertFalse(self.prospect.ai_propensity_reason_data)
+        self.env.flush_all()
+        self.env.cr.execute("SELECT ai_propensity->%s FROM res_partner WHERE id = %s",
+                            (str(self.company.id), self.prospect.id))
+        self.assertIsNone(self.env.cr.fetchone()[0], "no made-up 0 % for a prospect")
 
     def test_registry_metrics_and_baselines(self):
         Registry = self.env["crm.ai.model"]
@@ -68,6 +74,13 @@ class TestCustomerValue(CrmAiCustomerMixin, TransactionCase):
         self.assertEqual(repeat.baseline, "RFM quintile score")
         self.assertGreater(segment.score, segment.baseline_score, "clusters are better separated than the RFM grid")
         self.assertIn("k=", segment.hyperparameters)
+        self.score()
+        scored = self.env["res.partner"].search_count([("ai_segment_model_id", "=", segment.id)])
+        self.assertGreaterEqual(scored, len(self.customers))
+        self.assertEqual(segment.with_company(self.company).record_count, scored,
+                         "company-dependent model fields are counted in the model's company")
+        action = segment.action_view_records()
+        self.assertEqual(action["context"]["allowed_company_ids"][0], self.company.id)
 
     def test_scoring_is_data_not_an_edit(self):
         """Scores written without bumping write_date (no automation, no chatter)."""
@@ -116,6 +129,32 @@ class TestCustomerValue(CrmAiCustomerMixin, TransactionCase):
         self.assertEqual(returned.ai_rfm_frequency, 1, "a net-negative order is a return")
         self.assertAlmostEqual(returned.ai_rfm_monetary, -200.0, places=2)
 
+    def test_customers_silent_for_longer_than_the_window_are_lost(self):
+        gone = self.env["res.partner"].create({"name": "crm_ai long gone", "is_company": True})
+        self._crm_ai_orders([(gone, 800, 900.0, "sale"), (gone, 900, 900.0, "sale")])  # window: 730 days
+        self.score()
+        self.assertEqual(gone.ai_segment_id.code, "lost")
+        self.assertFalse(gone.ai_rfm_frequency, "no order in the window")
+
+    def test_scoring_hands_the_current_segments_to_the_segmenter(self):
+        """A customer keeps its segment unless another is clearly closer: the engine gives
+        the segmenter each customer's current segment and the margin."""
+        self.score()
+        engine = self.Driver._ai_engine(self.SEGMENT, self.company)
+        calls = []
+
+        class Recorder:
+            def predict(self, X, previous=None, margin=None):
+                calls.append((list(X.index), list(previous), margin))
+                return ["Lost"] * len(X)
+
+        engine.score(self.customers[:4].ids, Recorder(), None, fields.Datetime.now())
+        (ids, previous, margin), = calls
+        name_of = {code: name for code, (name, _colour) in SEGMENT_CODES.items()}
+        self.assertEqual(previous, [name_of[p.ai_segment_id.code] for p in self.env["res.partner"].browse(ids)])
+        self.assertEqual(margin, STAY_MARGIN)
+        self.assertGreater(margin, 0)
+
     def test_foreign_currency_converted_at_the_order_date(self):
         usd = self.env.ref("base.USD")
         other = usd if self.company.currency_id != usd else self.env.ref("base.EUR")
@@ -144,7 +183,9 @@ class TestCustomerValue(CrmAiCustomerMixin, TransactionCase):
 
     def test_internal_users_and_companies_are_not_customers(self):
         self.score()
-        self.assertFalse(self.env.user.partner_id.ai_segment_state)
+        admin = self.env.ref("base.user_admin").partner_id
+        self.assertTrue(admin.active)
+        self.assertFalse(admin.ai_segment_state)
         self.assertFalse(self.company.partner_id.ai_segment_state)
 
     def test_an_outlier_does_not_get_a_segment_of_its_own(self):
@@ -173,9 +214,11 @@ class TestCustomerValue(CrmAiCustomerMixin, TransactionCase):
         lead = self.env["crm.lead"].create({"name": "crm_ai lead of a lapsed customer", "partner_id": lapsed.id})
         self.assertEqual(lead.ai_segment_id, lapsed.ai_segment_id)
         before = lapsed.ai_segment_id
-        # scored an hour ago, orders saved since: pending (and only this customer is)
+        # scored an hour ago, not edited since, but orders saved since: pending (and only this customer is)
+        self.env.flush_all()
         self.env.cr.execute("""UPDATE res_partner SET ai_segment_date = jsonb_set(ai_segment_date, ARRAY[%s],
-                                   to_jsonb(to_char(now() AT TIME ZONE 'UTC' - interval '1 hour', 'YYYY-MM-DD HH24:MI:SS')))
+                                   to_jsonb(to_char(now() AT TIME ZONE 'UTC' - interval '1 hour', 'YYYY-MM-DD HH24:MI:SS'))),
+                                   write_date = now() AT TIME ZONE 'UTC' - interval '2 hours'
                                 WHERE id = %s""", (str(self.company.id), lapsed.id))
         self.env["res.partner"].invalidate_model()
         self._crm_ai_orders([(lapsed, d, 5000.0, "sale") for d in (1, 3, 6, 9, 12, 15, 18, 21, 24, 27)])
@@ -253,7 +296,9 @@ class TestCustomerValueCompanies(CrmAiCustomerMixin, TransactionCase):
                 self.Driver._ai_score_pair(task, company)
         in_a, in_b = self.shared.with_company(self.company_a), self.shared.with_company(self.company_b)
         self.assertEqual(in_a.ai_segment_state, "scored")
-        self.assertGreater(in_a.ai_rfm_frequency, 1)
+        self.env.cr.execute("SELECT count(*) FROM sale_order WHERE partner_id = %s AND company_id = %s AND state = 'sale'",
+                            (self.shared.id, self.company_a.id))
+        self.assertEqual(in_a.ai_rfm_frequency, self.env.cr.fetchone()[0], "A's orders only, not B's")
         self.assertEqual(in_a.ai_segment_id.company_id, self.company_a)
         # company B: 5 customers, fewer than the minimum: no model, a clear state, no made-up segment
         self.assertEqual(in_b.ai_segment_state, "insufficient_data")
