@@ -1,8 +1,8 @@
 {
     "name": "CRM AI",
-    "summary": "Calibrated win probability for every open lead, with the reasons, "
-               "a model registry with quality gate, and a benchmark against Odoo's lead scoring.",
-    "version": "18.0.2.0.0",
+    "summary": "Calibrated win probability for every open lead and repeat-purchase propensity for every "
+               "customer, with the reasons; named RFM customer segments; a model registry with quality gate.",
+    "version": "18.0.3.0.0",
     "category": "Sales/CRM",
     "author": "crm_ai contributors",
     "website": "https://github.com/crm-ai/crm_ai",
