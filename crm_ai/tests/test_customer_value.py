@@ -155,6 +155,30 @@ class TestCustomerValue(CrmAiCustomerMixin, TransactionCase):
         self.assertEqual(margin, STAY_MARGIN)
         self.assertGreater(margin, 0)
 
+    def test_a_new_credit_note_makes_the_customer_pending(self):
+        self.score()
+        customer = self.customers[2]
+        contact = self.env["res.partner"].create({"name": "crm_ai refund contact", "parent_id": customer.id})
+        self.env.flush_all()
+        # scored an hour ago and not edited since: only the credit note (on a contact) can make it pending
+        self.env.cr.execute("""UPDATE res_partner SET ai_segment_date = jsonb_set(ai_segment_date, ARRAY[%s],
+                                   to_jsonb(to_char(now() AT TIME ZONE 'UTC' - interval '1 hour', 'YYYY-MM-DD HH24:MI:SS'))),
+                                   write_date = now() AT TIME ZONE 'UTC' - interval '2 hours'
+                                WHERE id = %s""", (str(self.company.id), customer.id))
+        self.env.cr.execute("UPDATE sale_order SET write_date = now() AT TIME ZONE 'UTC' - interval '3 hours' "
+                            "WHERE partner_id = %s", (customer.id,))
+        self.env["res.partner"].invalidate_model()
+        engine = self.Driver._ai_engine(self.SEGMENT, self.company)
+        model = self.env["crm.ai.model"]._ai_active(self.SEGMENT, self.company)
+        self.assertNotIn(customer.id, self.Driver._ai_pending_ids(engine, model))
+        credit_note = self.env["account.move"].create({
+            "move_type": "out_refund", "partner_id": contact.id, "invoice_date": fields.Date.today(),
+            "invoice_line_ids": [(0, 0, {"name": "refund", "quantity": 1, "price_unit": 50.0, "tax_ids": [(6, 0, [])]})],
+        })
+        credit_note.action_post()
+        self.env.flush_all()
+        self.assertIn(customer.id, self.Driver._ai_pending_ids(engine, model))
+
     def test_foreign_currency_converted_at_the_order_date(self):
         usd = self.env.ref("base.USD")
         other = usd if self.company.currency_id != usd else self.env.ref("base.EUR")
