@@ -88,7 +88,7 @@ ensure_venv() {
             "$(grep '^lightfm' "$CRM_AI_ROOT/requirements.txt")"
     fi
     unset PIP_CONSTRAINT
-    "$CRM_AI_VENV/bin/python" -c 'import sklearn, pandas, joblib, textblob, lightfm, pytest' \
+    "$CRM_AI_VENV/bin/python" -c 'import sklearn, pandas, joblib, textblob, vaderSentiment, py3langid, lightfm, pytest' \
         || die "the virtualenv misses an ML library"
     echo "$ml_hash $odoo_hash" >"$stamp"
 }

@@ -1,0 +1,161 @@
+"""Sentiment engine (crm_ai/ml/sentiment.py): cleaning, language, scores, evidence, aggregate."""
+
+import time
+
+import pytest
+from ml.sentiment import (
+    MAX_CHARS,
+    NEGATIVE,
+    NEUTRAL,
+    NO_TEXT,
+    POSITIVE,
+    UNSUPPORTED,
+    LanguageDetector,
+    SentimentModel,
+    TextSentiment,
+    aggregate,
+    clean_text,
+    excerpt,
+)
+
+
+@pytest.fixture(scope="module")
+def chain():
+    return TextSentiment()
+
+
+def one(chain, text):
+    return chain.analyze([text])[0]
+
+
+# -- cleaning ------------------------------------------------------------------------------------
+def test_html_is_text_and_quotes_are_cut():
+    email = ("<div>Still no answer.<br>Please call me.</div>"
+             "<div class='gmail_quote'>On Mon, 3 Mar 2025, Sales wrote:<blockquote>We are happy to help!</blockquote></div>")
+    assert clean_text(email) == "Still no answer. Please call me."
+    odoo = '<p>Thanks a lot</p><div data-o-mail-quote="1">-- <br>Mitchell Admin</div>'
+    assert clean_text(odoo) == "Thanks a lot"
+    outlook = '<p>Fine for me.</p><div id="divRplyFwdMsg"><b>From:</b> Sales</div><p>Great offer!</p>'
+    assert clean_text(outlook) == "Fine for me. Great offer!"  # only the header element goes; its siblings stay
+
+
+def test_plain_text_replies_forwards_and_signatures_are_cut():
+    assert clean_text("Not happy at all.\n\nOn 2025-01-03 Ann wrote:\n> Here is your wonderful quote") == "Not happy at all."
+    assert clean_text("Sounds good.\n-----Original Message-----\nFrom: x\nGreat deal!") == "Sounds good."
+    assert clean_text("Merci.\n\nLe 3 janv. 2025, Ann a écrit :\n> Super offre") == "Merci."
+    assert clean_text("Works now.\n> quoted\n> lines\nthanks") == "Works now. thanks"
+    assert clean_text("I love it.\n-- \nAnn Smith\nThe best company in the world") == "I love it."
+    assert clean_text("Terrible delay.\n\nSent from my iPhone") == "Terrible delay."
+    # a sign-off far from the end is part of the message
+    long = "Thanks,\n" + "\n".join(f"line {i} of the complaint" for i in range(12))
+    assert clean_text(long).startswith("Thanks, line 0")
+
+
+def test_whitespace_empty_and_huge_input():
+    assert clean_text("  lots \n\n of\t\tspace  ") == "lots of space"
+    assert clean_text("") == "" and clean_text(None) == "" and clean_text("   \n\t ") == ""
+    huge = "<p>" + "The support was slow. " * 60000 + "</p>"  # ~1.3 MB
+    started = time.perf_counter()
+    text = clean_text(huge)
+    assert len(text) <= MAX_CHARS
+    assert time.perf_counter() - started < 5  # capped before parsing: a 1 MB email is cheap (bench: 0.04 s)
+
+
+# -- language --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, language", [
+    ("Não gostei do produto, chegou quebrado e ninguém responde", "pt"),
+    ("Das Angebot ist leider viel zu teuer für uns", "de"),
+    ("Le produit est arrivé cassé et personne ne répond", "fr"),
+    ("El servicio fue terrible y nadie contesta", "es"),
+    ("Il prodotto è arrivato rotto, pessimo servizio", "it"),
+    ("This is the third time I ask for a quote", "en"),
+    ("Terrible.", "en"),
+    ("not bad at all", "en"),
+])
+def test_language_is_detected(text, language):
+    assert LanguageDetector().detect(text)[0] == language
+
+
+def test_non_english_is_never_scored_neutral_or_positive(chain):
+    for text in ("Não gostei do produto, chegou quebrado", "Das ist leider nicht gut", "Très déçu par le service",
+                 "Excelente atención, muchas gracias", "Отличный сервис, спасибо", "非常满意"):
+        result = one(chain, text)
+        assert result["label"] == UNSUPPORTED and result["score"] is None, text
+
+
+def test_mixed_language_goes_by_the_main_language(chain):
+    assert one(chain, "Bonjour, the delivery was late again and nobody answered my emails")["language"] == "en"
+    assert one(chain, "Thanks! Mais le produit est arrivé cassé et le service client ne répond pas")["label"] == UNSUPPORTED
+
+
+# -- scores ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, label", [
+    ("This is the third time I ask for a quote. Very disappointed.", NEGATIVE),
+    ("I am extremely unhappy with the delay", NEGATIVE),
+    ("not good", NEGATIVE),
+    ("not bad at all", POSITIVE),
+    ("The demo was excellent, thank you!", POSITIVE),
+    ("Thanks, the demo was excellent 😀", POSITIVE),
+    ("Still waiting for the invoice correction.", NEUTRAL),  # no sentiment word: no signal
+])
+def test_labels(chain, text, label):
+    assert one(chain, text)["label"] == label
+
+
+def test_negation_intensifiers_caps_and_emoji_move_the_score(chain):
+    def score(text):
+        return one(chain, text)["score"]
+    assert score("good") > 0 > score("not good")
+    assert score("very bad") < score("bad") < 0
+    assert score("GREAT!!!") >= score("great") > 0
+    assert score("the meeting was fine 😠") < score("the meeting was fine 😀")
+
+
+def test_no_text_is_not_neutral(chain):
+    for text in ("", "   ", "<p><br></p>", "> only a quote"):
+        result = one(chain, text)
+        assert result["label"] == NO_TEXT and result["score"] is None, repr(text)
+
+
+def test_evidence_names_the_words_that_drove_the_score(chain):
+    result = one(chain, "I am extremely unhappy with the delay, the support was useless")
+    assert result["label"] == NEGATIVE
+    assert "extremely unhappy" in result["evidence"] and "useless" in result["evidence"]
+    assert one(chain, "The product is GREAT!!!")["evidence"] == ["great"]
+    assert one(chain, "Still waiting for the invoice correction.")["evidence"] == []
+
+
+def test_fit_learns_the_weights_and_survives_pickling():
+    import pickle
+    texts = ["great", "excellent work", "love it", "awful", "terrible service", "hate it", "nice", "bad"] * 5
+    y = [1, 1, 1, 0, 0, 0, 1, 0] * 5
+    model = SentimentModel().fit(texts, y)
+    assert model.coef[0] > 0 and model.coef[1] > 0
+    again = pickle.loads(pickle.dumps(model))
+    assert list(again.predict(["awful", "great"])) == [0, 1]
+
+
+# -- aggregate ---------------------------------------------------------------------------------------------
+def test_aggregate_weights_recent_texts_and_names_the_worst():
+    analyses = [{"score": 0.9, "signal": True}, {"score": 0.8, "signal": True}, {"score": -0.7, "signal": True}]
+    recent_complaint = aggregate(analyses, [200, 150, 1])
+    assert recent_complaint["label"] == NEGATIVE and recent_complaint["excerpt_index"] == 2
+    old_complaint = aggregate(analyses, [1, 2, 300])
+    assert old_complaint["label"] == POSITIVE and old_complaint["count"] == 3
+
+
+def test_aggregate_without_signal_or_text():
+    assert aggregate([{"score": 0.0, "signal": False}], [1]) == {"score": None, "label": NEUTRAL, "count": 1,
+                                                                  "excerpt_index": None}
+    assert aggregate([{"score": None, "label": UNSUPPORTED}], [1])["label"] == UNSUPPORTED
+    assert aggregate([], [])["label"] == NO_TEXT
+    # an unsupported text is neither counted nor averaged
+    mixed = aggregate([{"score": None, "label": UNSUPPORTED}, {"score": -0.9, "signal": True}], [1, 1])
+    assert (mixed["count"], mixed["label"]) == (1, NEGATIVE)
+
+
+def test_excerpt_centres_on_the_evidence():
+    text = "Hello team. " * 30 + "The invoice is wrong again and I am furious about it. " + "Regards. " * 20
+    piece = excerpt(text, ["furious"], width=80)
+    assert "furious" in piece and len(piece) <= 82
+    assert excerpt("short", ["x"]) == "short"
