@@ -7,7 +7,8 @@ Data: ``../shared/data/sentiment_sentences/`` (read, never copied): amazon, yelp
 1,000 English sentences each, 500 positive / 500 negative.
 
 Protocol (fixed before looking at yelp or imdb): every weight and threshold is chosen on
-the amazon file alone.  crm_ai's two weights (TextBlob polarity, VADER compound) and
+the amazon file alone.  The inputs: the candidate set with the best 10-fold CV accuracy on
+amazon (printed; the engine uses the winner).  crm_ai's two weights (TextBlob polarity, VADER compound) and
 intercept are a logistic regression fitted on amazon, its C picked by 10-fold
 cross-validation on amazon; the neutral band is the widest |score| band inside which the
 cross-validated amazon predictions are right at most 2 times in 3 (little better than
@@ -51,6 +52,41 @@ def metrics(y, predicted):
     return {"accuracy": round(accuracy_score(y, predicted), 4), "macro_f1": round(f1_score(y, predicted, average="macro"), 4)}
 
 
+def candidate_inputs(texts):
+    """Lexicon inputs crm_ai could combine: the two polarities the engine uses first, then
+    TextBlob's subjectivity and summed polarity, VADER's positive / negative shares and
+    un-squashed sum, and "no sentiment word" flags."""
+    from textblob import TextBlob
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    vader, rows = SentimentIntensityAnalyzer(), []
+    for text in texts:
+        blob = TextBlob(text).sentiment_assessments
+        v = vader.polarity_scores(text)
+        c = min(max(v["compound"], -0.9999), 0.9999)
+        rows.append([blob.polarity, v["compound"], blob.subjectivity, v["pos"], v["neg"],
+                     blob.polarity * len(blob.assessments), c * np.sqrt(15 / (1 - c * c)),
+                     blob.polarity == 0, v["compound"] == 0])
+    return np.array(rows, dtype=float)
+
+
+CANDIDATES = {
+    "TextBlob + VADER (the engine's)": [0, 1],
+    "+ subjectivity, VADER pos / neg": [0, 1, 2, 3, 4],
+    "+ VADER pos / neg, no-signal flags": [0, 1, 3, 4, 7, 8],
+    "raw sums (TextBlob, VADER)": [5, 6],
+    "all": list(range(9)),
+}
+
+
+def choose_inputs_on_amazon(texts, y):
+    """10-fold CV accuracy on amazon of every candidate input set (best C each)."""
+    X = candidate_inputs(texts)
+    cv = StratifiedKFold(10, shuffle=True, random_state=0)
+    return {name: round(max(float(cross_val_score(LogisticRegression(C=C, max_iter=1000), X[:, cols], y, cv=cv).mean())
+                            for C in C_GRID), 4) for name, cols in CANDIDATES.items()}
+
+
 def choose_on_amazon(scores, y):
     """C by 10-fold CV, then the neutral band from the CV predictions."""
     cv = StratifiedKFold(10, shuffle=True, random_state=0)
@@ -79,9 +115,11 @@ def main():
     probe = SentimentModel()
     lexicon = {name: probe.lexicon_scores(texts)[0] for name, (texts, _y) in data.items()}
     texts_a, y_a = data["amazon"]
+    inputs = choose_inputs_on_amazon(texts_a, y_a)
     best_c, cv_accuracy, band = choose_on_amazon(lexicon["amazon"], y_a)
     model = SentimentModel(C=best_c, neutral_band=band).fit(texts_a, y_a)
-    results = {"chosen_on_amazon": {"C": best_c, "cv_accuracy_by_C": cv_accuracy, "neutral_band": band,
+    results = {"chosen_on_amazon": {"inputs_cv_accuracy": inputs, "C": best_c, "cv_accuracy_by_C": cv_accuracy,
+                                    "neutral_band": band,
                                     "coef": model.coef, "intercept": model.intercept}, "files": {}}
     for name, (texts, y) in data.items():
         scores = lexicon[name]
@@ -118,6 +156,7 @@ def main():
     chosen = results["chosen_on_amazon"]
     print(f"chosen on amazon: C = {chosen['C']} (10-fold CV accuracy by C {chosen['cv_accuracy_by_C']}), "
           f"weights {chosen['coef']} + {chosen['intercept']}, neutral band |score| < {chosen['neutral_band']}")
+    print("candidate inputs, 10-fold CV accuracy on amazon (best C each):", chosen["inputs_cv_accuracy"])
     print("| file | crm_ai acc / F1 | TextBlob acc / F1 | VADER acc / F1 | TextBlob at exactly 0 |")
     print("|---|---|---|---|---|")
     for name, row in results["files"].items():
