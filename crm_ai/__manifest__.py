@@ -9,8 +9,8 @@
     "license": "LGPL-3",
     "depends": ["crm", "sale_crm"],
     "external_dependencies": {
-        # What the installed engines import; textblob and lightfm join with their engines.
-        "python": ["scikit-learn", "scipy", "pandas", "joblib"],
+        # What the installed engines import (ml/); lightfm joins with its engine.
+        "python": ["scikit-learn", "scipy", "pandas", "joblib", "textblob", "vaderSentiment", "py3langid"],
     },
     "data": [
         "security/crm_ai_security.xml",

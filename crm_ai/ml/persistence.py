@@ -49,6 +49,8 @@ KNOWN_LIBRARIES = {
     "joblib": ("joblib", False),
     "lightfm": ("lightfm", False),
     "textblob": ("textblob", False),
+    "vaderSentiment": ("vaderSentiment", False),
+    "py3langid": ("py3langid", False),
 }
 #: What a scikit-learn estimator needs: recorded unless the caller says otherwise.
 DEFAULT_LIBRARIES = ("scikit-learn", "numpy")

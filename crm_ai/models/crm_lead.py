@@ -6,12 +6,16 @@ from odoo import api, fields, models
 from ..ml import format_reason
 from .crm_ai_driver import RECORD_STATES
 from .crm_ai_scored_mixin import reasons_html
+from .crm_ai_sentiment_fields import sentiment_fields
 from .engine_lead_propensity import GRADES, describe_reasons
 
 
 class CrmLead(models.Model):
     _name = "crm.lead"
-    _inherit = ["crm.lead", "crm.ai.scored.mixin"]
+    _inherit = ["crm.lead", "crm.ai.scored.mixin", "crm.ai.sentiment.mixin"]
+
+    # the same sentiment columns on leads and partners, declared once (a class body's namespace is a dict)
+    locals().update(sentiment_fields())
 
     ai_propensity = fields.Float(
         "AI Propensity", digits=(5, 2), readonly=True, copy=False, aggregator="avg",

@@ -13,12 +13,16 @@ from odoo import _, api, fields, models
 from ..ml import format_reason
 from .crm_ai_driver import RECORD_STATES
 from .crm_ai_scored_mixin import reasons_html
+from .crm_ai_sentiment_fields import sentiment_fields
 from .engine_repeat_purchase import HIGH_REPEAT_PROPENSITY, describe_customer_reasons
 
 
 class ResPartner(models.Model):
     _name = "res.partner"
-    _inherit = ["res.partner", "crm.ai.scored.mixin"]
+    _inherit = ["res.partner", "crm.ai.scored.mixin", "crm.ai.sentiment.mixin"]
+
+    # the same sentiment columns on leads and partners, declared once (a class body's namespace is a dict)
+    locals().update(sentiment_fields(company_dependent=True))
 
     # -- segment (customer_segment engine) ----------------------------------------------------------
     ai_segment_id = fields.Many2one(

@@ -7,6 +7,7 @@ from . import (
     test_propensity_training,
     test_security,
     test_security_rpc,
+    test_sentiment,
     test_settings,
     test_tour,
 )

@@ -1,0 +1,70 @@
+"""Sentiment fields, shared by leads and partners (written by ``engine_sentiment``), and
+each analysed message's own result."""
+
+from odoo import _, fields, models
+
+from .crm_ai_driver import RECORD_STATES
+from .engine_sentiment import SENTIMENT_LABELS, WORSENED_BY, describe_trend
+
+
+def sentiment_fields(company_dependent=False):
+    """The sentiment columns of a target model (company-dependent on partners: one value
+    per company, as the customer value)."""
+    cd = {"company_dependent": True} if company_dependent else {}
+    return {
+        "ai_sentiment": fields.Float(
+            "Sentiment", digits=(3, 2), readonly=True, copy=False, aggregator="avg", **cd,
+            help="How the customer's own words read, from -1 (very negative) to +1 (very positive): the "
+                 "recency-weighted average of the English texts with a sentiment (a text's weight halves every "
+                 "30 days). Empty when nothing the customer wrote could be read."),
+        "ai_sentiment_label": fields.Selection(
+            SENTIMENT_LABELS, "Sentiment Label", readonly=True, copy=False, **cd,
+            **({} if company_dependent else {"index": True}),
+            help="Positive / Neutral / Negative; Unsupported language: the customer wrote in a language "
+                 "the engine cannot read (only English is); No customer text: nothing written by the customer."),
+        "ai_sentiment_excerpt": fields.Text(
+            "Why (sentiment)", readonly=True, copy=False, **cd,
+            help="The customer's words that weigh most negatively in the sentiment."),
+        "ai_sentiment_count": fields.Integer("Texts Read", readonly=True, copy=False, **cd),
+        "ai_sentiment_date": fields.Datetime("Latest Customer Text", readonly=True, copy=False, **cd),
+        "ai_sentiment_trend": fields.Float(
+            "Sentiment Change", digits=(3, 2), readonly=True, copy=False, **cd,
+            help="How much the sentiment moved when the customer last wrote (new value minus previous)."),
+        "ai_sentiment_state": fields.Selection(RECORD_STATES, "Sentiment Status", readonly=True, copy=False, **cd),
+        "ai_sentiment_scored_date": fields.Datetime("Sentiment Scored On", readonly=True, copy=False, **cd),
+        "ai_sentiment_model_id": fields.Many2one("crm.ai.model", "Sentiment Model", readonly=True, copy=False,
+                                                 **({"ondelete": "set null"} if not company_dependent else cd)),
+        "ai_sentiment_worsened": fields.Boolean(
+            "Sentiment Worsened", compute="_compute_ai_sentiment_worsened", search="_search_ai_sentiment_worsened"),
+        "ai_sentiment_trend_label": fields.Char("Sentiment Trend", compute="_compute_ai_sentiment_worsened"),
+    }
+
+
+class CrmAiSentimentMixin(models.AbstractModel):
+    """Display helpers of the sentiment fields (the fields are declared per model)."""
+
+    _name = "crm.ai.sentiment.mixin"
+    _description = "CRM AI: sentiment display"
+
+    def _compute_ai_sentiment_worsened(self):
+        for record in self:
+            trend = record.ai_sentiment_trend if record.ai_sentiment_label in ("positive", "neutral", "negative") \
+                else None
+            record.ai_sentiment_worsened = trend is not None and trend <= -WORSENED_BY
+            record.ai_sentiment_trend_label = describe_trend(trend) if trend else ""
+
+    def _search_ai_sentiment_worsened(self, operator, value):
+        if operator not in ("=", "!=") or not isinstance(value, bool):
+            raise NotImplementedError(_("Unsupported search on sentiment worsened."))
+        worsened = [("ai_sentiment_trend", "<=", -WORSENED_BY)]
+        return worsened if (operator == "=") == value else ["!", *worsened]
+
+
+class MailMessage(models.Model):
+    _name = "mail.message"
+    _inherit = ["mail.message", "crm.ai.scored.mixin"]
+
+    ai_sentiment_score = fields.Float("Sentiment", readonly=True, copy=False, digits=(3, 2))
+    ai_sentiment_label = fields.Selection(SENTIMENT_LABELS, "Sentiment Label", readonly=True, copy=False)
+    ai_sentiment_language = fields.Char("Language (detected)", readonly=True, copy=False)
+    ai_sentiment_excerpt = fields.Text("Sentiment Excerpt", readonly=True, copy=False)

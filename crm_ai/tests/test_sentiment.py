@@ -1,0 +1,137 @@
+"""Sentiment on leads and partners: what is read, incrementally, per company."""
+
+from odoo.exceptions import AccessError
+from odoo.tests import TransactionCase, new_test_user, tagged
+
+NEGATIVE_TEXT = "This is the third time I ask for a quote. Very disappointed."
+POSITIVE_TEXT = "Thank you, the demo was excellent and the team is great!"
+
+
+@tagged("crm_ai", "post_install", "-at_install")
+class TestSentiment(TransactionCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.company = cls.env.company
+        cls.Driver = cls.env["crm.ai.driver"]
+        cls.customer = cls.env["res.partner"].create({"name": "crm_ai sentiment customer", "is_company": True})
+        cls.contact = cls.env["res.partner"].create({"name": "crm_ai sentiment contact", "parent_id": cls.customer.id})
+        cls.employee = new_test_user(cls.env, "crm_ai_sentiment_employee", groups="sales_team.group_sale_salesman")
+        cls.lead = cls.env["crm.lead"].create({"name": "crm_ai sentiment lead", "partner_id": cls.customer.id})
+
+    def post(self, record, body, author=None, message_type="email", subtype="mail.mt_comment"):
+        return record.message_post(body=body, author_id=(author or self.contact).id, message_type=message_type,
+                                   subtype_xmlid=subtype)
+
+    def scored_an_hour_ago(self):
+        """As if the last run were an hour ago and nothing had changed since (inside one
+        test transaction every write has the same now())."""
+        self.env.flush_all()
+        self.env.cr.execute("UPDATE crm_lead SET ai_sentiment_scored_date = now() AT TIME ZONE 'UTC' - interval '1 hour',"
+                            " write_date = now() AT TIME ZONE 'UTC' - interval '2 hours' WHERE id = %s", (self.lead.id,))
+        self.env.cr.execute("UPDATE mail_message SET create_date = now() AT TIME ZONE 'UTC' - interval '2 hours' "
+                            "WHERE model = 'crm.lead' AND res_id = %s", (self.lead.id,))
+        self.env.invalidate_all()
+
+    def score(self, company=None):
+        for task in ("lead_sentiment", "partner_sentiment"):
+            self.Driver._ai_score_pair(task, company or self.company)
+        self.env.invalidate_all()
+
+    def test_only_what_the_customer_wrote_counts(self):
+        self.post(self.lead, NEGATIVE_TEXT)
+        self.post(self.lead, "Great news, they will surely sign, excellent!", message_type="comment",
+                  subtype="mail.mt_note")  # an internal note
+        self.post(self.lead, "Wonderful, fantastic, we love this customer!", author=self.employee.partner_id)
+        self.post(self.lead, "Amazing offer, the best!", message_type="email_outgoing")
+        self.lead.message_post(body="Superb!", message_type="notification")
+        self.score()
+        self.assertEqual(self.lead.ai_sentiment_label, "negative")
+        self.assertEqual(self.lead.ai_sentiment_count, 1)
+        self.assertIn("disappointed", self.lead.ai_sentiment_excerpt)
+        analysed = self.env["mail.message"].search([("model", "=", "crm.lead"), ("res_id", "=", self.lead.id),
+                                                    ("ai_sentiment_label", "!=", False)])
+        self.assertEqual(analysed.mapped("body"), ["<p>" + NEGATIVE_TEXT + "</p>"])
+
+    def test_each_message_is_analysed_once_and_new_ones_move_the_score(self):
+        first = self.post(self.lead, NEGATIVE_TEXT)
+        self.score()
+        self.assertEqual(self.lead.ai_sentiment_label, "negative")
+        # a stored result is never recomputed: overwrite it and see it kept
+        self.env.cr.execute("UPDATE mail_message SET ai_sentiment_score = -0.5 WHERE id = %s", (first.id,))
+        before = self.lead.ai_sentiment
+        self.scored_an_hour_ago()
+        engine = self.Driver._ai_engine("lead_sentiment", self.company)
+        model = self.env["crm.ai.model"]._ai_active("lead_sentiment", self.company)
+        self.assertNotIn(self.lead.id, self.Driver._ai_pending_ids(engine, model), "nothing new: nothing to do")
+        self.post(self.lead, POSITIVE_TEXT)
+        self.assertIn(self.lead.id, self.Driver._ai_pending_ids(engine, model), "a new customer message")
+        self.score()
+        first.invalidate_recordset()
+        self.assertAlmostEqual(first.ai_sentiment_score, -0.5, msg="analysed once")
+        self.assertEqual(self.lead.ai_sentiment_count, 2)
+        self.assertGreater(self.lead.ai_sentiment, before)
+        self.assertGreater(self.lead.ai_sentiment_trend, 0)
+        self.assertFalse(self.lead.ai_sentiment_worsened)
+        self.scored_an_hour_ago()
+        self.post(self.lead, "Terrible support, I am furious and will cancel.")
+        self.score()
+        self.assertTrue(self.lead.ai_sentiment_worsened)
+        self.assertIn(self.lead, self.env["crm.lead"].search([("ai_sentiment_worsened", "=", True)]))
+        self.assertEqual(self.lead.ai_sentiment_trend_label, "worsened")
+
+    def test_other_languages_and_no_text_are_said_so(self):
+        portuguese = self.env["crm.lead"].create({"name": "crm_ai lead pt", "partner_id": self.customer.id})
+        self.post(portuguese, "Não gostei do produto, chegou quebrado e ninguém responde")
+        silent = self.env["crm.lead"].create({"name": "crm_ai silent lead"})
+        self.score()
+        self.assertEqual(portuguese.ai_sentiment_label, "unsupported_language")
+        self.assertFalse(portuguese.ai_sentiment_excerpt)
+        self.assertEqual(silent.ai_sentiment_label, "no_text")
+        message = portuguese.message_ids.filtered("ai_sentiment_label")
+        self.assertEqual((message.ai_sentiment_label, message.ai_sentiment_language), ("unsupported_language", "pt"))
+
+    def test_the_description_counts_as_the_customers_first_text(self):
+        lead = self.env["crm.lead"].create({"name": "crm_ai described", "description":
+                                            "<p>Your last delivery was awful and late. We are very unhappy.</p>"})
+        self.score()
+        self.assertEqual((lead.ai_sentiment_label, lead.ai_sentiment_count), ("negative", 1))
+
+    def test_a_partner_aggregates_its_leads_per_company(self):
+        other = self.env["res.company"].create({"name": "crm_ai sentiment company B"})
+        self.env.user.company_ids |= other
+        lead_b = self.env["crm.lead"].with_company(other).create(
+            {"name": "crm_ai lead in B", "partner_id": self.customer.id, "company_id": other.id})
+        self.post(self.lead, NEGATIVE_TEXT)
+        self.post(lead_b, POSITIVE_TEXT)
+        self.score()
+        self.score(other)
+        in_a, in_b = self.customer.with_company(self.company), self.customer.with_company(other)
+        self.assertEqual(in_a.ai_sentiment_label, "negative")
+        self.assertEqual(in_b.ai_sentiment_label, "positive")
+        self.assertEqual((in_a.ai_sentiment_count, in_b.ai_sentiment_count), (1, 1), "each company's leads only")
+        self.assertEqual(self.contact.with_company(self.company).ai_sentiment_label, "negative",
+                         "a contact shows its company's")
+        self.assertEqual(lead_b.ai_sentiment_label, "positive")
+
+    def test_nobody_forges_a_sentiment(self):
+        salesman = new_test_user(self.env, "crm_ai_sentiment_salesman", groups="sales_team.group_sale_salesman_all_leads")
+        message = self.post(self.lead, NEGATIVE_TEXT)
+        for record, vals in ((self.lead, {"ai_sentiment_label": "positive"}), (self.lead, {"ai_sentiment": 1.0}),
+                             (self.customer, {"ai_sentiment_excerpt": "All good"}),
+                             (message, {"ai_sentiment_label": "positive"})):
+            with self.assertRaises(AccessError):
+                record.with_user(salesman).write(vals)
+        with self.assertRaises(AccessError):
+            self.lead.with_user(salesman).message_post(body="forged", subtype_xmlid="mail.mt_comment").write(
+                {"ai_sentiment_score": 1.0})
+
+    def test_scoring_is_silent(self):
+        self.post(self.lead, NEGATIVE_TEXT)
+        self.env.flush_all()
+        self.env.cr.execute("UPDATE crm_lead SET write_date = '2020-01-01' WHERE id = %s", (self.lead.id,))
+        messages = len(self.lead.message_ids)
+        self.score()
+        self.assertEqual(str(self.lead.write_date), "2020-01-01 00:00:00")
+        self.assertEqual(len(self.lead.message_ids), messages)
