@@ -207,7 +207,47 @@ cr.execute("UPDATE sale_order o SET state = v.s, date_order = v.d, create_date =
            "FROM unnest(%s::int[], %s::varchar[], %s::timestamp[]) AS v(id, s, d) WHERE o.id = v.id",
            (orders.ids, [s[4] for s in order_specs], [s[1] for s in order_specs]))
 env["sale.order"].invalidate_model()  # noqa: F821
+
+# -- what customers wrote (sentiment) --------------------------------------------------------------
+# Incoming emails on a third of the open leads with a customer, from the customer: mostly
+# English (happy, neutral, annoyed), some in Portuguese and French (which the engine says it
+# cannot read rather than guessing), some quoting our previous email.
+customer_texts = {
+    "positive": ["Thanks a lot for the quick answer, the demo was excellent.",
+                 "Great proposal, the team loved it. Let's move forward.",
+                 "Your support has been fantastic, we are very happy with the pilot."],
+    "neutral": ["Could you send the updated quote with 20 licences?",
+                "Please find attached our purchase conditions.",
+                "We will discuss it internally next week."],
+    "negative": ["This is the third time I ask for a quote. Very disappointed.",
+                 "The delivery was late again and nobody answered my emails. Not acceptable.",
+                 "Honestly the price is too high and the onboarding was a mess."],
+    "foreign": ["Obrigado, mas o preço ainda está muito alto para nós.",
+                "Bonjour, nous attendons toujours le devis corrigé, merci de faire vite."],
+}
+email_rows = []
+open_with_customer = [(lead, spec) for lead, spec in zip(leads, specs) if spec["closed"] is None and lead.partner_id]
+for lead, spec in open_with_customer:
+    if rng.random() > 0.35:
+        continue
+    mood = pick([("positive", 35), ("neutral", 30), ("negative", 25), ("foreign", 10)])
+    for _k in range(rng.randint(1, 3)):
+        body = "<p>%s</p>" % rng.choice(customer_texts[mood])
+        if rng.random() < 0.3:
+            body += "<blockquote>On Monday, our sales team wrote: we are delighted to offer you a great deal!</blockquote>"
+        when = spec["created"] + timedelta(seconds=rng.random() * max((now - spec["created"]).total_seconds(), 3600))
+        email_rows.append((lead.id, when, body, lead.partner_id.id))
+comment_subtype = ref("mail.mt_comment")
+for start in range(0, len(email_rows), 5000):
+    chunk = email_rows[start:start + 5000]
+    cr.execute("""
+        INSERT INTO mail_message (model, res_id, date, message_type, body, author_id, subtype_id,
+                                  create_date, write_date, create_uid, write_uid)
+        SELECT 'crm.lead', r.res_id, r.d, 'email', r.b, r.a, %s, r.d, r.d, 1, 1
+          FROM unnest(%s::int[], %s::timestamp[], %s::text[], %s::int[]) AS r(res_id, d, b, a)
+    """, (comment_subtype.id if comment_subtype else None, [r[0] for r in chunk],
+          [r[1] for r in chunk], [r[2] for r in chunk], [r[3] for r in chunk]))
 env.cr.commit()  # noqa: F821
 print(f"crm_ai demo data: {len(customers)} customers, {len(leads)} leads "
       f"({len(won_ids)} won, {len(lost_ids)} lost, {len(leads) - len(won_ids) - len(lost_ids)} open), "
-      f"{len(rows)} messages/activities, {len(orders)} sale orders")
+      f"{len(rows)} messages/activities, {len(orders)} sale orders, {len(email_rows)} customer emails")

@@ -154,7 +154,8 @@ class CrmAiEngine:
       (pending / scored / insufficient_data / stale), score date and model many2one.
       ``value_fields``: the other columns the engine writes (cleared when there is no model).
     - ``trains``: False for an engine that needs no training (e.g. a lexicon): the
-      driver still registers one row per ``untrained_version`` so admins see what scored.
+      driver still registers one row per ``untrained_version`` so admins see what scored,
+      with the benchmark figures it declares in ``untrained_metrics``.
     - ``primary_metric`` / ``primary_metric_label`` / ``higher_is_better``: what the
       quality gate compares; ``baseline_label``: what the engine is measured against.
     - ``libraries``: what its stored models need (checked on load, nothing else is).
@@ -173,6 +174,7 @@ class CrmAiEngine:
     value_fields = ()
     trains = True
     untrained_version = None
+    untrained_metrics = None
     primary_metric = "auc"
     primary_metric_label = "AUC"
     higher_is_better = True

@@ -33,6 +33,9 @@ MANAGER = "crm_ai.group_crm_ai_manager"
 #: Metric names for people (keys of the per-task ``metrics`` JSON).
 METRIC_LABELS = {
     "auc": "AUC", "log_loss": "Log-loss", "brier": "Brier score", "calibration_error": "Calibration error",
+    "silhouette": "Silhouette", "segments": "Segments",
+    "accuracy": "Accuracy (mean of the test files)", "accuracy_yelp": "Accuracy, yelp", "accuracy_imdb": "Accuracy, imdb",
+    "macro_f1_yelp": "Macro-F1, yelp", "macro_f1_imdb": "Macro-F1, imdb",
 }
 
 
@@ -281,11 +284,26 @@ class CrmAiModel(models.Model):
             "state": "rejected", "date_trained": fields.Datetime.now(),
             "hyperparameters": engine.untrained_version,
             "gate_reason": _("Needs no training (version %s).", engine.untrained_version),
+            **self._ai_untrained_figures(engine),
             "library_versions": ", ".join(f"{k} {v}" for k, v in sorted(
                 persistence.library_versions(engine.libraries).items())),
         })
         self._ai_activate(model)
         return model
+
+    @api.model
+    def _ai_untrained_figures(self, engine):
+        """The benchmark figures an untrained engine declares (``untrained_metrics``:
+        {"model": {...}, "baseline": {...}}, measured once, see BENCHMARKS.md)."""
+        figures = engine.untrained_metrics or {}
+        if not figures:
+            return {}
+        primary = figures.get("model", {}).get(engine.primary_metric)
+        baseline = figures.get("baseline", {}).get(engine.primary_metric)
+        return {"metrics": figures, "primary_metric": engine.primary_metric_label,
+                "higher_is_better": engine.higher_is_better, "baseline": engine.baseline_label,
+                "score": primary or 0.0, "score_defined": primary is not None,
+                "baseline_score": baseline or 0.0, "baseline_score_defined": baseline is not None}
 
     def action_activate(self):
         """Roll back (or forward) to this version: it scores the records from now on."""

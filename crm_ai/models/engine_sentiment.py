@@ -76,6 +76,13 @@ class SentimentEngine:
 
     trains = False
     untrained_version = UNTRAINED_VERSION
+    # bench/run sentiment (BENCHMARKS.md §6): weights fitted on amazon, measured on yelp and imdb
+    untrained_metrics = {
+        "model": {"accuracy": 0.8125, "accuracy_yelp": 0.825, "accuracy_imdb": 0.800,
+                  "macro_f1_yelp": 0.825, "macro_f1_imdb": 0.799},
+        "baseline": {"accuracy": 0.769, "accuracy_yelp": 0.774, "accuracy_imdb": 0.764,
+                     "macro_f1_yelp": 0.774, "macro_f1_imdb": 0.764},
+    }
     primary_metric = "accuracy"
     primary_metric_label = "Accuracy"
     baseline_label = "TextBlob"

@@ -135,3 +135,14 @@ class TestSentiment(TransactionCase):
         self.score()
         self.assertEqual(str(self.lead.write_date), "2020-01-01 00:00:00")
         self.assertEqual(len(self.lead.message_ids), messages)
+
+    def test_the_registry_records_the_version_figures_and_libraries(self):
+        self.post(self.lead, NEGATIVE_TEXT)
+        self.score()
+        model = self.lead.ai_sentiment_model_id
+        self.assertEqual(model.state, "active")
+        self.assertIn("textblob+vader", model.hyperparameters)
+        self.assertGreater(model.score, model.baseline_score, "better than plain TextBlob on the files not tuned on")
+        self.assertIn("accuracy_imdb", model.metrics["model"])
+        self.assertIn("vaderSentiment", model.library_versions)
+        self.assertIn("py3langid", model.library_versions)
