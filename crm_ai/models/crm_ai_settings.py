@@ -18,6 +18,7 @@ from .crm_ai_engine import ENGINES
 from .engine_customer_segment import CustomerSegmentEngine
 from .engine_lead_propensity import DEFAULT_LEAD_FIELDS, LeadPropensityEngine
 from .engine_repeat_purchase import RepeatPurchaseEngine
+from .engine_sentiment import LeadSentimentEngine, PartnerSentimentEngine
 
 MANAGER = "crm_ai.group_crm_ai_manager"
 INTERVAL_TYPES = [("minutes", "Minutes"), ("hours", "Hours"), ("days", "Days"), ("weeks", "Weeks"),
@@ -43,6 +44,8 @@ ENGINE_PARAM_FIELDS = {
     "repeat_purchase_enabled": (RepeatPurchaseEngine, "enabled"),
     "repeat_horizon_days": (RepeatPurchaseEngine, "horizon_days"),
     "repeat_min_customers": (RepeatPurchaseEngine, "min_customers"),
+    "lead_sentiment_enabled": (LeadSentimentEngine, "enabled"),
+    "partner_sentiment_enabled": (PartnerSentimentEngine, "enabled"),
 }
 
 
@@ -86,6 +89,8 @@ class CrmAiSettings(models.TransientModel):
     repeat_min_customers = fields.Integer(
         "Minimum customers (propensity)", help="No model for a company with fewer customers who bought before two "
                                                "horizons ago.")
+    lead_sentiment_enabled = fields.Boolean("Lead sentiment")
+    partner_sentiment_enabled = fields.Boolean("Customer sentiment")
     train_interval_number = fields.Integer("Train every")
     train_interval_type = fields.Selection(INTERVAL_TYPES)
     score_interval_number = fields.Integer("Score every")

@@ -106,6 +106,10 @@ class TestSettings(TestCrmAiCommon):
         self.assertEqual(param("crm_ai.repeat_purchase.min_customers"), "10")
         self.assertIn("customer_segment", self.Driver._ai_tasks())
         self.assertNotIn("repeat_purchase", self.Driver._ai_tasks())
+        settings.write({"lead_sentiment_enabled": True})
+        settings.action_save()
+        self.assertIn("lead_sentiment", self.Driver._ai_tasks())
+        self.assertNotIn("partner_sentiment", self.Driver._ai_tasks())
 
     def test_train_now_returns_at_once_and_the_cron_trains(self):
         action = self._settings().action_train_now()
