@@ -78,7 +78,7 @@ def library_versions(libraries=DEFAULT_LIBRARIES):
     >>> library_versions(("tensorflow",))
     Traceback (most recent call last):
     ...
-    ValueError: unknown library 'tensorflow'; known: joblib, lightfm, numpy, pandas, scikit-learn, scipy, textblob
+    ValueError: unknown library 'tensorflow'; known: joblib, lightfm, numpy, ..., vaderSentiment
     """
     if isinstance(libraries, (str, bytes)):
         raise ValueError(f"libraries must be a sequence of names, not the string {libraries!r}.")
