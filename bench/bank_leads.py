@@ -242,3 +242,24 @@ def peak_rss_mb():
     """Peak resident memory of this process so far (MB)."""
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def insert(env, table, columns, returning=None, chunk=50_000):
+    """``INSERT INTO table (columns) SELECT FROM unnest(arrays)`` in chunks of ``chunk``
+    rows; ``columns``: {name: (sql type, values, or an SQL expression as a string)}; a name
+    starting with "_" is an input the expressions use (``v._age``), not a column."""
+    arrays = {c: v for c, v in columns.items() if not isinstance(v[1], str)}
+    n = len(next(iter(arrays.values()))[1])
+    names = [c for c in columns if not c.startswith("_")]
+    select = ", ".join(columns[c][1] if c not in arrays else f"v.{c}" for c in names)
+    unnest = ", ".join(f"%s::{arrays[c][0]}[]" for c in arrays)
+    out = []
+    for start in range(0, n, chunk):
+        env.cr.execute(
+            f"""INSERT INTO {table} ({", ".join(names)})
+                SELECT {select} FROM unnest({unnest}) AS v({", ".join(arrays)})
+                {f"RETURNING {returning}" if returning else ""}""",
+            [arrays[c][1][start:start + chunk] for c in arrays])
+        if returning:
+            out += env.cr.fetchall()
+    return out

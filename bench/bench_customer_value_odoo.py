@@ -62,7 +62,7 @@ HORIZON_DAYS = 91
 REPLICA_CUSTOMERS = int(os.environ.get("BENCH_REPLICA_CUSTOMERS", 50_000))
 SAMPLE_CUSTOMERS = int(os.environ.get("BENCH_SAMPLE_CUSTOMERS", 0))
 ORDER_LINES = os.environ.get("BENCH_ORDER_LINES", "1") not in ("0", "", "false", "False")
-CHUNK = 100_000
+CHUNK = 100_000  # rows per INSERT (bank_leads.insert)
 TARGETS = {"score": 60.0, "train": 120.0, "rss_mb": 1536.0}
 TASKS = ("customer_segment", "repeat_purchase")
 #: Online Retail country names -> res.country English names (the others match as they are, or not at all).
@@ -118,27 +118,6 @@ def db_today(env):
     return pd.Timestamp(env.cr.fetchone()[0])
 
 
-def insert(env, table, columns, returning=None):
-    """``INSERT INTO table (columns) SELECT FROM unnest(arrays)`` in chunks of ``CHUNK``
-    rows; ``columns``: {name: (sql type, values, or an SQL expression as a string)};
-    returns the ``returning`` expression's rows (e.g. ``"id, name"``), in no particular order."""
-    arrays = {c: v for c, v in columns.items() if not isinstance(v[1], str)}
-    n = len(next(iter(arrays.values()))[1])
-    names = list(columns)
-    select = ", ".join(columns[c][1] if c not in arrays else f"v.{c}" for c in names)
-    unnest = ", ".join(f"%s::{arrays[c][0]}[]" for c in arrays)
-    out = []
-    for start in range(0, n, CHUNK):
-        env.cr.execute(
-            f"""INSERT INTO {table} ({", ".join(names)})
-                SELECT {select} FROM unnest({unnest}) AS v({", ".join(arrays)})
-                {f"RETURNING {returning}" if returning else ""}""",
-            [arrays[c][1][start:start + CHUNK] for c in arrays])
-        if returning:
-            out += env.cr.fetchall()
-    return out
-
-
 def as_python(values):
     return [None if v is None else (v.item() if hasattr(v, "item") else v) for v in values]
 
@@ -154,7 +133,7 @@ def insert_partners(env, customers, countries):
     country_ids = dict(env.cr.fetchall())
     country = [country_ids.get(COUNTRY_ALIASES.get(c, c)) for c in countries]
     names = [f"Customer {c}" for c in customers]
-    ids = insert(env, "res_partner", {
+    ids = bl.insert(env, "res_partner", chunk=CHUNK, columns={
         "name": ("varchar", names), "complete_name": ("varchar", names), "ref": ("varchar", [str(c) for c in customers]),
         "country_id": ("int4", country), "active": ("bool", "TRUE"), "type": ("varchar", "'contact'"),
         "is_company": ("bool", "TRUE"), "autopost_bills": ("varchar", "'ask'"),
@@ -175,7 +154,7 @@ def insert_products(env, lines):
     uom = env.ref("uom.product_uom_unit").id
     categ = env.ref("product.product_category_all").id
     now = "now() AT TIME ZONE 'UTC'"
-    templates = insert(env, "product_template", {
+    templates = bl.insert(env, "product_template", chunk=CHUNK, columns={
         "name": ("jsonb", [json.dumps({"en_US": n}) for n in names]), "default_code": ("varchar", codes),
         "list_price": ("numeric", as_python(prices.reindex(codes))), "categ_id": ("int4", str(categ)),
         "uom_id": ("int4", str(uom)), "uom_po_id": ("int4", str(uom)), "type": ("varchar", "'consu'"),
@@ -185,7 +164,7 @@ def insert_products(env, lines):
         "create_uid": ("int4", str(env.uid)), "write_uid": ("int4", str(env.uid)),
     }, returning="default_code, id")
     templates = dict(templates)
-    products = insert(env, "product_product", {
+    products = bl.insert(env, "product_product", chunk=CHUNK, columns={
         "product_tmpl_id": ("int4", [templates[c] for c in codes]), "default_code": ("varchar", codes),
         "active": ("bool", "TRUE"), "combination_indices": ("varchar", "''"),
         "create_date": ("timestamp", now), "write_date": ("timestamp", now),
@@ -200,7 +179,7 @@ def insert_orders(env, orders, partner_of):
     partners = [partner_of[p] for p in orders["partner"]]
     amounts = [round(float(a), 2) for a in orders["amount"]]
     now = "now() AT TIME ZONE 'UTC'"
-    return dict(insert(env, "sale_order", {
+    return dict(bl.insert(env, "sale_order", chunk=CHUNK, columns={
         "name": ("varchar", list(orders["name"])), "partner_id": ("int4", partners),
         "partner_invoice_id": ("int4", partners), "partner_shipping_id": ("int4", partners),
         "date_order": ("timestamp", datetimes(orders["date"])), "amount_untaxed": ("numeric", amounts),
@@ -219,7 +198,7 @@ def insert_lines(env, lines, order_of, partner_of, product_of, uom):
     price = as_python(lines["UnitPrice"])
     subtotal = [round(q * p, 2) for q, p in zip(qty, price)]
     now = "now() AT TIME ZONE 'UTC'"
-    insert(env, "sale_order_line", {
+    bl.insert(env, "sale_order_line", chunk=CHUNK, columns={
         "order_id": ("int4", [order_of[i] for i in lines["InvoiceNo"]]),
         "product_id": ("int4", [product_of[c] for c in lines["StockCode"]]),
         "name": ("text", list(lines["Description"].fillna(lines["StockCode"]))),

@@ -73,7 +73,6 @@ OTHER = int(os.environ.get("BENCH_SENTIMENT_OTHER", 10_000))
 NEW = int(os.environ.get("BENCH_SENTIMENT_NEW", 1_000))
 FOREIGN_SHARE, QUOTE_SHARE, SIGNATURE_SHARE, LONG_SHARE = 0.10, 0.30, 0.30, 0.05
 CHECK_SAMPLE = 1_000
-CHUNK = 50_000
 TASKS = ("lead_sentiment", "partner_sentiment")
 TARGETS = {"cron_seconds": 120.0, "cron_messages": 100_000, "rss_added_mb": 200.0, "texts_per_second": 2_000.0}
 RUNS = ("first", "again", "new", "daily")
@@ -178,27 +177,6 @@ def make_bodies(rng, sentences, n, english_only=False):
     return out
 
 
-def insert(env, table, columns, returning=None):
-    """``INSERT INTO table (columns) SELECT FROM unnest(arrays)`` in chunks of ``CHUNK``
-    rows; ``columns``: {name: (sql type, values, or an SQL expression as a string)}; a name
-    starting with "_" is an input the expressions use (``v._age``), not a column."""
-    arrays = {c: v for c, v in columns.items() if not isinstance(v[1], str)}
-    n = len(next(iter(arrays.values()))[1])
-    names = [c for c in columns if not c.startswith("_")]
-    select = ", ".join(columns[c][1] if c not in arrays else f"v.{c}" for c in names)
-    unnest = ", ".join(f"%s::{arrays[c][0]}[]" for c in arrays)
-    out = []
-    for start in range(0, n, CHUNK):
-        env.cr.execute(
-            f"""INSERT INTO {table} ({", ".join(names)})
-                SELECT {select} FROM unnest({unnest}) AS v({", ".join(arrays)})
-                {f"RETURNING {returning}" if returning else ""}""",
-            [arrays[c][1][start:start + CHUNK] for c in arrays])
-        if returning:
-            out += env.cr.fetchall()
-    return out
-
-
 def insert_leads(env, rng, partner_ids):
     first_stage, _won = bl.stages(env)
     team = env["crm.team"].search([("company_id", "in", [env.company.id, False])], order="sequence, id", limit=1)
@@ -206,7 +184,7 @@ def insert_leads(env, rng, partner_ids):
     ages = [float(a) for a in rng.uniform(370, 400, size=LEADS) * 86400]
     created = "(clock_timestamp() AT TIME ZONE 'UTC') - v._age * interval '1 second'"
     env["crm.lead"].flush_model()
-    rows = insert(env, "crm_lead", {
+    rows = bl.insert(env, "crm_lead", {
         "name": ("varchar", [f"Sentiment bench lead {i + 1}" for i in range(LEADS)]),
         "partner_id": ("int4", partners), "_age": ("float8", ages),
         "type": ("varchar", "'opportunity'"), "active": ("bool", "TRUE"), "stage_id": ("int4", str(first_stage or "NULL")),
@@ -232,7 +210,7 @@ def insert_messages(env, rng, leads, bodies, kinds, authors, message_type, subty
     base = env.cr.fetchone()[0]
     date = "(clock_timestamp() AT TIME ZONE 'UTC') - v._age * interval '1 second'"
     env["mail.message"].flush_model()
-    ids = insert(env, "mail_message", {
+    ids = bl.insert(env, "mail_message", {
         "res_id": ("int4", [lead for lead, _c in leads]),
         "author_id": ("int4", [customer if authors is None else authors for _l, customer in leads]),
         "body": ("text", bodies), "_age": ("float8", ages),

@@ -89,6 +89,12 @@ class SentimentEngine:
     libraries = ("scikit-learn", "numpy", "textblob", "vaderSentiment", "py3langid")
     batch_size = 2000
     value_prefix = "ai_sentiment"
+    # the same columns on leads and partners (crm_ai_sentiment_fields.sentiment_fields)
+    state_field = "ai_sentiment_state"
+    date_field = "ai_sentiment_scored_date"
+    model_field = "ai_sentiment_model_id"
+    value_fields = ("ai_sentiment", "ai_sentiment_label", "ai_sentiment_excerpt", "ai_sentiment_count",
+                    "ai_sentiment_date", "ai_sentiment_trend")
     params_common = {"half_life_days": Param("float", DEFAULT_HALF_LIFE_DAYS, minimum=1, maximum=3650)}
 
     def untrained_estimator(self):
@@ -166,11 +172,6 @@ class LeadSentimentEngine(SentimentEngine, CrmAiEngine):
     task = "lead_sentiment"
     label = "Lead sentiment"
     target_model = "crm.lead"
-    state_field = "ai_sentiment_state"
-    date_field = "ai_sentiment_scored_date"
-    model_field = "ai_sentiment_model_id"
-    value_fields = ("ai_sentiment", "ai_sentiment_label", "ai_sentiment_excerpt", "ai_sentiment_count",
-                    "ai_sentiment_date", "ai_sentiment_trend")
     params = {**CrmAiEngine.params, **SentimentEngine.params_common}
 
     def scope_sql(self, alias):
@@ -214,11 +215,6 @@ class LeadSentimentEngine(SentimentEngine, CrmAiEngine):
 class PartnerSentimentEngine(SentimentEngine, CustomerValueEngine, CrmAiEngine):
     task = "partner_sentiment"
     label = "Customer sentiment"
-    state_field = "ai_sentiment_state"
-    date_field = "ai_sentiment_scored_date"
-    model_field = "ai_sentiment_model_id"
-    value_fields = ("ai_sentiment", "ai_sentiment_label", "ai_sentiment_excerpt", "ai_sentiment_count",
-                    "ai_sentiment_date", "ai_sentiment_trend")
     params = {**CrmAiEngine.params, **SentimentEngine.params_common}
     # a batch holds every message of its customers (and of their leads) at once: 500 customers
     # keep the peak well under the 2,000-lead batches' (bench/bench_sentiment_odoo.py: +87 MB at 2,000)
