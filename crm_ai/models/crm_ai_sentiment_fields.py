@@ -25,6 +25,9 @@ def sentiment_fields(company_dependent=False):
         "ai_sentiment_excerpt": fields.Text(
             "Why (sentiment)", readonly=True, copy=False, **cd,
             help="The customer's words that weigh most negatively in the sentiment."),
+        "ai_sentiment_evidence": fields.Char(
+            "Words Behind It", readonly=True, copy=False, **cd,
+            help="The words or phrases of that excerpt that drove its sentiment, strongest first."),
         "ai_sentiment_count": fields.Integer("Texts Read", readonly=True, copy=False, **cd),
         "ai_sentiment_date": fields.Datetime("Latest Customer Text", readonly=True, copy=False, **cd),
         "ai_sentiment_trend": fields.Float(
@@ -68,3 +71,5 @@ class MailMessage(models.Model):
     ai_sentiment_label = fields.Selection(SENTIMENT_LABELS, "Sentiment Label", readonly=True, copy=False)
     ai_sentiment_language = fields.Char("Language (detected)", readonly=True, copy=False)
     ai_sentiment_excerpt = fields.Text("Sentiment Excerpt", readonly=True, copy=False)
+    ai_sentiment_evidence = fields.Char("Sentiment Evidence", readonly=True, copy=False,
+                                        help="The words or phrases that drove this message's sentiment.")

@@ -93,8 +93,8 @@ class SentimentEngine:
     state_field = "ai_sentiment_state"
     date_field = "ai_sentiment_scored_date"
     model_field = "ai_sentiment_model_id"
-    value_fields = ("ai_sentiment", "ai_sentiment_label", "ai_sentiment_excerpt", "ai_sentiment_count",
-                    "ai_sentiment_date", "ai_sentiment_trend")
+    value_fields = ("ai_sentiment", "ai_sentiment_label", "ai_sentiment_excerpt", "ai_sentiment_evidence",
+                    "ai_sentiment_count", "ai_sentiment_date", "ai_sentiment_trend")
     params_common = {"half_life_days": Param("float", DEFAULT_HALF_LIFE_DAYS, minimum=1, maximum=3650)}
 
     def untrained_estimator(self):
@@ -114,17 +114,20 @@ class SentimentEngine:
             analyses = chain.analyze([body or "" for _id, body in chunk])
             self.env.cr.execute(SQL("""
                 UPDATE mail_message m SET ai_sentiment_score = v.score, ai_sentiment_label = v.label,
-                                          ai_sentiment_language = v.language, ai_sentiment_excerpt = v.excerpt
-                  FROM unnest(%s::int[], %s::float8[], %s::varchar[], %s::varchar[], %s::text[])
-                       AS v(id, score, label, language, excerpt)
+                                          ai_sentiment_language = v.language, ai_sentiment_excerpt = v.excerpt,
+                                          ai_sentiment_evidence = v.evidence
+                  FROM unnest(%s::int[], %s::float8[], %s::varchar[], %s::varchar[], %s::text[], %s::varchar[])
+                       AS v(id, score, label, language, excerpt, evidence)
                  WHERE m.id = v.id""",
                 [i for i, _b in chunk],
                 [a["score"] if a["signal"] else None for a in analyses],
                 [a["label"] for a in analyses],
                 [a["language"] or None for a in analyses],
-                [excerpt(a["text"], a["evidence"]) if a["label"] == NEGATIVE else excerpt(a["text"]) for a in analyses]))
+                [excerpt(a["text"], a["evidence"]) if a["label"] == NEGATIVE else excerpt(a["text"]) for a in analyses],
+                [", ".join(a["evidence"]) or None for a in analyses]))
         self.env["mail.message"].invalidate_model(
-            ["ai_sentiment_score", "ai_sentiment_label", "ai_sentiment_language", "ai_sentiment_excerpt"])
+            ["ai_sentiment_score", "ai_sentiment_label", "ai_sentiment_language", "ai_sentiment_excerpt",
+             "ai_sentiment_evidence"])
         return len(rows)
 
     @staticmethod
@@ -135,10 +138,11 @@ class SentimentEngine:
 
     def aggregate_values(self, ids, texts_by_record, now, current):
         """``{column: [value per id]}`` from ``texts_by_record[id] = [(analysis, date,
-        excerpt)]`` and the records' current ``(score, count, trend)``."""
+        excerpt, evidence)]`` and the records' current ``(score, count, trend)``."""
         half_life = self.param("half_life_days")
         prefix = self.value_prefix
-        values = {f"{prefix}": [], f"{prefix}_label": [], f"{prefix}_excerpt": [], f"{prefix}_count": [],
+        values = {f"{prefix}": [], f"{prefix}_label": [], f"{prefix}_excerpt": [], f"{prefix}_evidence": [],
+                  f"{prefix}_count": [],
                   f"{prefix}_date": [], f"{prefix}_trend": []}
         for record_id in ids:
             texts = texts_by_record.get(record_id, [])
@@ -154,6 +158,7 @@ class SentimentEngine:
             values[prefix].append(result["score"])
             values[f"{prefix}_label"].append(result["label"])
             values[f"{prefix}_excerpt"].append(texts[worst][2] if worst is not None else None)
+            values[f"{prefix}_evidence"].append(texts[worst][3] if worst is not None else None)
             values[f"{prefix}_count"].append(result["count"])
             values[f"{prefix}_date"].append(max((t[1] for t in texts), default=None))
             values[f"{prefix}_trend"].append(trend)
@@ -190,13 +195,14 @@ class LeadSentimentEngine(SentimentEngine, CrmAiEngine):
                                 list(ids), customer_written_sql("m")))
         self.analyze_new_messages([row[0] for row in self.env.cr.fetchall()])
         self.env.cr.execute(SQL("""
-            SELECT m.res_id, m.ai_sentiment_score, m.ai_sentiment_label, m.date, m.ai_sentiment_excerpt
+            SELECT m.res_id, m.ai_sentiment_score, m.ai_sentiment_label, m.date, m.ai_sentiment_excerpt,
+                   m.ai_sentiment_evidence
               FROM mail_message m
              WHERE m.model = 'crm.lead' AND m.res_id = ANY(%s) AND %s AND m.ai_sentiment_label IS NOT NULL""",
             list(ids), customer_written_sql("m")))
         texts = {}
-        for lead_id, score, label, date, text in self.env.cr.fetchall():
-            texts.setdefault(lead_id, []).append((self.stored_analysis(score, label), date, text))
+        for lead_id, score, label, date, text, evidence in self.env.cr.fetchall():
+            texts.setdefault(lead_id, []).append((self.stored_analysis(score, label), date, text, evidence))
         # the description: what the customer asked for, dated at the lead's creation
         self.env["crm.lead"].flush_model(["description"])
         self.env.cr.execute(SQL("SELECT id, description, create_date FROM crm_lead WHERE id = ANY(%s) "
@@ -207,7 +213,7 @@ class LeadSentimentEngine(SentimentEngine, CrmAiEngine):
                 texts.setdefault(lead_id, []).append((
                     {"score": analysis["score"] if analysis["signal"] else (0.0 if analysis["score"] is not None else None),
                      "signal": analysis["signal"], "label": analysis["label"]},
-                    created, excerpt(analysis["text"], analysis["evidence"])))
+                    created, excerpt(analysis["text"], analysis["evidence"]), ", ".join(analysis["evidence"]) or None))
         return self.aggregate_values(ids, texts, now, self.current_values(ids))
 
 
@@ -255,12 +261,13 @@ class PartnerSentimentEngine(SentimentEngine, CustomerValueEngine, CrmAiEngine):
         pairs = self.env.cr.fetchall()
         self.analyze_new_messages([message_id for _c, message_id in pairs])
         self.env.cr.execute(SQL("""
-            SELECT v.customer, m.ai_sentiment_score, m.ai_sentiment_label, m.date, m.ai_sentiment_excerpt
+            SELECT v.customer, m.ai_sentiment_score, m.ai_sentiment_label, m.date, m.ai_sentiment_excerpt,
+                   m.ai_sentiment_evidence
               FROM unnest(%s::int[], %s::int[]) AS v(customer, message) JOIN mail_message m ON m.id = v.message
              WHERE m.ai_sentiment_label IS NOT NULL""", [c for c, _m in pairs], [m for _c, m in pairs]))
         by_customer = {}
-        for customer, score, label, date, text in self.env.cr.fetchall():
-            by_customer.setdefault(customer, []).append((self.stored_analysis(score, label), date, text))
+        for customer, score, label, date, text, evidence in self.env.cr.fetchall():
+            by_customer.setdefault(customer, []).append((self.stored_analysis(score, label), date, text, evidence))
         texts = {partner_id: by_customer.get(commercial[partner_id], []) for partner_id in ids}
         # the trend is the customer's (its own row), whatever contact is being written
         current = self.current_values(customers)

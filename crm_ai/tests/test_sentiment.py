@@ -51,6 +51,7 @@ class TestSentiment(TransactionCase):
         self.assertEqual(self.lead.ai_sentiment_label, "negative")
         self.assertEqual(self.lead.ai_sentiment_count, 1)
         self.assertIn("disappointed", self.lead.ai_sentiment_excerpt)
+        self.assertEqual(self.lead.ai_sentiment_evidence, "very disappointed")
         analysed = self.env["mail.message"].search([("model", "=", "crm.lead"), ("res_id", "=", self.lead.id),
                                                     ("ai_sentiment_label", "!=", False)])
         self.assertEqual(analysed.mapped("body"), ["<p>" + NEGATIVE_TEXT + "</p>"])
