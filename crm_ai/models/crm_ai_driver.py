@@ -376,15 +376,15 @@ class CrmAiDriver(models.AbstractModel):
         with correlated EXISTS) crosses the JIT thresholds, and compiling took 0.7 s of a
         query that runs in 40 ms (bench/bench_customer_value_odoo.py), on every run."""
         self.env.cr.execute("SET LOCAL jit = off")
-        try:
-            self.env.cr.execute(query)
-            return self.env.cr.fetchall()
-        finally:
-            self.env.cr.execute("SET LOCAL jit TO DEFAULT")
+        self.env.cr.execute(query)
+        rows = self.env.cr.fetchall()
+        # (on an error the transaction is rolled back, and SET LOCAL with it)
+        self.env.cr.execute("SET LOCAL jit TO DEFAULT")
+        return rows
 
     @api.model
     def _ai_pending_ids(self, engine, model):
-        self.env[engine.target_model].flush_model()
+        self.env.flush_all()  # the engine's changed_sql may read other tables (messages, orders)
         return [row[0] for row in self._ai_pending_query(SQL(
             "SELECT t.id FROM %s t WHERE %s ORDER BY t.id", SQL.identifier(engine.table),
             self._ai_pending_sql(engine, model)))]

@@ -30,14 +30,17 @@ class CrmAiScoredMixin(models.AbstractModel):
     _name = "crm.ai.scored.mixin"
     _description = "CRM AI: records with engine-written ai_* fields"
 
+    def _ai_score_fields(self, names):
+        """Those of ``names`` that are engine-written columns of this model."""
+        declared = {name for engine in ENGINES.values() if engine.target_model == self._name
+                    for name in (engine.state_field, engine.date_field, engine.model_field, *engine.value_fields)}
+        return sorted({name for name in names if (name.startswith("ai_") or name in declared)
+                       and name in self._fields and self._fields[name].store})
+
     def _ai_check_no_scores(self, vals_list):
         if self.env.su:
             return
-        declared = {name for engine in ENGINES.values() if engine.target_model == self._name
-                    for name in (engine.state_field, engine.date_field, engine.model_field, *engine.value_fields)}
-        forged = sorted({name for vals in vals_list for name in vals
-                         if (name.startswith("ai_") or name in declared)
-                         and name in self._fields and self._fields[name].store})
+        forged = self._ai_score_fields({name for vals in vals_list for name in vals})
         if forged:
             raise AccessError(_("AI scores are computed by CRM AI and cannot be set by hand (%s).", ", ".join(forged)))
 
@@ -47,5 +50,9 @@ class CrmAiScoredMixin(models.AbstractModel):
         return super().create(vals_list)
 
     def write(self, vals):
+        if self.env.context.get("crm_ai_drop_scores"):
+            # a generic copy of every stored field (Odoo's contact merge): scores are not
+            # copied, the engines recompute them (this context only ever removes values)
+            vals = {key: value for key, value in vals.items() if key not in self._ai_score_fields(vals)}
         self._ai_check_no_scores([vals])
         return super().write(vals)

@@ -81,6 +81,11 @@ class CrmAiSegment(models.Model):
             raise AccessError(_("Segments are created by CRM AI's segment engine."))
         return super().create(vals_list)
 
+    def write(self, vals):
+        if not self.env.su and {"code", "company_id"} & set(vals):
+            raise AccessError(_("A segment's meaning and company are set by CRM AI; rename it instead."))
+        return super().write(vals)
+
     @api.model
     def _ai_segments(self, company):
         """``{code: segment id}`` for ``company``, every segment created when missing

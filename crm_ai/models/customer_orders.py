@@ -42,7 +42,7 @@ class CustomerValueEngine:
         t = SQL.identifier(alias)
         return SQL("""%(t)s.active AND (%(t)s.company_id IS NULL OR %(t)s.company_id = %(company)s)
             AND NOT EXISTS (SELECT 1 FROM res_users u WHERE u.partner_id = %(t)s.id AND NOT u.share)
-            AND NOT EXISTS (SELECT 1 FROM res_company rc WHERE rc.partner_id = %(t)s.id)""",
+            AND NOT EXISTS (SELECT 1 FROM res_company rc WHERE rc.partner_id IN (%(t)s.id, %(t)s.commercial_partner_id))""",
                    t=t, company=self.company.id)
 
     def changed_sql(self, alias):
@@ -97,13 +97,14 @@ class CustomerValueEngine:
               JOIN res_partner p ON p.id = so.partner_id
              WHERE so.state = 'sale' AND so.company_id = %(company)s AND %(so_condition)s
              UNION ALL
-            SELECT m.commercial_partner_id, COALESCE(m.invoice_date, m.date)::timestamp, m.amount_untaxed_signed, TRUE
+            SELECT mp.commercial_partner_id, COALESCE(m.invoice_date, m.date)::timestamp, m.amount_untaxed_signed, TRUE
               FROM account_move m
+              JOIN res_partner mp ON mp.id = m.partner_id  -- indexed, unlike account_move.commercial_partner_id
              WHERE m.move_type = 'out_refund' AND m.state = 'posted' AND m.company_id = %(company)s
-               AND m.commercial_partner_id IS NOT NULL AND %(move_condition)s
+               AND %(move_condition)s
         """, company=self.company.id,
             so_condition=condition("p.commercial_partner_id", "so.date_order"),
-            move_condition=condition("m.commercial_partner_id", "COALESCE(m.invoice_date, m.date)::timestamp")))
+            move_condition=condition("mp.commercial_partner_id", "COALESCE(m.invoice_date, m.date)::timestamp")))
         frame = pd.DataFrame.from_records(self.env.cr.fetchall(), columns=["partner", "date", "amount", "is_refund"])
         frame["partner"] = frame["partner"].astype("int64")
         frame["date"] = pd.to_datetime(frame["date"])

@@ -14,9 +14,11 @@ Customers without a sale: "No purchase yet"; customers whose sales are all older
 the window: "Lost" (no order for that long).
 """
 
+import logging
 import time
 
 import numpy as np
+from psycopg2.errors import SerializationFailure
 from threadpoolctl import threadpool_limits
 
 from odoo import _
@@ -26,6 +28,8 @@ from ..ml.customer_value import NO_PURCHASE, RFM, RFMSegmenter, customer_feature
 from .crm_ai_engine import CrmAiEngine, Param, TrainResult, register_engine
 from .crm_ai_segment import CODE_OF_NAME, SEGMENT_CODES
 from .customer_orders import DEFAULT_WINDOW_DAYS, CustomerValueEngine
+
+_logger = logging.getLogger(__name__)
 
 #: Range of the number of segments tried (k), as the engine's defaults.
 DEFAULT_K_MIN, DEFAULT_K_MAX = 3, 8
@@ -85,6 +89,7 @@ class CustomerSegmentEngine(CustomerValueEngine, CrmAiEngine):
         # one thread, 2.5-33 s on two for 50,000 customers; bench/bench_customer_value_odoo.py)
         with threadpool_limits(limits=1, user_api="openmp"):
             segmenter = RFMSegmenter(k_min=k_min, k_max=k_max).fit(X, previous=champion)
+        segmenter.window_days_ = self.param("window_days")
         names = segmenter.predict(X)
         grid = rfm_grid_names(X)
         metrics = {"silhouette": segmenter.silhouette(X, names), "segments": float(len(set(names)))}
@@ -115,7 +120,9 @@ class CustomerSegmentEngine(CustomerValueEngine, CrmAiEngine):
         commercial = self.commercial_partners(ids)
         customers = sorted(set(commercial.values()))
         orders = self.orders(customers, until=now)
-        X = customer_features(orders, now, self.param("window_days"))
+        # the window the segments were fitted with (a changed setting applies from the next training)
+        window = getattr(estimator, "window_days_", None) or self.param("window_days")
+        X = customer_features(orders, now, window)
         bought = set(orders.loc[~orders["is_refund"], "partner"].unique())
         segments = self.env["crm.ai.segment"]._ai_segments(self.company)
         code_of_id = {seg_id: code for code, seg_id in segments.items()}
@@ -171,15 +178,27 @@ class CustomerSegmentEngine(CustomerValueEngine, CrmAiEngine):
                 tos=[n for _c, _o, n in changes]))
         customers = [c for c in self._new_segments if c in written]
         if customers:
-            self.env["crm.lead"].flush_model(["ai_segment_id", "partner_id", "company_id"])
-            self.env.cr.execute(SQL(
-                """UPDATE crm_lead l SET ai_segment_id = v.segment
-                     FROM unnest(%(customers)s::int[], %(segments)s::int[]) AS v(customer, segment),
-                          res_partner p
-                    WHERE p.id = l.partner_id AND p.commercial_partner_id = v.customer
-                      AND l.company_id = %(company)s AND l.ai_segment_id IS DISTINCT FROM v.segment
-                      AND l.id IN (SELECT l2.id FROM crm_lead l2 JOIN res_partner p2 ON p2.id = l2.partner_id
-                                    WHERE p2.commercial_partner_id = ANY(%(customers)s::int[])
-                                      AND l2.company_id = %(company)s FOR UPDATE OF l2 SKIP LOCKED)""",
-                customers=customers, segments=[self._new_segments[c] for c in customers], company=self.company.id))
-            self.env["crm.lead"].invalidate_model(["ai_segment_id"])
+            self.copy_segments_to_leads(customers)
+
+    def copy_segments_to_leads(self, customers):
+        """Set the customers' leads of this company to their new segment: only leads whose
+        segment differs are locked (SKIP LOCKED), in a savepoint, so a lead a user saved
+        meanwhile (repeatable read: a conflict) leaves the partners written and catches up
+        at the next scoring."""
+        self.env["crm.lead"].flush_model(["ai_segment_id", "partner_id", "company_id"])
+        try:
+            with self.env.cr.savepoint(flush=False):
+                self.env.cr.execute(SQL(
+                    """UPDATE crm_lead l SET ai_segment_id = c.segment
+                         FROM (SELECT l2.id, v.segment
+                                 FROM unnest(%(customers)s::int[], %(segments)s::int[]) AS v(customer, segment)
+                                 JOIN res_partner p2 ON p2.commercial_partner_id = v.customer
+                                 JOIN crm_lead l2 ON l2.partner_id = p2.id
+                                WHERE l2.company_id = %(company)s AND l2.ai_segment_id IS DISTINCT FROM v.segment
+                                  FOR UPDATE OF l2 SKIP LOCKED) AS c
+                        WHERE l.id = c.id""",
+                    customers=customers, segments=[self._new_segments[c] for c in customers], company=self.company.id),
+                    log_exceptions=False)
+        except SerializationFailure:
+            _logger.info("crm_ai: leads edited while their customers' segments changed: left for the next run")
+        self.env["crm.lead"].invalidate_model(["ai_segment_id"])

@@ -17,7 +17,7 @@ recency-weighted aggregate of its analysed texts, recomputed when a new message 
 and daily (recency moves).
 """
 
-from odoo import _
+from odoo import SUPERUSER_ID
 from odoo.tools import SQL
 
 from ..ml.sentiment import (
@@ -32,6 +32,7 @@ from ..ml.sentiment import (
 )
 from .crm_ai_engine import CrmAiEngine, Param, register_engine
 from .customer_orders import CustomerValueEngine
+from .engine_lead_propensity import open_sql
 
 #: What the engine's labels say to people (record fields' selection; Odoo translates them).
 SENTIMENT_LABELS = [
@@ -180,13 +181,15 @@ class LeadSentimentEngine(SentimentEngine, CrmAiEngine):
     params = {**CrmAiEngine.params, **SentimentEngine.params_common}
 
     def scope_sql(self, alias):
-        lead = SQL.identifier(alias)
-        return SQL("%s.active AND %s", lead, self.company_sql(SQL("%s.company_id", lead)))
+        # open leads (the won and lost ones no longer need a daily look; their messages still
+        # count for their customer's sentiment)
+        return SQL("%s AND %s", open_sql(alias), self.company_sql(SQL("%s.company_id", SQL.identifier(alias))))
 
     def changed_sql(self, alias):
         lead = SQL.identifier(alias)
+        # write_date: a message edited or emptied ("deleted" in the chatter) is re-read too
         return SQL("""EXISTS (SELECT 1 FROM mail_message m WHERE m.model = 'crm.lead' AND m.res_id = %s.id
-                                 AND m.create_date > %s AND %s)""",
+                                 AND m.write_date > %s AND %s)""",
                    lead, self.column_sql(alias, self.date_field), customer_written_sql("m"))
 
     def score(self, ids, estimator, model, now):
@@ -205,8 +208,14 @@ class LeadSentimentEngine(SentimentEngine, CrmAiEngine):
             texts.setdefault(lead_id, []).append((self.stored_analysis(score, label), date, text, evidence))
         # the description: what the customer asked for, dated at the lead's creation
         self.env["crm.lead"].flush_model(["description"])
-        self.env.cr.execute(SQL("SELECT id, description, create_date FROM crm_lead WHERE id = ANY(%s) "
-                                "AND description IS NOT NULL", list(ids)))
+        self.env.cr.execute(SQL("""
+            SELECT l.id, l.description, l.create_date FROM crm_lead l
+             WHERE l.id = ANY(%s) AND l.description IS NOT NULL
+               -- the description is the lead's "Internal Notes" when an employee created the lead; it is the
+               -- customer's words when the lead came in by email or a website form (superuser or a portal /
+               -- public user)
+               AND NOT EXISTS (SELECT 1 FROM res_users u WHERE u.id = l.create_uid AND NOT u.share AND u.id != %s)""",
+            list(ids), SUPERUSER_ID))
         rows = self.env.cr.fetchall()
         for (lead_id, _d, created), analysis in zip(rows, text_sentiment().analyze([d for _i, d, _c in rows])):
             if analysis["label"] != NO_TEXT:
@@ -248,9 +257,10 @@ class PartnerSentimentEngine(SentimentEngine, CustomerValueEngine, CrmAiEngine):
         return SQL("""EXISTS (SELECT 1 FROM crm_lead l JOIN res_partner lp ON lp.id = l.partner_id
                                 JOIN mail_message m ON m.model = 'crm.lead' AND m.res_id = l.id
                                WHERE lp.commercial_partner_id = %(t)s.commercial_partner_id
-                                 AND l.company_id = %(company)s AND m.create_date > %(date)s AND %(written)s)
-                   OR EXISTS (SELECT 1 FROM mail_message m WHERE m.model = 'res.partner' AND m.res_id = %(t)s.id
-                                 AND m.create_date > %(date)s AND %(written)s)""",
+                                 AND l.company_id = %(company)s AND m.write_date > %(date)s AND %(written)s)
+                   OR EXISTS (SELECT 1 FROM mail_message m JOIN res_partner mp ON mp.id = m.res_id
+                               WHERE m.model = 'res.partner' AND mp.commercial_partner_id = %(t)s.commercial_partner_id
+                                 AND m.write_date > %(date)s AND %(written)s)""",
                    t=t, company=self.company.id, date=date, written=customer_written_sql("m"))
 
     def score(self, ids, estimator, model, now):
@@ -275,12 +285,12 @@ class PartnerSentimentEngine(SentimentEngine, CustomerValueEngine, CrmAiEngine):
                                                        for pid in ids})
 
 
-def describe_trend(trend):
+def describe_trend(env, trend):
+    """Words for a sentiment change, in ``env``'s language."""
     if trend is None:
         return ""
     if trend <= -WORSENED_BY:
-        return _("worsened")
+        return env._("worsened")
     if trend >= WORSENED_BY:
-        return _("improved")
-    return _("stable")
-
+        return env._("improved")
+    return env._("stable")

@@ -16,58 +16,64 @@ from .crm_ai_scored_mixin import reasons_html
 from .crm_ai_sentiment_fields import sentiment_fields
 from .engine_repeat_purchase import HIGH_REPEAT_PROPENSITY, describe_customer_reasons
 
+#: Who reads a partner's AI values (portal users may read their own partner: not these).
+SALES = "sales_team.group_sale_salesman"
+#: A plain engine-written value of a partner: one per company, for salespeople, not indexed.
+VALUE = {"company_dependent": True, "groups": SALES, "index": False, "readonly": True, "copy": False}
+
 
 class ResPartner(models.Model):
     _name = "res.partner"
     _inherit = ["res.partner", "crm.ai.scored.mixin", "crm.ai.sentiment.mixin"]
 
     # the same sentiment columns on leads and partners, declared once (a class body's namespace is a dict)
-    locals().update(sentiment_fields(company_dependent=True))
+    locals().update(sentiment_fields(company_dependent=True, groups=SALES))
 
     # -- segment (customer_segment engine) ----------------------------------------------------------
+    # Company-dependent values: stored as jsonb {company: value}.  Plain values get no index
+    # (Odoo would add a "value IS NOT NULL" one to each, updated on every daily rescore).
     ai_segment_id = fields.Many2one(
-        "crm.ai.segment", "Customer Segment", company_dependent=True, readonly=True, copy=False,
+        "crm.ai.segment", "Customer Segment", company_dependent=True, groups=SALES, readonly=True, copy=False,
         index="btree_not_null",
         help="Where this customer stands by the recency, frequency and value of its confirmed orders "
              "in your company (see the segment's description).")
-    ai_segment_color = fields.Integer(related="ai_segment_id.color", string="Segment Colour")
-    ai_segment_description = fields.Text(related="ai_segment_id.description", string="Segment Meaning")
+    ai_segment_color = fields.Integer(related="ai_segment_id.color", string="Segment Colour", groups=SALES)
+    ai_segment_description = fields.Text(related="ai_segment_id.description", string="Segment Meaning",
+                                         groups=SALES)
     ai_rfm_recency_days = fields.Integer(
-        "Days Since Last Order", company_dependent=True, readonly=True, copy=False, aggregator="avg",
+        "Days Since Last Order", **VALUE, aggregator="avg",
         help="Days since the customer's last confirmed sale order in your company.")
     ai_rfm_frequency = fields.Integer(
-        "Orders", company_dependent=True, readonly=True, copy=False, aggregator="avg",
+        "Orders", **VALUE, aggregator="avg",
         help="Confirmed sale orders over the segmentation window (returns are not orders).")
     ai_rfm_monetary = fields.Float(
-        "Revenue", company_dependent=True, readonly=True, copy=False, digits=(16, 2), aggregator="sum",
+        "Revenue", **VALUE, digits=(16, 2), aggregator="sum",
         help="Untaxed revenue over the segmentation window in the company currency (other currencies "
              "converted at the order date), credit notes subtracted.")
-    ai_segment_state = fields.Selection(RECORD_STATES, "Segment Status", company_dependent=True, readonly=True,
-                                        copy=False)
-    ai_segment_date = fields.Datetime("Segmented On", company_dependent=True, readonly=True, copy=False)
-    ai_segment_model_id = fields.Many2one("crm.ai.model", "Segment Model", company_dependent=True, readonly=True,
-                                          copy=False)
+    ai_segment_state = fields.Selection(RECORD_STATES, "Segment Status", **VALUE)
+    ai_segment_date = fields.Datetime("Segmented On", **VALUE)
+    ai_segment_model_id = fields.Many2one("crm.ai.model", "Segment Model", company_dependent=True, groups=SALES,
+                                          readonly=True, copy=False)
     ai_segment_history_ids = fields.One2many(
-        "crm.ai.segment.history", compute="_compute_ai_segment_history_ids", string="Segment History")
+        "crm.ai.segment.history", compute="_compute_ai_segment_history_ids", string="Segment History", groups=SALES)
 
     # -- repeat purchase (repeat_purchase engine) ---------------------------------------------------
     ai_propensity = fields.Float(
-        "Repeat-Purchase Propensity", company_dependent=True, readonly=True, copy=False, digits=(5, 2),
-        aggregator="avg",
+        "Repeat-Purchase Propensity", **VALUE, digits=(5, 2), aggregator="avg",
         help="Probability (%) that this customer confirms another sale order with your company within the "
              "horizon (90 days by default), learnt from your customers' past purchases. Meant literally: "
              "its calibration is measured on the latest completed horizon. Empty for customers who never bought.")
-    ai_propensity_reason_data = fields.Text("Repeat-Purchase Reasons (data)", company_dependent=True,
-                                            readonly=True, copy=False)
-    ai_propensity_reasons = fields.Text("Repeat-Purchase Reasons", compute="_compute_ai_propensity_reasons")
+    ai_propensity_reason_data = fields.Text("Repeat-Purchase Reasons (data)", **VALUE)
+    ai_propensity_reasons = fields.Text("Repeat-Purchase Reasons", compute="_compute_ai_propensity_reasons",
+                                        groups=SALES)
     ai_propensity_reasons_html = fields.Html("Why this propensity", compute="_compute_ai_propensity_reasons",
-                                             sanitize=False)
-    ai_propensity_state = fields.Selection(RECORD_STATES, "Propensity Status", company_dependent=True,
-                                           readonly=True, copy=False)
-    ai_propensity_date = fields.Datetime("Propensity Scored On", company_dependent=True, readonly=True, copy=False)
-    ai_propensity_model_id = fields.Many2one("crm.ai.model", "Propensity Model", company_dependent=True,
+                                             sanitize=False, groups=SALES)
+    ai_propensity_state = fields.Selection(RECORD_STATES, "Propensity Status", **VALUE)
+    ai_propensity_date = fields.Datetime("Propensity Scored On", **VALUE)
+    ai_propensity_model_id = fields.Many2one("crm.ai.model", "Propensity Model", company_dependent=True, groups=SALES,
                                              readonly=True, copy=False)
-    ai_propensity_high = fields.Boolean(compute="_compute_ai_propensity_high", search="_search_ai_propensity_high")
+    ai_propensity_high = fields.Boolean(compute="_compute_ai_propensity_high", search="_search_ai_propensity_high",
+                                        groups=SALES)
 
     @api.depends_context("company")
     def _compute_ai_segment_history_ids(self):
@@ -95,5 +101,14 @@ class ResPartner(models.Model):
     def _search_ai_propensity_high(self, operator, value):
         if operator not in ("=", "!=") or not isinstance(value, bool):
             raise NotImplementedError(_("Unsupported search on high repeat-purchase propensity."))
-        positive = (operator == "=") == value
-        return [("ai_propensity", ">=" if positive else "<", HIGH_REPEAT_PROPENSITY)]
+        if (operator == "=") == value:
+            return [("ai_propensity", ">=", HIGH_REPEAT_PROPENSITY)]
+        return ["|", ("ai_propensity", "<", HIGH_REPEAT_PROPENSITY), ("ai_propensity", "=", False)]
+
+
+class PartnerMergeWizard(models.TransientModel):
+    _inherit = "base.partner.merge.automatic.wizard"
+
+    def _update_values(self, src_partners, dst_partner):
+        # the merge copies every stored field; AI values are the engines' (recomputed after the merge)
+        return super()._update_values(src_partners, dst_partner.with_context(crm_ai_drop_scores=True))

@@ -258,6 +258,15 @@ class TestCustomerValue(CrmAiCustomerMixin, TransactionCase):
         lead.invalidate_recordset()
         self.assertEqual(lead.ai_segment_id, lapsed.ai_segment_id, "the lead follows its customer's segment")
 
+    def test_merging_scored_contacts_works_and_copies_no_score(self):
+        self.score()
+        keep, merged = self.customers[8], self.customers[9]
+        self.assertTrue(keep.ai_segment_id and merged.ai_segment_id)
+        wizard = self.env["base.partner.merge.automatic.wizard"].create({})
+        wizard._merge((keep + merged).ids, keep)
+        self.assertFalse(merged.exists())
+        self.assertTrue(keep.exists())
+
     def test_filters_and_group_by_segment(self):
         self.score()
         Partner = self.env["res.partner"]

@@ -89,3 +89,11 @@ class TestSecurityOverRpc(CrmAiDataMixin, HttpCase):
             with self.assertRaises(Fault, msg=model):
                 self._rpc(self.portal, model, "search_read", [])
         self.assertTrue(self._rpc(self.salesman, "crm.ai.segment", "search_read", [], fields=["name"]))
+
+    def test_a_portal_user_does_not_read_what_crm_ai_made_of_its_own_partner(self):
+        own = self.portal.partner_id.id
+        self.assertTrue(self._rpc(self.portal, "res.partner", "read", [own], fields=["name"]))
+        for field in ("ai_segment_id", "ai_propensity", "ai_rfm_monetary", "ai_sentiment_excerpt",
+                      "ai_sentiment_label", "ai_propensity_reasons"):
+            with self.assertRaises(Fault, msg=field):
+                self._rpc(self.portal, "res.partner", "read", [own], fields=[field])

@@ -31,7 +31,8 @@ class TestSentiment(TransactionCase):
         self.env.flush_all()
         self.env.cr.execute("UPDATE crm_lead SET ai_sentiment_scored_date = now() AT TIME ZONE 'UTC' - interval '1 hour',"
                             " write_date = now() AT TIME ZONE 'UTC' - interval '2 hours' WHERE id = %s", (self.lead.id,))
-        self.env.cr.execute("UPDATE mail_message SET create_date = now() AT TIME ZONE 'UTC' - interval '2 hours' "
+        self.env.cr.execute("UPDATE mail_message SET create_date = now() AT TIME ZONE 'UTC' - interval '2 hours', "
+                            "write_date = now() AT TIME ZONE 'UTC' - interval '2 hours' "
                             "WHERE model = 'crm.lead' AND res_id = %s", (self.lead.id,))
         self.env.invalidate_all()
 
@@ -148,3 +149,27 @@ class TestSentiment(TransactionCase):
         self.assertIn("accuracy_imdb", model.metrics["model"])
         self.assertIn("vaderSentiment", model.library_versions)
         self.assertIn("py3langid", model.library_versions)
+
+    def test_internal_notes_in_the_description_are_not_the_customers_words(self):
+        salesman = new_test_user(self.env, "crm_ai_sentiment_notes", groups="sales_team.group_sale_salesman_all_leads")
+        lead = self.env["crm.lead"].with_user(salesman).create({
+            "name": "crm_ai notes", "description": "<p>Customer is furious, terrible relationship, awful.</p>"})
+        self.score()
+        self.assertEqual(lead.ai_sentiment_label, "no_text", "the Internal Notes of an employee's lead are not read")
+
+    def test_an_edited_or_deleted_message_is_read_again(self):
+        message = self.post(self.lead, NEGATIVE_TEXT, message_type="comment")  # a portal comment: editable
+        self.score()
+        self.assertEqual(self.lead.ai_sentiment_label, "negative")
+        self.scored_an_hour_ago()
+        message.write({"body": "<p>Sorry, all sorted now: excellent service, thank you!</p>"})
+        self.env.flush_all()
+        self.assertFalse(message.ai_sentiment_label, "the old reading is gone with the old text")
+        self.score()
+        self.assertEqual(self.lead.ai_sentiment_label, "positive")
+        self.assertNotIn("disappointed", self.lead.ai_sentiment_excerpt or "")
+        self.scored_an_hour_ago()
+        self.lead._message_update_content(message.sudo(), "")  # "delete" in the chatter
+        self.score()
+        self.assertEqual(self.lead.ai_sentiment_label, "no_text")
+        self.assertFalse(self.lead.ai_sentiment_excerpt)
