@@ -98,7 +98,7 @@ class CrmAiModel(models.Model):
     library_versions = fields.Char(readonly=True, groups=MANAGER)
     # base64 text: read() works over XML-RPC / JSON-RPC (raw bytes would not serialise).
     artifact = fields.Binary(attachment=False, readonly=True, copy=False, groups=MANAGER)
-    record_count = fields.Integer("Records scored", compute="_compute_record_count")
+    record_count = fields.Integer("Records scored", compute="_compute_record_count", groups=MANAGER)
 
     def init(self):
         # NULL company (records without one) included: SQL's unique() lets NULLs repeat.

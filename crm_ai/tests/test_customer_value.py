@@ -258,6 +258,20 @@ class TestCustomerValue(CrmAiCustomerMixin, TransactionCase):
         lead.invalidate_recordset()
         self.assertEqual(lead.ai_segment_id, lapsed.ai_segment_id, "the lead follows its customer's segment")
 
+    def test_contacts_views_without_sales_rights_show_no_ai_value(self):
+        """An internal user without any Sales right opens Contacts: the views load, and
+        nothing of CRM AI is in them (the fields are for salespeople)."""
+        user = new_test_user(self.env, "crm_ai_cv_stock", groups="base.group_user")
+        views = self.env["res.partner"].with_user(user).get_views(
+            [(False, "form"), (False, "list"), (False, "kanban"), (False, "search")])
+        for view_type, view in views["views"].items():
+            self.assertNotIn("ai_segment_id", view["arch"], view_type)
+            self.assertNotIn("ai_propensity", view["arch"], view_type)
+        self.assertNotIn("ai_segment_id", views["models"]["res.partner"]["fields"])
+        salesman = new_test_user(self.env, "crm_ai_cv_views", groups="sales_team.group_sale_salesman")
+        views = self.env["res.partner"].with_user(salesman).get_views([(False, "form"), (False, "kanban")])
+        self.assertIn("ai_segment_id", views["views"]["form"]["arch"])
+
     def test_merging_scored_contacts_works_and_copies_no_score(self):
         self.score()
         keep, merged = self.customers[8], self.customers[9]
