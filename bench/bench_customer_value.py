@@ -101,7 +101,7 @@ def bench_repeat(orders):
     X_test = customer_features(orders, TEST_CUTOFF)
     y_test = purchase_labels(orders, X_test.index, TEST_CUTOFF, HORIZON_DAYS)
     started = time.monotonic()
-    model = RepeatPurchaseModel().fit(X, y, age_days=age)
+    model = RepeatPurchaseModel(horizon_days=HORIZON_DAYS).fit(X, y, age_days=age)
     fit_seconds = time.monotonic() - started
     newest = cut == max(cut)
     baseline = RFMQuintileBaseline().fit(X[newest], y[newest])
@@ -146,7 +146,7 @@ def bench_speed(orders):
     X, y, age, _cut = time_travel_frame(big, cutoffs, HORIZON_DAYS)
     timings["train: snapshots (features + labels)"] = time.monotonic() - t
     t = time.monotonic()
-    model = RepeatPurchaseModel().fit(X, y, age_days=age)
+    model = RepeatPurchaseModel(horizon_days=HORIZON_DAYS).fit(X, y, age_days=age)
     timings["train: repeat-purchase model"] = time.monotonic() - t
     t = time.monotonic()
     current = customer_features(big, SEGMENT_AS_OF)

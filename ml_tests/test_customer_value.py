@@ -314,3 +314,25 @@ def test_a_lone_outlier_is_dissolved_when_every_k_would_isolate_it():
     labels = segmenter._distances(data).argmin(axis=1)
     assert (labels == labels[-1]).sum() >= 5
     assert segmenter.k_ == 2
+
+
+def test_repeat_purchase_chooses_its_settings_without_overlapping_labels(monkeypatch):
+    """With a horizon, C and the half-life are picked on the newest snapshot with models
+    fitted only on snapshots whose label windows ended before it (no shared label days)."""
+    from ml.propensity import LeadPropensityModel
+    seen = {}
+    original = LeadPropensityModel._choose_hyperparameters
+
+    def spy(self, X, y, age_days):
+        seen["ages"], seen["validation_rows"] = np.asarray(age_days).copy(), self._validation_rows
+        return original(self, X, y, age_days)
+
+    monkeypatch.setattr(LeadPropensityModel, "_choose_hyperparameters", spy)
+    rng = np.random.default_rng(0)
+    ages = np.repeat([120.0, 90.0, 60.0, 30.0, 0.0], 200)
+    X = pd.DataFrame({name: rng.exponential(30, len(ages)) for name in FEATURES})
+    y = (rng.random(len(ages)) < 1 / (1 + np.exp(X["recency_days"].to_numpy() / 30 - 1))).astype(int)
+    RepeatPurchaseModel(horizon_days=91).fit(X, y, age_days=ages)
+    assert seen["validation_rows"] == 200
+    assert sorted(set(seen["ages"][:-200])) == [120.0], "fitted on the snapshot whose labels ended before"
+    assert set(seen["ages"][-200:]) == {0.0}, "validated on the newest snapshot"

@@ -428,11 +428,34 @@ class RFMQuintileBaseline(ClassifierMixin, BaseEstimator):
 
 class RepeatPurchaseModel(LeadPropensityModel):
     """Probability of another order within the horizon: the additive binned logistic
-    model of lead propensity (exact reasons, recency-weighted snapshots, C and half-life
-    chosen on the newest training snapshot) over :data:`FEATURES`."""
+    model of lead propensity (exact reasons, recency-weighted snapshots) over
+    :data:`FEATURES`.
+
+    C and the recency half-life are chosen by log-loss on the newest snapshot (rows of
+    ``age_days`` 0).  With ``horizon_days`` the candidates are fitted only on the
+    snapshots whose label windows ended before it starts (age >= horizon): a snapshot one
+    month older shares two months of the same customers' three-month label window with
+    it, and validating on that overlap would favour short memories.
+    """
 
     def __init__(self, *, categorical=(), multilabel=(), numeric=tuple(FEATURES), boolean=(),
-                 C="auto", half_life_days="auto", min_frequency=5, n_bins=6, max_iter=1000):
+                 C="auto", half_life_days="auto", min_frequency=5, n_bins=6, max_iter=1000, horizon_days=None):
         super().__init__(categorical=categorical, multilabel=multilabel, numeric=numeric, boolean=boolean, C=C,
                          half_life_days=half_life_days, min_frequency=min_frequency, n_bins=n_bins,
                          max_iter=max_iter)
+        self.horizon_days = horizon_days
+
+    def _choose_hyperparameters(self, X, y, age_days):
+        if self.horizon_days is None or age_days is None:
+            return super()._choose_hyperparameters(X, y, age_days)
+        newest, earlier = age_days == 0, age_days >= self.horizon_days
+        if min(np.bincount(y[newest], minlength=2)) < 20 or len(np.unique(y[earlier])) < 2:
+            return super()._choose_hyperparameters(X, y, age_days)
+        # the parent picks on its last rows: hand it the earlier snapshots, then the newest one
+        order = np.concatenate([np.flatnonzero(earlier), np.flatnonzero(newest)])
+        saved = self._validation_rows
+        self._validation_rows = int(newest.sum())
+        try:
+            return super()._choose_hyperparameters(X.iloc[order].reset_index(drop=True), y[order], age_days[order])
+        finally:
+            self._validation_rows = saved

@@ -134,6 +134,9 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
             raise ValueError(f"{name} must be a positive number, None or 'auto', got {value!r}.")
         return (value,)
 
+    #: rows of the validation part (None: the newest C_VALIDATION_FRACTION of them)
+    _validation_rows = None
+
     def _choose_hyperparameters(self, X, y, age_days):
         """(C, half-life) by log-loss on the newest training rows."""
         c_grid = self._grid(self.C, C_GRID, "C")
@@ -142,7 +145,7 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
         hl_grid = self._grid(self.half_life_days, HALF_LIFE_GRID, "half_life_days") if age_days is not None else (None,)
         if len(c_grid) == 1 and len(hl_grid) == 1:
             return float(c_grid[0]), hl_grid[0]
-        n_val = int(len(y) * C_VALIDATION_FRACTION)
+        n_val = self._validation_rows or int(len(y) * C_VALIDATION_FRACTION)
         fit_part, val_part = slice(0, len(y) - n_val), slice(len(y) - n_val, None)
         if n_val < MIN_VALIDATION_ROWS or min(np.bincount(y[val_part], minlength=2)) < 20 \
                 or len(np.unique(y[fit_part])) < 2:

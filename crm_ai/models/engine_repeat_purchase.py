@@ -116,7 +116,7 @@ class RepeatPurchaseEngine(CustomerValueEngine, CrmAiEngine):
                 outcome=_("every") if y.mean() > 0.5 else _("no"), days=horizon))
         X_holdout = customer_features(orders, holdout_cut)
         y_holdout = purchase_labels(orders, X_holdout.index, holdout_cut, horizon)
-        trial = RepeatPurchaseModel().fit(X, y, age_days=age)
+        trial = RepeatPurchaseModel(horizon_days=horizon).fit(X, y, age_days=age)
         metrics = binary_metrics(y_holdout, trial.predict_proba(X_holdout)[:, 1])
         newest = cut == max(cut)
         baseline = RFMQuintileBaseline().fit(X[newest], y[newest])
