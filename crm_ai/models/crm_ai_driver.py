@@ -208,6 +208,7 @@ class CrmAiDriver(models.AbstractModel):
         clear = [(name, SQL("NULL")) for name in (*engine.value_fields, engine.model_field)]
         self._ai_sql_update(engine, [(engine.state_field, SQL("%s", state)), *clear],
                             SQL("%s IS DISTINCT FROM %s", engine.column_sql("t", engine.state_field), state))
+        engine.after_clear()
 
     # -- training ---------------------------------------------------------------------------------
     @api.model

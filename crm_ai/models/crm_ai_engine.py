@@ -266,6 +266,10 @@ class CrmAiEngine:
         """Called in the same transaction once a batch's scores are written, with the
         ids actually written (rows users held are skipped): e.g. to log a change."""
 
+    def after_clear(self):
+        """Called in the same transaction once the company's records lost their values
+        (no model: not enough data, or none good enough), e.g. to clear copies of them."""
+
     def untrained_estimator(self):
         """The estimator of an engine that does not train."""
         raise NotImplementedError

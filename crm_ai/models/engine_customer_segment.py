@@ -180,6 +180,19 @@ class CustomerSegmentEngine(CustomerValueEngine, CrmAiEngine):
         if customers:
             self.copy_segments_to_leads(customers)
 
+    def after_clear(self):
+        """The company's customers have no segment any more: neither do their leads."""
+        self.env["crm.lead"].flush_model(["ai_segment_id"])
+        try:
+            with self.env.cr.savepoint(flush=False):
+                self.env.cr.execute(SQL(
+                    """UPDATE crm_lead SET ai_segment_id = NULL
+                        WHERE id IN (SELECT id FROM crm_lead WHERE company_id = %s AND ai_segment_id IS NOT NULL
+                                        FOR UPDATE SKIP LOCKED)""", self.company.id), log_exceptions=False)
+        except SerializationFailure:
+            _logger.info("crm_ai: leads edited while their segments were cleared: left for the next run")
+        self.env["crm.lead"].invalidate_model(["ai_segment_id"])
+
     def copy_segments_to_leads(self, customers):
         """Set the customers' leads of this company to their new segment: only leads whose
         segment differs are locked (SKIP LOCKED), in a savepoint, so a lead a user saved

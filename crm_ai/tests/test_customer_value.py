@@ -357,6 +357,17 @@ class TestCustomerValueCompanies(CrmAiCustomerMixin, TransactionCase):
         self.assertEqual(result["status"], "insufficient_data")
         self.assertIn("5 customers with a confirmed sale order", result["message"])
         self.assertEqual(results[self.SEGMENT, self.company_a]["status"], "active")
+        # a company that falls below the minimum: its customers' leads lose their segment too
+        lead = self.env["crm.lead"].create({"name": "crm_ai lead A", "partner_id": self.shared.id,
+                                            "company_id": self.company_a.id})
+        self.assertTrue(lead.ai_segment_id)
+        self.env["ir.config_parameter"].sudo().set_param("crm_ai.customer_segment.min_customers", "1000")
+        self.Driver._ai_train_unit(self.SEGMENT, self.company_a)  # still has its model: kept
+        self.env["crm.ai.model"]._ai_active(self.SEGMENT, self.company_a).state = "archived"
+        self.Driver._ai_score_pair(self.SEGMENT, self.company_a)
+        lead.invalidate_recordset()
+        self.assertEqual(in_a.ai_segment_state, "insufficient_data")
+        self.assertFalse(lead.ai_segment_id)
         # no training pair for "records without a company": every order has one
         self.assertFalse(self.env["crm.ai.training"]._ai_status(self.SEGMENT, self.env["res.company"]))
 
