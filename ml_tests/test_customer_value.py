@@ -336,3 +336,24 @@ def test_repeat_purchase_chooses_its_settings_without_overlapping_labels(monkeyp
     assert seen["validation_rows"] == 200
     assert sorted(set(seen["ages"][:-200])) == [120.0], "fitted on the snapshot whose labels ended before"
     assert set(seen["ages"][-200:]) == {0.0}, "validated on the newest snapshot"
+
+
+def test_an_inherited_name_cannot_drift_away_from_where_the_rule_gave_it():
+    customers = synthetic_customers(seed=4)
+    first = RFMSegmenter(k_min=4, k_max=4).fit(customers)
+    model, names = first, list(first.cluster_names_)
+    for _step in range(4):  # four retrainings, each moving every centroid by 0.4 points (< the 0.5 tolerance)
+        moved = RFMSegmenter(k_min=4, k_max=4).fit(customers)
+        moved.cluster_scores_ = model.cluster_scores_ + 0.4 / np.sqrt(3)
+        moved.cluster_names_ = ["renamed by the rule"] * 4
+        moved.name_anchors_ = moved.cluster_scores_.copy()
+        moved._inherit_names(model)
+        model = moved
+    assert model.cluster_names_ == ["renamed by the rule"] * 4, "1.6 points away from its anchor: renamed"
+    one_step = RFMSegmenter(k_min=4, k_max=4).fit(customers)
+    one_step.cluster_scores_ = first.cluster_scores_ + 0.4 / np.sqrt(3)
+    one_step.cluster_names_ = ["renamed by the rule"] * 4
+    one_step.name_anchors_ = one_step.cluster_scores_.copy()
+    one_step._inherit_names(first)
+    assert one_step.cluster_names_ == names
+    assert np.allclose(one_step.name_anchors_, first.name_anchors_), "the anchor is carried over"

@@ -319,6 +319,8 @@ class RFMSegmenter(BaseEstimator):
         self.reference_ = X[RFM].astype(float).copy()
         self.cluster_scores_ = np.array([scores[labels == c].mean().to_numpy() for c in range(self.k_)])
         self.cluster_names_ = [segment_name(*s) for s in self.cluster_scores_]
+        # where each name was given by the rule: an inherited name stays anchored there
+        self.name_anchors_ = self.cluster_scores_.copy()
         if previous is not None and getattr(previous, "cluster_scores_", None) is not None:
             self._inherit_names(previous)
         return self
@@ -344,8 +346,13 @@ class RFMSegmenter(BaseEstimator):
 
     def _inherit_names(self, previous):
         """Nearest pairs first (new cluster, old cluster within ``name_tolerance`` score
-        points), each old cluster naming one new cluster at most."""
-        gaps = np.linalg.norm(self.cluster_scores_[:, None, :] - previous.cluster_scores_[None, :, :], axis=2)
+        points), each old cluster naming one new cluster at most.  Distances are taken to
+        where the rule gave the old cluster its name (its anchor), not to where it last
+        was: a name cannot drift by a tolerance per retraining away from its meaning."""
+        anchors = getattr(previous, "name_anchors_", None)
+        if anchors is None or len(anchors) != len(previous.cluster_scores_):
+            anchors = previous.cluster_scores_
+        gaps = np.linalg.norm(self.cluster_scores_[:, None, :] - np.asarray(anchors)[None, :, :], axis=2)
         taken_new, taken_old = set(), set()
         for flat in np.argsort(gaps, axis=None, kind="stable"):
             new, old = np.unravel_index(flat, gaps.shape)
@@ -356,6 +363,8 @@ class RFMSegmenter(BaseEstimator):
             taken_new.add(new)
             taken_old.add(old)
             self.cluster_names_[new] = previous.cluster_names_[old]
+            if getattr(self, "name_anchors_", None) is not None:
+                self.name_anchors_[new] = anchors[old]
 
     def _distances(self, X):
         check_is_fitted(self, "centers_")
