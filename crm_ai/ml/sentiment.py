@@ -49,9 +49,9 @@ CANDIDATE_LANGUAGES = ("en", "fr", "de", "es", "pt", "it", "nl", "pl", "sv", "da
 # choose anything: P(positive) = sigmoid(a * textblob polarity + b * vader compound + c).
 DEFAULT_COEF = (2.465, 4.016)
 DEFAULT_INTERCEPT = -1.056
-#: |score| below this: neutral (chosen on amazon: the widest band inside which the model's
+#: |score| below this: neutral (chosen on amazon: the widest band inside which the words'
 #: cross-validated calls are right at most 2 times in 3).
-DEFAULT_NEUTRAL_BAND = 0.45
+DEFAULT_NEUTRAL_BAND = 0.65
 
 # -- cleaning --------------------------------------------------------------------------------
 #: Elements that hold quoted replies, forwarded messages or signatures in HTML emails
@@ -172,9 +172,11 @@ class LanguageDetector:
 class SentimentModel(BaseEstimator):
     """Sentiment of English texts: TextBlob and VADER combined (see the module docstring).
 
-    ``score`` in [-1, 1] is ``2 * P(positive) - 1``; ``|score| < neutral_band`` is
-    neutral; a text with no sentiment word for either lexicon has no signal (score 0,
-    neutral).  ``fit(texts, y)`` refits the weights (the bench does, on amazon).
+    ``score`` in [-1, 1] is ``2 * sigmoid(words) - 1``, the words' weighted polarities
+    without the fitted intercept; ``|score| < neutral_band`` is neutral; a text with no
+    sentiment word for either lexicon has no signal (score 0, neutral).  ``predict``, for
+    two-class benchmarks, adds the intercept.  ``fit(texts, y)`` refits the weights (the
+    bench does, on amazon).
     """
 
     def __init__(self, coef=DEFAULT_COEF, intercept=DEFAULT_INTERCEPT, neutral_band=DEFAULT_NEUTRAL_BAND, C=1.0):
@@ -233,7 +235,10 @@ class SentimentModel(BaseEstimator):
         return self
 
     def _score(self, scores):
-        logit = scores @ np.asarray(self.coef, dtype=float) + self.intercept
+        # The words' own pull, without the fitted intercept: that is the reviews' base rate
+        # (a sentence with little sentiment is more often a complaint there), not something
+        # a customer's email says; a polite request with one "not sure" must not read negative.
+        logit = scores @ np.asarray(self.coef, dtype=float)
         score = 2.0 / (1.0 + np.exp(-logit)) - 1.0
         no_signal = ~scores.any(axis=1)
         return np.where(no_signal, 0.0, score), no_signal
@@ -294,7 +299,11 @@ class TextSentiment:
 
 
 # -- aggregate -----------------------------------------------------------------------------------
-def aggregate(analyses, ages_days, half_life_days=30.0, neutral_band=DEFAULT_NEUTRAL_BAND):
+#: An average of several texts is pulled towards 0 by its mildest ones: its neutral band is half a text's.
+AGGREGATE_NEUTRAL_BAND = DEFAULT_NEUTRAL_BAND / 2
+
+
+def aggregate(analyses, ages_days, half_life_days=30.0, neutral_band=AGGREGATE_NEUTRAL_BAND):
     """One customer's (or lead's) sentiment from its texts' analyses.
 
     ``analyses``: dicts from :meth:`TextSentiment.analyze`; ``ages_days``: each text's

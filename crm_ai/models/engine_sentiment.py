@@ -48,7 +48,7 @@ DEFAULT_HALF_LIFE_DAYS = 30
 WORSENED_BY = 0.2
 #: Messages analysed per query (the chain scores ~4,000 short texts/s).
 MESSAGE_BATCH = 2000
-UNTRAINED_VERSION = "textblob+vader v1 (weights fitted on amazon, BENCHMARKS.md §6)"
+UNTRAINED_VERSION = "textblob+vader v2 (weights fitted on amazon, words' score; BENCHMARKS.md §6)"
 
 _CHAIN = None
 
