@@ -8,11 +8,12 @@ Data: ``../shared/data/sentiment_sentences/`` (read, never copied): amazon, yelp
 
 Protocol (fixed before looking at yelp or imdb): every weight and threshold is chosen on
 the amazon file alone.  The inputs: the candidate set with the best 10-fold CV accuracy on
-amazon (printed; the engine uses the winner).  crm_ai's two weights (TextBlob polarity, VADER compound) and
-intercept are a logistic regression fitted on amazon, its C picked by 10-fold
+amazon (printed; the engine uses the winner).  crm_ai's two weights (TextBlob polarity,
+VADER compound) and intercept are a logistic regression fitted on amazon, its C picked by 10-fold
 cross-validation on amazon; the neutral band is the widest band of the words' score
 (without the fitted intercept, see ``choose_on_amazon``) inside which the cross-validated
-amazon calls are right at most 2 times in 3 (little better than chance).  Peers as the issue measured them: TextBlob polarity > 0, VADER compound > 0.
+amazon calls are right at most 2 times in 3 (little better than chance).  Peers as the
+issue measured them: TextBlob polarity > 0, VADER compound > 0.
 Reported: accuracy and macro-F1 on yelp and imdb (and amazon, in-sample for crm_ai).
 """
 
