@@ -26,6 +26,9 @@
         "views/crm_ai_menus.xml",
     ],
     "assets": {
+        "web.assets_backend": [
+            "crm_ai/static/src/**/*",
+        ],
         "web.assets_tests": [
             "crm_ai/static/tests/tours/**/*",
         ],

@@ -96,3 +96,14 @@ class MailMessage(models.Model):
             self.invalidate_recordset(["ai_sentiment_score", "ai_sentiment_label", "ai_sentiment_language",
                                        "ai_sentiment_excerpt", "ai_sentiment_evidence"])
         return result
+
+    def _to_store(self, store, /, *, fields=None, **kwargs):
+        """The chatter also shows a customer message's sentiment (positive or negative
+        only, to salespeople), read with the messages: no query per message."""
+        super()._to_store(store, fields=fields, **kwargs)
+        if not self or not self.env.user.has_group(SALES):
+            return
+        # sudo: the label is the engine's; the user already reads these messages
+        for message, label in zip(self, self.sudo().mapped("ai_sentiment_label")):
+            if label in ("positive", "negative"):
+                store.add(message, {"ai_sentiment_label": label})

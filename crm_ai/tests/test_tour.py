@@ -51,3 +51,21 @@ class TestCrmAiCustomerTour(CrmAiCustomerMixin, HttpCase):
         self.assertTrue(self.customers[0].ai_segment_id)
         self.assertTrue(self.customers[0].ai_propensity_reasons, self.customers[0].ai_propensity_state)
         self.start_tour("/odoo/contacts", "crm_ai_customer_tour", login=self.salesperson.login)
+
+
+@tagged("crm_ai", "post_install", "-at_install")
+class TestCrmAiSentimentTour(HttpCase):
+    """A salesperson sees a complaint marked in the chatter and explained on the lead."""
+
+    def test_salesperson_sentiment_tour(self):
+        salesperson = new_test_user(self.env, "crm_ai_sentiment_tour", groups="sales_team.group_sale_salesman",
+                                    name="Sentiment Tour Salesperson")
+        customer = self.env["res.partner"].create({"name": "crm_ai tour unhappy customer", "is_company": True})
+        lead = self.env["crm.lead"].create({"name": "AI Tour Unhappy Lead", "partner_id": customer.id,
+                                            "user_id": salesperson.id, "type": "opportunity"})
+        lead.with_context(mail_notify_force_send=False).message_post(
+            body="This is the third time I ask for a quote. Very disappointed.", author_id=customer.id,
+            message_type="email", subtype_xmlid="mail.mt_comment")
+        self.env["crm.ai.driver"]._ai_score_pair("lead_sentiment", self.env.company)
+        self.assertEqual(lead.ai_sentiment_label, "negative")
+        self.start_tour(f"/odoo/crm/{lead.id}", "crm_ai_sentiment_tour", login=salesperson.login)
