@@ -20,7 +20,10 @@ Leads are written with one bulk ``INSERT ... SELECT FROM unnest(...)``: no ORM, 
 tracking, no chatter, which is what makes 100,000 leads a matter of seconds.
 """
 
+import json
 import os
+import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -263,3 +266,63 @@ def insert(env, table, columns, returning=None, chunk=50_000):
         if returning:
             out += env.cr.fetchall()
     return out
+
+
+# -- what the Odoo-level benches share: phase timings and the step's output -----------------------
+class Phases:
+    """Wall time (and items) per (task, phase) of wrapped methods / functions."""
+
+    def __init__(self):
+        self.seconds = defaultdict(float)
+        self.calls = defaultdict(int)
+        self.items = defaultdict(int)
+
+    def clear(self):
+        self.seconds.clear()
+        self.calls.clear()
+        self.items.clear()
+
+    def add(self, key, seconds, items=None):
+        self.seconds[key] += seconds
+        self.calls[key] += 1
+        if items is not None:
+            self.items[key] += items
+
+    def wrap(self, owner, name, phase, task_of=None, items_of=None):
+        """Replace ``owner.name`` by a timed wrapper (``task_of(args)`` prefixes the phase)."""
+        original = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            t0 = time.monotonic()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                task = task_of(args) if task_of else None
+                self.add(f"{task}: {phase}" if task else phase, time.monotonic() - t0,
+                         items_of(args) if items_of else None)
+        setattr(owner, name, wrapper)
+
+    def result(self):
+        return {key: {"seconds": round(s, 3), "calls": self.calls[key],
+                      **({"items": self.items[key]} if key in self.items else {})}
+                for key, s in sorted(self.seconds.items())}
+
+
+def engine_task(args):
+    """``task_of`` for an engine's method (``self`` is the engine)."""
+    return args[0].task
+
+
+def driver_engine_task(args):
+    """``task_of`` for a driver method taking the engine first."""
+    return args[1].task
+
+
+def emit(step, out, limit=None):
+    """A step's result: printed (``limit`` characters at most) and, with ``$BENCH_JSON``, written."""
+    out["machine"] = machine()
+    text = json.dumps(out, default=str)
+    print(step, text[:limit] if limit else text, flush=True)
+    if os.environ.get("BENCH_JSON"):
+        with open(os.environ["BENCH_JSON"], "w") as handle:
+            json.dump(out, handle, indent=2, default=str)

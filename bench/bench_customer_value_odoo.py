@@ -275,39 +275,6 @@ def step_load(env, data):
     return out
 
 
-class Phases:
-    """Wall time per (task, phase) of wrapped methods / functions."""
-
-    def __init__(self):
-        self.seconds = defaultdict(float)
-        self.calls = defaultdict(int)
-
-    def wrap(self, owner, name, phase, task_of=None):
-        original = getattr(owner, name)
-
-        def wrapper(*args, **kwargs):
-            task = task_of(args) if task_of else None
-            t0 = time.monotonic()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                key = f"{task}: {phase}" if task else phase
-                self.seconds[key] += time.monotonic() - t0
-                self.calls[key] += 1
-        setattr(owner, name, wrapper)
-
-    def result(self):
-        return {key: {"seconds": round(s, 3), "calls": self.calls[key]} for key, s in sorted(self.seconds.items())}
-
-
-def engine_task(args):
-    return args[0].task
-
-
-def driver_engine_task(args):
-    return args[1].task
-
-
 def registry_rows(env):
     """The newest registry row of each customer-value task, with what it says."""
     Driver = env["crm.ai.driver"].sudo()
@@ -341,11 +308,11 @@ def step_train(env, data):
     from odoo.addons.crm_ai.models import engine_customer_segment as seg
     from odoo.addons.crm_ai.models import engine_repeat_purchase as rep
     from odoo.addons.crm_ai.models.customer_orders import CustomerValueEngine
-    phases = Phases()
+    phases = bl.Phases()
     Driver = type(env["crm.ai.driver"])
     phases.wrap(Driver, "_ai_train_unit", "total (_ai_train_unit)", lambda a: a[1])
-    phases.wrap(CustomerValueEngine, "orders", "orders() SQL -> DataFrame", engine_task)
-    phases.wrap(CustomerValueEngine, "customer_count", "data_shortfall (customer_count SQL)", engine_task)
+    phases.wrap(CustomerValueEngine, "orders", "orders() SQL -> DataFrame", bl.engine_task)
+    phases.wrap(CustomerValueEngine, "customer_count", "data_shortfall (customer_count SQL)", bl.engine_task)
     phases.wrap(seg, "customer_features", "customer_features")
     phases.wrap(rep, "customer_features", "customer_features (holdout)")
     phases.wrap(rep, "time_travel_frame", "time_travel_frame (snapshots)")
@@ -396,16 +363,16 @@ def step_score(env, data):
     from odoo.addons.crm_ai.models import engine_repeat_purchase as rep
     from odoo.addons.crm_ai.models.customer_orders import CustomerValueEngine
     from odoo.addons.crm_ai.models.engine_customer_segment import CustomerSegmentEngine
-    phases = Phases()
+    phases = bl.Phases()
     Driver = type(env["crm.ai.driver"])
     phases.wrap(Driver, "_ai_score_pair", "total (_ai_score_pair)", lambda a: a[1])
-    phases.wrap(Driver, "_ai_pending_ids", "pending query", driver_engine_task)
-    phases.wrap(Driver, "_ai_load", "load model", driver_engine_task)
-    phases.wrap(Driver, "_ai_write_scores", "UPDATE (incl. after_write)", driver_engine_task)
-    phases.wrap(CustomerValueEngine, "commercial_partners", "commercial_partners SQL", engine_task)
-    phases.wrap(CustomerValueEngine, "orders", "orders() SQL -> DataFrame", engine_task)
-    phases.wrap(CustomerSegmentEngine, "current_segments", "current_segments SQL", engine_task)
-    phases.wrap(CustomerSegmentEngine, "after_write", "after_write (history, leads)", engine_task)
+    phases.wrap(Driver, "_ai_pending_ids", "pending query", bl.driver_engine_task)
+    phases.wrap(Driver, "_ai_load", "load model", bl.driver_engine_task)
+    phases.wrap(Driver, "_ai_write_scores", "UPDATE (incl. after_write)", bl.driver_engine_task)
+    phases.wrap(CustomerValueEngine, "commercial_partners", "commercial_partners SQL", bl.engine_task)
+    phases.wrap(CustomerValueEngine, "orders", "orders() SQL -> DataFrame", bl.engine_task)
+    phases.wrap(CustomerSegmentEngine, "current_segments", "current_segments SQL", bl.engine_task)
+    phases.wrap(CustomerSegmentEngine, "after_write", "after_write (history, leads)", bl.engine_task)
     phases.wrap(seg, "customer_features", "customer_features")
     phases.wrap(rep, "customer_features", "customer_features")
     phases.wrap(cv.RFMSegmenter, "predict", "RFMSegmenter.predict")
@@ -556,11 +523,7 @@ if "env" in globals():  # inside odoo-bin shell (bench/run)
     if not runner or data not in ("retail", "scale"):
         raise SystemExit(f"BENCH_STEP must be load, train or score ({step!r}), BENCH_DATA retail or scale ({data!r})")
     out = runner(env, data)  # noqa: F821 -- ``env`` comes from odoo-bin shell
-    out["machine"] = bl.machine()
-    print(step, json.dumps(out, default=str)[:2000], flush=True)
-    if os.environ.get("BENCH_JSON"):
-        with open(os.environ["BENCH_JSON"], "w") as handle:
-            json.dump(out, handle, indent=2, default=str)
+    bl.emit(step, out, limit=2000)
 elif __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--report":
     print(report(sys.argv[2]))
 else:

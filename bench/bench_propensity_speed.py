@@ -266,11 +266,7 @@ if "env" in globals():  # inside odoo-bin shell (bench/run)
     if not runner:
         raise SystemExit(f"BENCH_STEP must be load, train, score, pls or batches, not {step!r}")
     out = runner(env)  # noqa: F821 -- ``env`` comes from odoo-bin shell
-    out["machine"] = bl.machine()
-    print(step, json.dumps(out, default=str), flush=True)
-    if os.environ.get("BENCH_JSON"):
-        with open(os.environ["BENCH_JSON"], "w") as handle:
-            json.dump(out, handle, indent=2, default=str)
+    bl.emit(step, out)
 elif __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--report":
     print(report(sys.argv[2]))
 else:

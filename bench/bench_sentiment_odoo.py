@@ -314,38 +314,8 @@ class PeakRss:
         return max(self.overall, self.hwm())
 
 
-class Phases:
-    """Wall time per (task, phase) of wrapped methods / functions, and SQL time per kind
-    of statement."""
-
-    def __init__(self):
-        self.seconds = defaultdict(float)
-        self.calls = defaultdict(int)
-        self.items = defaultdict(int)
-
-    def clear(self):
-        self.seconds.clear()
-        self.calls.clear()
-        self.items.clear()
-
-    def add(self, key, seconds, items=None):
-        self.seconds[key] += seconds
-        self.calls[key] += 1
-        if items is not None:
-            self.items[key] += items
-
-    def wrap(self, owner, name, phase, task_of=None, items_of=None):
-        original = getattr(owner, name)
-
-        def wrapper(*args, **kwargs):
-            t0 = time.monotonic()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                task = task_of(args) if task_of else None
-                self.add(f"{task}: {phase}" if task else phase, time.monotonic() - t0,
-                         items_of(args) if items_of else None)
-        setattr(owner, name, wrapper)
+class Phases(bl.Phases):
+    """bank_leads.Phases, and the one-off loads behind cached properties (with the RSS they add)."""
 
     def wrap_cached_property(self, owner, name, phase, memory):
         """Time (and RSS added by) the one-off load behind a ``cached_property``."""
@@ -360,11 +330,6 @@ class Phases:
                 self.add(phase, time.monotonic() - t0)
                 memory[phase] = round(rss_mb() - before, 1)
         prop.func = load
-
-    def result(self):
-        return {key: {"seconds": round(s, 3), "calls": self.calls[key],
-                      **({"items": self.items[key]} if key in self.items else {})}
-                for key, s in sorted(self.seconds.items())}
 
 
 #: SQL statements of the sentiment scoring, by how they start.
@@ -399,14 +364,6 @@ def wrap_sql(phases):
             label = next((label for pattern, label in SQL_PATTERNS if pattern.match(code)), "SQL: other")
             phases.add(label, time.monotonic() - t0)
     Cursor.execute = execute
-
-
-def task_of_engine(args):
-    return args[0].task
-
-
-def task_of_driver(args):
-    return args[1].task
 
 
 def counts(env):
@@ -514,15 +471,15 @@ def step_score(env):
                 key = f"peak: {task} (_ai_score_pair)"
                 memory[key] = max(memory.get(key, 0.0), round(peak.hwm() - before, 1))
     Driver._ai_score_pair = score_pair_peak
-    phases.wrap(Driver, "_ai_pending_ids", "pending query (_ai_pending_ids)", task_of_driver)
-    phases.wrap(Driver, "_ai_scoring_model", "registry row (_ai_scoring_model)", task_of_driver)
-    phases.wrap(Driver, "_ai_write_scores", "write scores (_ai_write_scores)", task_of_driver)
+    phases.wrap(Driver, "_ai_pending_ids", "pending query (_ai_pending_ids)", bl.driver_engine_task)
+    phases.wrap(Driver, "_ai_scoring_model", "registry row (_ai_scoring_model)", bl.driver_engine_task)
+    phases.wrap(Driver, "_ai_write_scores", "write scores (_ai_write_scores)", bl.driver_engine_task)
     for cls in (es.LeadSentimentEngine, es.PartnerSentimentEngine):
-        phases.wrap(cls, "score", "engine.score", task_of_engine, lambda a: len(a[1]))
-    phases.wrap(es.SentimentEngine, "analyze_new_messages", "analyze_new_messages", task_of_engine,
+        phases.wrap(cls, "score", "engine.score", bl.engine_task, lambda a: len(a[1]))
+    phases.wrap(es.SentimentEngine, "analyze_new_messages", "analyze_new_messages", bl.engine_task,
                 lambda a: len(a[1]))
-    phases.wrap(es.SentimentEngine, "aggregate_values", "aggregate_values", task_of_engine, lambda a: len(a[1]))
-    phases.wrap(es.SentimentEngine, "current_values", "current_values", task_of_engine)
+    phases.wrap(es.SentimentEngine, "aggregate_values", "aggregate_values", bl.engine_task, lambda a: len(a[1]))
+    phases.wrap(es.SentimentEngine, "current_values", "current_values", bl.engine_task)
     phases.wrap(es, "excerpt", "excerpt() (analyze_new_messages)")
     phases.wrap(ml, "clean_text", "chain: clean_text")
     phases.wrap(ml.LanguageDetector, "detect", "chain: LanguageDetector.detect")
@@ -723,11 +680,7 @@ if "env" in globals():  # inside odoo-bin shell (bench/run)
     if not runner:
         raise SystemExit(f"BENCH_STEP must be load or score ({step!r})")
     out = runner(env)  # noqa: F821 -- ``env`` comes from odoo-bin shell
-    out["machine"] = bl.machine()
-    print(step, json.dumps(out, default=str)[:2000], flush=True)
-    if os.environ.get("BENCH_JSON"):
-        with open(os.environ["BENCH_JSON"], "w") as handle:
-            json.dump(out, handle, indent=2, default=str)
+    bl.emit(step, out, limit=2000)
 elif __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--report":
     print(report(sys.argv[2]))
 else:
