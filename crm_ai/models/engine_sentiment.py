@@ -124,12 +124,17 @@ class SentimentEngine:
                 [a["score"] if a["signal"] else None for a in analyses],
                 [a["label"] for a in analyses],
                 [a["language"] or None for a in analyses],
-                [excerpt(a["text"], a["evidence"]) if a["label"] == NEGATIVE else excerpt(a["text"]) for a in analyses],
+                [self.excerpt_of(a) for a in analyses],
                 [", ".join(a["evidence"]) or None for a in analyses]))
         self.env["mail.message"].invalidate_model(
             ["ai_sentiment_score", "ai_sentiment_label", "ai_sentiment_language", "ai_sentiment_excerpt",
              "ai_sentiment_evidence"])
         return len(rows)
+
+    @staticmethod
+    def excerpt_of(analysis):
+        """The part of a text to show: around its evidence when it reads negative."""
+        return excerpt(analysis["text"], analysis["evidence"] if analysis["label"] == NEGATIVE else ())
 
     @staticmethod
     def stored_analysis(score, label):
@@ -219,10 +224,9 @@ class LeadSentimentEngine(SentimentEngine, CrmAiEngine):
         rows = self.env.cr.fetchall()
         for (lead_id, _d, created), analysis in zip(rows, text_sentiment().analyze([d for _i, d, _c in rows])):
             if analysis["label"] != NO_TEXT:
-                texts.setdefault(lead_id, []).append((
-                    {"score": analysis["score"] if analysis["signal"] else (0.0 if analysis["score"] is not None else None),
-                     "signal": analysis["signal"], "label": analysis["label"]},
-                    created, excerpt(analysis["text"], analysis["evidence"]), ", ".join(analysis["evidence"]) or None))
+                stored = self.stored_analysis(analysis["score"] if analysis["signal"] else None, analysis["label"])
+                texts.setdefault(lead_id, []).append(
+                    (stored, created, self.excerpt_of(analysis), ", ".join(analysis["evidence"]) or None))
         return self.aggregate_values(ids, texts, now, self.current_values(ids))
 
 
@@ -278,11 +282,12 @@ class PartnerSentimentEngine(SentimentEngine, CustomerValueEngine, CrmAiEngine):
         by_customer = {}
         for customer, score, label, date, text, evidence in self.env.cr.fetchall():
             by_customer.setdefault(customer, []).append((self.stored_analysis(score, label), date, text, evidence))
-        texts = {partner_id: by_customer.get(commercial[partner_id], []) for partner_id in ids}
-        # the trend is the customer's (its own row), whatever contact is being written
-        current = self.current_values(customers)
-        return self.aggregate_values(ids, texts, now, {pid: current.get(commercial[pid], (None, None, None))
-                                                       for pid in ids})
+        # once per customer (its own row holds the previous value, for the trend), then on each of
+        # the batch's partners, contacts included
+        values = self.aggregate_values(customers, by_customer, now, self.current_values(customers))
+        position = {customer: i for i, customer in enumerate(customers)}
+        return {column: [column_values[position[commercial[pid]]] for pid in ids]
+                for column, column_values in values.items()}
 
 
 def describe_trend(env, trend):
