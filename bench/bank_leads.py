@@ -226,6 +226,14 @@ def set_params(env, **params):
         icp.set_param(key.replace("__", "."), value)
 
 
+def only_engines(env, *tasks):
+    """Switch every other crm_ai engine off (the crons then drive only what the bench measures)."""
+    from odoo.addons.crm_ai.models.crm_ai_engine import ENGINES
+    for task in ENGINES:
+        env["ir.config_parameter"].sudo().set_param(f"crm_ai.{task}.enabled", str(task in tasks))
+    return sorted(set(ENGINES) - set(tasks))
+
+
 def machine():
     """A one-line description of this machine (for the results)."""
     import platform
