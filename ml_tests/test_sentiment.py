@@ -159,3 +159,11 @@ def test_excerpt_centres_on_the_evidence():
     piece = excerpt(text, ["furious"], width=80)
     assert "furious" in piece and len(piece) <= 82
     assert excerpt("short", ["x"]) == "short"
+
+
+def test_a_polite_request_with_one_doubt_is_not_negative(chain):
+    """The shown score is the words' own pull: the reviews' base rate (the fitted
+    intercept, "little sentiment is usually a complaint") is not applied to a customer's email."""
+    text = ("Hello! We talked a bit last month at this international conference. We would like to attend a "
+            "training, but we are not quite sure about what we can ask. Maybe we should meet and talk about that?")
+    assert one(chain, text)["label"] == NEUTRAL

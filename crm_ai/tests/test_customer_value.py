@@ -206,7 +206,9 @@ class TestCustomerValue(CrmAiCustomerMixin, TransactionCase):
         self.assertFalse(archived.ai_segment_state)
 
     def test_internal_users_and_companies_are_not_customers(self):
+        own_contact = self.env["res.partner"].create({"name": "crm_ai colleague", "parent_id": self.company.partner_id.id})
         self.score()
+        self.assertFalse(own_contact.ai_segment_state, "the company's own contacts are not customers")
         admin = self.env.ref("base.user_admin").partner_id
         self.assertTrue(admin.active)
         self.assertFalse(admin.ai_segment_state)
@@ -315,6 +317,9 @@ class TestCustomerValue(CrmAiCustomerMixin, TransactionCase):
         segment = self.customers[0].ai_segment_id.with_user(manager)
         segment.write({"name": "Our best", "description": "Call them first."})
         self.assertEqual(self.customers[0].ai_segment_id.name, "Our best")
+        for vals in ({"code": "lost"}, {"company_id": self.env["res.company"].create({"name": "crm_ai X"}).id}):
+            with self.assertRaises(AccessError, msg=vals):
+                segment.write(vals)
 
 
 @tagged("crm_ai", "post_install", "-at_install")

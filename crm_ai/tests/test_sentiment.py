@@ -117,6 +117,19 @@ class TestSentiment(TransactionCase):
         self.assertEqual(self.contact.with_company(self.company).ai_sentiment_label, "negative",
                          "a contact shows its company's")
         self.assertEqual(lead_b.ai_sentiment_label, "positive")
+        # a message on a contact's own chatter makes its company's customer pending
+        self.env.flush_all()
+        self.env.cr.execute("""UPDATE res_partner SET ai_sentiment_scored_date = jsonb_set(ai_sentiment_scored_date,
+                                   ARRAY[%s], to_jsonb(to_char(now() AT TIME ZONE 'UTC' - interval '1 hour',
+                                   'YYYY-MM-DD HH24:MI:SS'))), write_date = now() AT TIME ZONE 'UTC' - interval '2 hours'
+                                WHERE id = %s""", (str(self.company.id), self.customer.id))
+        self.env.cr.execute("UPDATE mail_message SET write_date = now() AT TIME ZONE 'UTC' - interval '2 hours'")
+        self.env.invalidate_all()
+        engine = self.Driver._ai_engine("partner_sentiment", self.company)
+        model = self.env["crm.ai.model"]._ai_active("partner_sentiment", self.company)
+        self.assertNotIn(self.customer.id, self.Driver._ai_pending_ids(engine, model))
+        self.post(self.contact, "Awful service, I am very angry.")
+        self.assertIn(self.customer.id, self.Driver._ai_pending_ids(engine, model))
 
     def test_nobody_forges_a_sentiment(self):
         salesman = new_test_user(self.env, "crm_ai_sentiment_salesman", groups="sales_team.group_sale_salesman_all_leads")
