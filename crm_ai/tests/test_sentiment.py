@@ -95,6 +95,15 @@ class TestSentiment(TransactionCase):
         message = portuguese.message_ids.filtered("ai_sentiment_label")
         self.assertEqual((message.ai_sentiment_label, message.ai_sentiment_language), ("unsupported_language", "pt"))
 
+    def test_closed_leads_are_left_alone_but_count_for_their_customer(self):
+        won_stage = self.env["crm.stage"].search([("is_won", "=", True)], limit=1)
+        won = self.env["crm.lead"].create({"name": "crm_ai won lead", "partner_id": self.customer.id,
+                                           "stage_id": won_stage.id})
+        self.post(won, NEGATIVE_TEXT)
+        self.score()
+        self.assertFalse(won.ai_sentiment_label, "a won lead is not rescored every day")
+        self.assertEqual(self.customer.ai_sentiment_label, "negative", "its messages still count for the customer")
+
     def test_the_description_counts_as_the_customers_first_text(self):
         lead = self.env["crm.lead"].create({"name": "crm_ai described", "description":
                                             "<p>Your last delivery was awful and late. We are very unhappy.</p>"})
