@@ -20,6 +20,7 @@
         "views/crm_ai_model_views.xml",
         "views/crm_lead_views.xml",
         "views/crm_ai_segment_views.xml",
+        "views/crm_ai_recommendation_views.xml",
         "views/res_partner_views.xml",
         "views/crm_ai_settings_views.xml",
         "views/res_config_settings_views.xml",

@@ -174,38 +174,66 @@ if lost_ids:
                (lost_reasons.ids or [None], max(len(lost_reasons), 1), lost_ids))
 env["crm.lead"].invalidate_model()  # noqa: F821
 
-# -- sale orders (customer segments and repeat purchase) ---------------------------------------
+# -- sale orders (customer segments, repeat purchase, recommendations) ---------------------------
 # Each customer buys as a Poisson process at its own rate from its first order on, some stop
 # buying at a random moment (churn), some never buy (prospects); order values vary around
-# the customer's own level.  A few orders are cancelled (they must not count).
-products = [env["product.product"].create({"name": name, "list_price": price, "type": "service"})  # noqa: F821
-            for name, price in (("Licence pack", 900.0), ("Onboarding day", 1200.0), ("Support plan", 450.0))]
+# the customer's own level.  A few orders are cancelled (they must not count).  What they buy
+# follows a profile (retail shops buy hardware and software, agencies services and support,
+# ...): each customer has a few favourite products of its profile and now and then tries
+# another one, so customers alike buy alike (what the recommendations learn).
+catalogue = {  # category -> [(product, price)]
+    "Software": [("Licence pack", 900.0), ("CRM add-on", 300.0), ("Analytics module", 600.0),
+                 ("Mobile app seats", 250.0), ("Integration connector", 400.0)],
+    "Services": [("Onboarding day", 1200.0), ("Data migration", 2000.0), ("Custom report", 500.0),
+                 ("Consulting hours", 150.0)],
+    "Support": [("Support plan", 450.0), ("Premium support", 900.0), ("Extended warranty", 200.0)],
+    "Hardware": [("Barcode scanner", 180.0), ("Receipt printer", 220.0), ("POS terminal", 650.0),
+                 ("Label printer", 160.0)],
+    "Training": [("Admin training", 800.0), ("User training", 400.0), ("E-learning pass", 120.0)],
+}
+profiles = [("Hardware", "Software"), ("Services", "Support"), ("Software", "Training"),
+            ("Software", "Services", "Support")]
+saleable = ensure("product.category", "Saleable")
+products_by_category = {}
+for category_name, items in catalogue.items():
+    category = ensure("product.category", category_name, parent_id=saleable.id)
+    products_by_category[category_name] = [
+        env["product.product"].create({"name": name, "list_price": price, "type": "service",  # noqa: F821
+                                       "categ_id": category.id}) for name, price in items]
+# launched last week, never sold yet: offered to customers who buy its category
+env["product.product"].create({"name": "Self-checkout kiosk", "list_price": 2400.0, "type": "service",  # noqa: F821
+                               "categ_id": ensure("product.category", "Hardware").id})
 order_specs = []
 for customer in customers:
     if rng.random() < 0.2:
         continue  # a prospect: no order yet
     rate = math.exp(rng.gauss(math.log(3), 0.8)) / 365.0  # orders per day
     level = math.exp(rng.gauss(0, 0.7))
+    profile = [p for category in rng.choice(profiles) for p in products_by_category[category]]
+    favourites = rng.sample(profile, rng.randint(2, 4))
     start = now - timedelta(days=rng.uniform(0, HISTORY_DAYS))
     end = now if rng.random() < 0.6 else start + timedelta(days=rng.uniform(30, HISTORY_DAYS))
     when = start
     while when < min(end, now):
-        product = rng.choice(products)
-        order_specs.append((customer.id, when, product, max(1, round(level * rng.uniform(0.5, 3))),
-                            "cancel" if rng.random() < 0.05 else "sale"))
+        basket = {rng.choice(favourites) for _ in range(rng.randint(1, 3))}
+        if rng.random() < 0.3:
+            basket.add(rng.choice(profile))  # trying something else of its kind
+        lines = [(product, max(1, round(level * rng.uniform(0.5, 3)))) for product in sorted(basket, key=lambda p: p.id)]
+        order_specs.append((customer.id, when, lines, "cancel" if rng.random() < 0.05 else "sale"))
         when += timedelta(days=rng.expovariate(rate))
 SaleOrder = env["sale.order"].with_context(tracking_disable=True, mail_create_nolog=True)  # noqa: F821
 orders = env["sale.order"].browse()  # noqa: F821
 for start in range(0, len(order_specs), 500):
     orders |= SaleOrder.create([{
         "partner_id": partner_id, "date_order": when,
-        "order_line": [(0, 0, {"product_id": product.id, "product_uom_qty": qty, "price_unit": product.list_price})],
-    } for partner_id, when, product, qty, _state in order_specs[start:start + 500]])
+        "order_line": [(0, 0, {"product_id": product.id, "product_uom_qty": qty, "price_unit": product.list_price})
+                       for product, qty in lines],
+    } for partner_id, when, lines, _state in order_specs[start:start + 500]])
 env.flush_all()  # noqa: F821
 # confirmed / cancelled at their historical dates (SQL: confirming thousands by hand is not the point)
 cr.execute("UPDATE sale_order o SET state = v.s, date_order = v.d, create_date = v.d, write_date = v.d "
            "FROM unnest(%s::int[], %s::varchar[], %s::timestamp[]) AS v(id, s, d) WHERE o.id = v.id",
-           (orders.ids, [s[4] for s in order_specs], [s[1] for s in order_specs]))
+           (orders.ids, [s[3] for s in order_specs], [s[1] for s in order_specs]))
 env["sale.order"].invalidate_model()  # noqa: F821
 
 # -- what customers wrote (sentiment) --------------------------------------------------------------

@@ -38,9 +38,9 @@ Cold start:
 * a customer with no history gets the products most customers of his group bought (a
   group: segment, country..., with ``min_group_customers`` customers at least), else the
   most popular ones;
-* a product with no sale yet but a known category is scored, for a customer, with the
-  mean score of the sold products of its category (what the customer thinks of the
-  category), and only shown if that beats other products.
+* a product with no sale yet but a known category is scored, for a customer who bought
+  in that category, with the mean score of the sold products of its category (what the
+  customer thinks of the category), and only shown if that beats other products.
 
 Every recommendation has a reason, as ``(code, about)``: ``"every"`` (reorder: ordered
 every ~``about`` days), ``"bought"`` (reorder: in ``about`` orders), ``"also_buy"``
@@ -128,7 +128,8 @@ class ProductRecommender:
         "popularity" (most customers bought it), "history" (the customer's own
         products, for both lists: the new list then falls back to popularity),
         "item_item", "lightfm".
-    alpha : blend weight of item-item (None: chosen on the validation tail).
+    alpha : blend weight of item-item (None: chosen on the validation tail; "popularity":
+        the new list is popularity, e.g. the choice of an earlier fit).
     alphas : the grid ``alpha`` is chosen from.
     n_components, epochs, learning_rate : LightFM's.
     neighbours, max_similarities : item-item keeps every similarity while there are
@@ -165,8 +166,9 @@ class ProductRecommender:
     def _check_params(self):
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-        if self.alpha is not None and not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1] or None, got {self.alpha!r}")
+        if self.alpha not in (None, "popularity") and not (
+                isinstance(self.alpha, (int, float)) and 0.0 <= self.alpha <= 1.0):
+            raise ValueError(f"alpha must be in [0, 1], None or 'popularity', got {self.alpha!r}")
         if not self.alphas or any(not 0.0 <= a <= 1.0 for a in self.alphas):
             raise ValueError(f"alphas must be values in [0, 1], got {self.alphas!r}")
         for name in ("n_components", "epochs", "neighbours", "max_similarities", "k", "min_group_customers"):
@@ -192,12 +194,18 @@ class ProductRecommender:
         if self.strategy == "lightfm" and self.lightfm_error_:
             raise ImportError(f"LightFM cannot be imported: {self.lightfm_error_}")
         self.validation_ = {}
-        alpha = self.alpha
-        if self.strategy == "hybrid" and self.lightfm_error_:
+        if self.strategy != "hybrid":
+            alpha = {"item_item": 1.0, "lightfm": 0.0}.get(self.strategy)
+        elif self.alpha == "popularity":
+            alpha = None
+        elif self.lightfm_error_:
             alpha = 1.0  # item-item alone
-        if self.strategy == "hybrid" and alpha is None:
+        elif self.alpha is None:
             alpha = self._choose_alpha(lines, groups)
-        self.alpha_ = alpha if self.strategy == "hybrid" else {"item_item": 1.0, "lightfm": 0.0}.get(self.strategy)
+        else:
+            alpha = float(self.alpha)
+        #: the item-item weight of the new list's blend (None: popularity)
+        self.alpha_ = alpha
         self._fit_components(lines, groups, self.alpha_)
         return self
 
@@ -208,7 +216,7 @@ class ProductRecommender:
         cut = end - (self.validation_days or 90) * DAY
         before, after = lines[lines["date"] < cut], lines[lines["date"] >= cut]
         if before.empty or after.empty or before["customer"].nunique() < 2:
-            return 1.0 if self.lightfm_error_ is None else 1.0
+            return 1.0  # nothing to choose on: item-item, the simpler
         candidates = {}
         trial = ProductRecommender(**{**self.get_params(), "alpha": 0.0})
         trial._check_params()
@@ -393,7 +401,7 @@ class ProductRecommender:
         sources[:, :len(known_positions)] = np.where(use_collaborative[:, None], 1, 0)
         if width > len(known_positions) and categories is not None:
             scores[:, len(known_positions):] = self._cold_scores(known_scores, catalogue[len(known_positions):],
-                                                                 categories)
+                                                                 categories, bought)
             sources[:, len(known_positions):] = 2
         return scores, sources
 
@@ -419,8 +427,9 @@ class ProductRecommender:
         return [self.items_[own[b]].item() if hasattr(self.items_[own[b]], "item") else self.items_[own[b]]
                 if c >= 0 and similar[b, j] > 0 else None for j, (b, c) in enumerate(zip(best, columns))]
 
-    def _cold_scores(self, known_scores, cold_items, categories):
-        """A never-sold product: the customer's mean score of sold products of its category."""
+    def _cold_scores(self, known_scores, cold_items, categories, bought):
+        """A never-sold product: for customers who bought in its category, their mean score
+        of the sold products of that category (others: never)."""
         known_categories = pd.Series(self.items_).map(categories).to_numpy()
         out = np.full((known_scores.shape[0], len(cold_items)), -np.inf)
         for column, item in enumerate(cold_items):
@@ -429,7 +438,8 @@ class ProductRecommender:
                 continue
             members = known_categories == category
             if members.any():
-                out[:, column] = known_scores[:, members].mean(axis=1)
+                buys_there = np.asarray(bought[:, members].sum(axis=1)).ravel() >= 1.0
+                out[buys_there, column] = known_scores[buys_there][:, members].mean(axis=1)
         return out
 
     def _one_list(self, kind, n, history, scores, sources, catalogue, position, groups, categories, customer,

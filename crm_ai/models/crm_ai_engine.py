@@ -120,7 +120,8 @@ class TrainResult:
 
     ``status``: "trained", or "insufficient_data" (then only ``message`` matters).
     Metrics are measured on the engine's holdout: ``metrics`` for the new model,
-    ``baseline_metrics`` for its baseline on the same holdout, ``champion_score`` for the
+    ``baseline_metrics`` for its baseline on the same holdout (``other_baselines``: ``{label:
+    metrics}`` of further simple answers, shown next to it), ``champion_score`` for the
     active model's primary metric on that holdout (None: none, or not measurable).
     """
 
@@ -129,6 +130,7 @@ class TrainResult:
     estimator: object = None
     metrics: dict = field(default_factory=dict)
     baseline_metrics: dict = field(default_factory=dict)
+    other_baselines: dict = field(default_factory=dict)
     champion_score: float = None
     gate_note: str = ""
     counts: dict = field(default_factory=dict)

@@ -36,6 +36,9 @@ METRIC_LABELS = {
     "silhouette": "Silhouette", "segments": "Segments",
     "accuracy": "Accuracy (mean of the test files)", "accuracy_yelp": "Accuracy, yelp", "accuracy_imdb": "Accuracy, imdb",
     "macro_f1_yelp": "Macro-F1, yelp", "macro_f1_imdb": "Macro-F1, imdb",
+    "precision_at_10": "Precision@10, new products", "recall_at_10": "Recall@10, new products",
+    "coverage": "Catalogue coverage, new products", "reorder_precision_at_10": "Precision@10, all products",
+    "reorder_recall_at_10": "Recall@10, all products", "reorder_coverage": "Catalogue coverage, all products",
 }
 
 
@@ -129,6 +132,9 @@ class CrmAiModel(models.Model):
         for model in self:
             metrics = model.metrics or {}
             ours, theirs = metrics.get("model") or {}, metrics.get("baseline") or {}
+            # further simple answers measured on the same holdout (e.g. popularity), one column each
+            others = {label: values for label, values in (metrics.get("others") or {}).items()
+                      if isinstance(values, dict)}
             names = list(dict.fromkeys([*ours, *theirs]))
             if not names:
                 model.metrics_html = False
@@ -137,14 +143,19 @@ class CrmAiModel(models.Model):
             def cell(value):
                 return _("undefined") if value is None else "%.4f" % value
 
+            columns = [ours, theirs, *others.values()]
+            cell_html = Markup("<td class='text-end'>%s</td>")
             rows = Markup("").join(
-                Markup("<tr><td>%s</td><td class='text-end'>%s</td><td class='text-end'>%s</td></tr>") % (
-                    METRIC_LABELS.get(name, name), cell(ours.get(name)), cell(theirs.get(name)))
+                Markup("<tr><td>%s</td>%s</tr>") % (
+                    METRIC_LABELS.get(name, name),
+                    Markup("").join(cell_html % cell(column.get(name)) for column in columns))
                 for name in names)
+            head_html = Markup("<th class='text-end'>%s</th>")
+            heads = Markup("").join(head_html % label for label in
+                                    [_("This model"), model.baseline or _("Baseline"), *others])
             model.metrics_html = Markup(
-                "<table class='table table-sm o_crm_ai_metrics'><thead><tr><th></th><th class='text-end'>%s</th>"
-                "<th class='text-end'>%s</th></tr></thead><tbody>%s</tbody></table>") % (
-                _("This model"), model.baseline or _("Baseline"), rows)
+                "<table class='table table-sm o_crm_ai_metrics'><thead><tr><th></th>%s</tr></thead>"
+                "<tbody>%s</tbody></table>") % (heads, rows)
 
     def _compute_record_count(self):
         for task, company in {(m.task, m.company_id) for m in self}:
@@ -258,7 +269,8 @@ class CrmAiModel(models.Model):
             "baseline": engine.baseline_label, "baseline_score": baseline or 0.0,
             "baseline_score_defined": baseline is not None,
             "previous_score": result.champion_score or 0.0,
-            "metrics": {"model": result.metrics, "baseline": result.baseline_metrics, "counts": result.counts},
+            "metrics": {"model": result.metrics, "baseline": result.baseline_metrics, "counts": result.counts,
+                        "others": result.other_baselines},
             "gate_reason": reason,
             "feature_names": ", ".join(result.feature_names),
             "importance": "\n".join(f"{label}: {value:.3f}" for label, value in result.importance),

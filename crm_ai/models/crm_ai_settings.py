@@ -17,6 +17,7 @@ from odoo.exceptions import AccessError, UserError
 from .crm_ai_engine import ENGINES
 from .engine_customer_segment import CustomerSegmentEngine
 from .engine_lead_propensity import DEFAULT_LEAD_FIELDS, LeadPropensityEngine
+from .engine_recommend import RecommendEngine, lightfm_status
 from .engine_repeat_purchase import RepeatPurchaseEngine
 from .engine_sentiment import LeadSentimentEngine, PartnerSentimentEngine
 
@@ -46,6 +47,10 @@ ENGINE_PARAM_FIELDS = {
     "repeat_min_customers": (RepeatPurchaseEngine, "min_customers"),
     "lead_sentiment_enabled": (LeadSentimentEngine, "enabled"),
     "partner_sentiment_enabled": (PartnerSentimentEngine, "enabled"),
+    "recommend_enabled": (RecommendEngine, "enabled"),
+    "recommend_list_size": (RecommendEngine, "list_size"),
+    "recommend_new_excludes_days": (RecommendEngine, "new_excludes_days"),
+    "recommend_min_customers": (RecommendEngine, "min_customers"),
 }
 
 
@@ -91,6 +96,16 @@ class CrmAiSettings(models.TransientModel):
                                                "horizons ago.")
     lead_sentiment_enabled = fields.Boolean("Lead sentiment")
     partner_sentiment_enabled = fields.Boolean("Customer sentiment")
+    recommend_enabled = fields.Boolean("Recommended products")
+    recommend_list_size = fields.Integer("Products per list", help="How many products each list shows.")
+    recommend_new_excludes_days = fields.Integer(
+        "New list skips products bought within (days)",
+        help="0: the new-product list only holds products the customer never bought. N: products last bought "
+             "more than N days ago may be offered again there.")
+    recommend_min_customers = fields.Integer(
+        "Minimum customers (recommendations)",
+        help="No model for a company with fewer customers who bought before the holdout (the last 90 days).")
+    recommend_lightfm_status = fields.Char("LightFM", compute="_compute_recommend_lightfm_status")
     train_interval_number = fields.Integer("Train every")
     train_interval_type = fields.Selection(INTERVAL_TYPES)
     score_interval_number = fields.Integer("Score every")
@@ -292,6 +307,12 @@ class CrmAiSettings(models.TransientModel):
                 rows.append((engine_class.label, company.name, Markup("<br/>").join(parts)))
         return Markup("<ul class='mb-0'>%s</ul>") % Markup("").join(
             Markup("<li><b>%s · %s</b>: %s</li>") % row for row in rows)
+
+    @api.depends_context("lang")
+    def _compute_recommend_lightfm_status(self):
+        status = lightfm_status(self.env)
+        for settings in self:
+            settings.recommend_lightfm_status = status
 
     @api.depends("crm_ai_enabled")
     @api.depends_context("allowed_company_ids", "lang")

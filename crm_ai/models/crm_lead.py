@@ -48,6 +48,40 @@ class CrmLead(models.Model):
              "no score is shown (never a made-up 0 % or 100 %). Out of date: the model that gave this "
              "score was refused (e.g. a copied database); a retraining is under way.")
 
+    ai_reorder_recommendation_ids = fields.One2many(
+        "crm.ai.recommendation", compute="_compute_ai_recommendations", string="Order Again",
+        help="CRM AI: the customer's own products most likely to be ordered again.")
+    ai_new_recommendation_ids = fields.One2many(
+        "crm.ai.recommendation", compute="_compute_ai_recommendations", string="New for This Customer",
+        help="CRM AI: products the customer never bought that customers like them buy; for a lead without a "
+             "customer, the most popular products in its country.")
+    ai_recommended_product_ids = fields.Many2many(
+        "product.product", compute="_compute_ai_recommendations", search="_search_ai_recommended_product_ids",
+        string="Recommended Products")
+
+    @api.depends("partner_id.commercial_partner_id", "company_id", "country_id")
+    def _compute_ai_recommendations(self):
+        Recommendation = self.env["crm.ai.recommendation"]
+        for lead in self:
+            company = lead.company_id or self.env.company
+            customer = lead.partner_id.commercial_partner_id
+            if customer:
+                rows = Recommendation._ai_rows(customer, company)
+            else:  # no customer yet: what sells in its country
+                rows = Recommendation._ai_country_rows(lead.country_id, company)
+            lead.ai_reorder_recommendation_ids = rows.filtered(lambda r: r.list_type == "reorder")
+            lead.ai_new_recommendation_ids = rows.filtered(lambda r: r.list_type == "new")
+            lead.ai_recommended_product_ids = rows.product_id
+
+    def _search_ai_recommended_product_ids(self, operator, value):
+        domain = self.env["crm.ai.recommendation"]._ai_search_customers(operator, value)
+        return [("partner_id." + domain[0][0], domain[0][1], domain[0][2])]
+
+    def action_ai_quotation(self):
+        """Quotation for the customer, linked to this opportunity, with the recommended products kept."""
+        self.ensure_one()
+        return self.env["crm.ai.recommendation"]._ai_action_quotation(self.partner_id, self)
+
     @api.depends("partner_id.commercial_partner_id", "company_id")
     def _compute_ai_segment_id(self):
         # the engine refreshes it (SQL) when the customer's segment changes

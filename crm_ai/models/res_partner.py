@@ -75,6 +75,40 @@ class ResPartner(models.Model):
     ai_propensity_high = fields.Boolean(compute="_compute_ai_propensity_high", search="_search_ai_propensity_high",
                                         groups=SALES)
 
+    # -- recommended products (recommend engine: rows in crm.ai.recommendation) ---------------------
+    ai_recommend_state = fields.Selection(RECORD_STATES, "Recommendations Status", **VALUE)
+    ai_recommend_date = fields.Datetime("Recommended On", **VALUE)
+    ai_recommend_model_id = fields.Many2one("crm.ai.model", "Recommendation Model", company_dependent=True,
+                                            groups=SALES, readonly=True, copy=False)
+    ai_reorder_recommendation_ids = fields.One2many(
+        "crm.ai.recommendation", compute="_compute_ai_recommendations", string="Order Again", groups=SALES,
+        help="CRM AI: the customer's own products most likely to be ordered again (most often ordered first).")
+    ai_new_recommendation_ids = fields.One2many(
+        "crm.ai.recommendation", compute="_compute_ai_recommendations", string="New for This Customer",
+        groups=SALES, help="CRM AI: products this customer never bought that customers like them buy.")
+    ai_recommended_product_ids = fields.Many2many(
+        "product.product", compute="_compute_ai_recommendations", search="_search_ai_recommended_product_ids",
+        string="Recommended Products", groups=SALES)
+
+    @api.depends("commercial_partner_id")
+    @api.depends_context("company")
+    def _compute_ai_recommendations(self):
+        Recommendation = self.env["crm.ai.recommendation"]
+        rows = Recommendation._ai_rows(self.commercial_partner_id, self.env.company)
+        for partner in self:
+            mine = rows.filtered(lambda r: r.partner_id == partner.commercial_partner_id)  # noqa: B023
+            partner.ai_reorder_recommendation_ids = mine.filtered(lambda r: r.list_type == "reorder")
+            partner.ai_new_recommendation_ids = mine.filtered(lambda r: r.list_type == "new")
+            partner.ai_recommended_product_ids = mine.product_id
+
+    def _search_ai_recommended_product_ids(self, operator, value):
+        return self.env["crm.ai.recommendation"]._ai_search_customers(operator, value)
+
+    def action_ai_quotation(self):
+        """Quotation with the recommended products the salesperson keeps."""
+        self.ensure_one()
+        return self.env["crm.ai.recommendation"]._ai_action_quotation(self)
+
     @api.depends_context("company")
     def _compute_ai_segment_history_ids(self):
         History = self.env["crm.ai.segment.history"]

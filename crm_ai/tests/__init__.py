@@ -5,6 +5,7 @@ from . import (
     test_model_registry,
     test_propensity_scoring,
     test_propensity_training,
+    test_recommend,
     test_security,
     test_security_rpc,
     test_sentiment,

@@ -1,0 +1,163 @@
+"""Recommended products, one row per (customer, list, rank) and company, written by the
+recommendation engine (``engine_recommend``) with SQL; read here, by salespeople.
+
+Two lists: "Order again" (the customer's own products, with his rhythm) and "New for
+this customer" (products he never bought).  Rows without a customer hold the most
+popular new products per country, for leads that have no customer yet.  Nobody
+creates, edits or deletes a row through the ORM (access rights give read only; the
+engine writes as superuser in SQL).  The quotation wizard turns chosen products into a
+quotation.
+"""
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
+
+LIST_TYPES = [("reorder", "Order again"), ("new", "New for this customer")]
+REASONS = [
+    ("every", "Ordered regularly"),
+    ("bought", "Bought before"),
+    ("also_buy", "Bought with one of theirs"),
+    ("similar_customers", "Customers like this one buy it"),
+    ("popular_group", "Popular in their country"),
+    ("popular", "Popular"),
+    ("new_in_category", "New in a category they buy"),
+]
+
+
+class CrmAiRecommendation(models.Model):
+    _name = "crm.ai.recommendation"
+    _description = "CRM AI: recommended product"
+    _order = "company_id, partner_id, list_type, rank"
+    _rec_name = "product_id"
+
+    partner_id = fields.Many2one("res.partner", "Customer", readonly=True, index=True, ondelete="cascade",
+                                 help="The commercial partner (its contacts show the same products). Empty: the "
+                                      "popular products of a country, for leads without a customer.")
+    country_id = fields.Many2one("res.country", readonly=True, ondelete="cascade",
+                                 help="For rows without a customer: the country they are popular in "
+                                      "(empty: everywhere).")
+    company_id = fields.Many2one("res.company", required=True, readonly=True, index=True, ondelete="cascade")
+    list_type = fields.Selection(LIST_TYPES, "List", required=True, readonly=True)
+    rank = fields.Integer(required=True, readonly=True, aggregator=None)
+    product_id = fields.Many2one("product.product", "Product", required=True, readonly=True, index=True,
+                                 ondelete="cascade")
+    score = fields.Float(readonly=True, digits=(16, 4), aggregator=None,
+                         help="What ranks the list: for products bought before, the number of orders holding "
+                              "them; for new products, the model's score (standardised: above 0 is above this "
+                              "customer's average product).")
+    reason = fields.Selection(REASONS, readonly=True, required=True)
+    reason_product_id = fields.Many2one("product.product", "Bought with", readonly=True, ondelete="set null")
+    reason_value = fields.Char(readonly=True, help="Days between orders, number of orders, country or category id.")
+    reason_text = fields.Char("Why", compute="_compute_reason_text")
+    model_id = fields.Many2one("crm.ai.model", "Model", readonly=True, ondelete="set null")
+    date = fields.Datetime("Recommended on", readonly=True)
+
+    _sql_constraints = [
+        ("rank_positive", "CHECK(rank > 0)", "A rank starts at 1."),
+    ]
+
+    def init(self):
+        # a customer's lists are read (and replaced) together
+        self.env.cr.execute("""CREATE INDEX IF NOT EXISTS crm_ai_recommendation_company_partner_idx
+                               ON crm_ai_recommendation (company_id, partner_id, list_type, rank)""")
+
+    @api.depends("reason", "reason_value", "reason_product_id")
+    @api.depends_context("lang")
+    def _compute_reason_text(self):
+        countries = self.env["res.country"].browse(
+            {int(r.reason_value) for r in self if r.reason == "popular_group" and (r.reason_value or "").isdigit()})
+        categories = self.env["product.category"].sudo().browse(
+            {int(r.reason_value) for r in self if r.reason == "new_in_category" and (r.reason_value or "").isdigit()})
+        names = {("popular_group", str(c.id)): c.name for c in countries.exists()}
+        names |= {("new_in_category", str(c.id)): c.display_name for c in categories.exists()}
+        for row in self:
+            value = row.reason_value or ""
+            if row.reason == "every":
+                row.reason_text = _("You order this about every %s days", value)
+            elif row.reason == "bought":
+                row.reason_text = _("Bought before (%s orders)", value) if value not in ("", "1") else _(
+                    "Bought before (once)")
+            elif row.reason == "also_buy" and row.reason_product_id:
+                row.reason_text = _("Customers who buy %s also buy this", row.reason_product_id.display_name)
+            elif row.reason in ("also_buy", "similar_customers"):
+                row.reason_text = _("Customers who buy like this one buy this")
+            elif row.reason == "popular_group":
+                row.reason_text = _("Popular in %s", names.get((row.reason, value), _("their country")))
+            elif row.reason == "new_in_category":
+                row.reason_text = _("New in %s, a category they buy", names.get((row.reason, value), _("a category")))
+            else:
+                row.reason_text = _("Popular with your customers")
+
+    @api.model
+    def _ai_rows(self, customers, company, list_type=None):
+        """The rows of ``customers`` (commercial partners) in ``company``, products still sold."""
+        domain = [("partner_id", "in", customers.ids), ("company_id", "=", company.id),
+                  ("product_id.active", "=", True), ("product_id.sale_ok", "=", True)]
+        if list_type:
+            domain.append(("list_type", "=", list_type))
+        return self.search(domain)
+
+    @api.model
+    def _ai_country_rows(self, country, company):
+        """New-product rows for a lead without a customer: its country's, else everyone's."""
+        base = [("partner_id", "=", False), ("company_id", "=", company.id), ("list_type", "=", "new"),
+                ("product_id.active", "=", True), ("product_id.sale_ok", "=", True)]
+        rows = self.search([*base, ("country_id", "=", country.id)]) if country else self.browse()
+        return rows or self.search([*base, ("country_id", "=", False)])
+
+    @api.model
+    def _ai_search_customers(self, operator, value):
+        """Domain on partners recommended a product matching ``(operator, value)`` (name or id)."""
+        if operator not in ("=", "in", "ilike", "not ilike", "!=", "not in"):
+            raise UserError(_("Unsupported search on recommended products: %s", operator))
+        negative = operator in ("not ilike", "!=", "not in")
+        positive = {"not ilike": "ilike", "!=": "=", "not in": "in"}.get(operator, operator)
+        if isinstance(value, int) or (isinstance(value, (list, tuple)) and all(isinstance(v, int) for v in value)):
+            product_domain = [("id", positive, value)]
+        else:
+            product_domain = [("display_name", positive, value)]
+        products = self.env["product.product"].with_context(active_test=False)._search(product_domain)
+        customers = self.search([("product_id", "in", products), ("company_id", "=", self.env.company.id),
+                                 ("partner_id", "!=", False)]).partner_id
+        return [("commercial_partner_id", "not in" if negative else "in", customers.ids)]
+
+    @api.model
+    def _ai_action_quotation(self, partner, lead=None):
+        """The quotation wizard for ``partner`` (and ``lead``), every recommended product ticked."""
+        customer = partner.commercial_partner_id
+        if not customer:
+            raise UserError(_("Set a customer first: a quotation needs one."))
+        company = (lead.company_id if lead else None) or self.env.company
+        rows = self._ai_rows(customer, company)
+        rows = rows.filtered(lambda r: r.list_type == "reorder") | rows.filtered(lambda r: r.list_type == "new")
+        wizard = self.env["crm.ai.quotation.wizard"].create({
+            "partner_id": partner.id, "lead_id": lead.id if lead else False,
+            "recommendation_ids": [fields.Command.set(rows.ids)]})
+        return {"type": "ir.actions.act_window", "name": _("Quotation with recommended products"),
+                "res_model": "crm.ai.quotation.wizard", "res_id": wizard.id, "view_mode": "form", "target": "new"}
+
+
+class CrmAiQuotationWizard(models.TransientModel):
+    _name = "crm.ai.quotation.wizard"
+    _description = "CRM AI: quotation from recommended products"
+
+    partner_id = fields.Many2one("res.partner", "Customer", required=True)
+    lead_id = fields.Many2one("crm.lead", "Opportunity")
+    recommendation_ids = fields.Many2many("crm.ai.recommendation", string="Recommended products",
+                                          help="Untick what the customer should not be offered.")
+
+    def action_create_quotation(self):
+        """A draft quotation for the customer (linked to the opportunity) with one line per chosen product."""
+        self.ensure_one()
+        products = self.recommendation_ids.product_id
+        if not products:
+            raise UserError(_("Choose at least one recommended product."))
+        order = self.env["sale.order"].create({
+            "partner_id": self.partner_id.id,
+            "opportunity_id": self.lead_id.id or False,
+            "team_id": self.lead_id.team_id.id or self.partner_id.team_id.id or False,
+            "origin": self.lead_id.name or False,
+            "order_line": [fields.Command.create({"product_id": product.id}) for product in products],
+        })
+        return {"type": "ir.actions.act_window", "res_model": "sale.order", "res_id": order.id,
+                "view_mode": "form", "target": "current"}

@@ -1,0 +1,310 @@
+"""Recommended products: what each customer will order again, and which new product to
+offer, with a reason each (``ml.recommend.ProductRecommender``).
+
+Learnt per company from its confirmed sale order lines (a product quoted on an
+opportunity's quotation counts as a weaker signal), measured on the newest
+``holdout_days`` of orders against the simple answers on the same customers:
+popularity, the customer's own history and item-item.  The gate compares the new
+list's precision@10 with item-item's, so a model that cannot beat "customers who buy X
+also buy Y" is never activated.
+
+Recommendations are rows (``crm.ai.recommendation``), not columns of the partner: the
+engine rewrites a customer's rows in the same transaction as it marks the partner
+scored (that UPDATE skips partners users hold, whose rows then wait for the next run).
+A customer's contacts show their commercial partner's rows.  Rows without a partner
+hold the most popular products per country (and overall) for leads that have no
+customer yet.
+"""
+
+import logging
+import time
+
+import pandas as pd
+
+from odoo import _
+from odoo.tools import SQL
+
+from ..ml.recommend import KINDS, NEW, REORDER, ProductRecommender, evaluate, lightfm_import_error
+from .crm_ai_engine import CrmAiEngine, Param, TrainResult, register_engine
+from .customer_orders import CustomerValueEngine
+
+_logger = logging.getLogger(__name__)
+
+DEFAULT_HOLDOUT_DAYS = 90
+DEFAULT_LIST_SIZE = 5
+#: A product only quoted on an opportunity (not bought) counts this much of a purchase.
+QUOTE_WEIGHT = 0.25
+#: Precision and recall are measured on lists of this length (as the benchmark).
+MEASURED_AT = 10
+#: Group key of the lists for leads without a customer and without a (known) country.
+ANY_COUNTRY = 0
+
+
+@register_engine
+class RecommendEngine(CustomerValueEngine, CrmAiEngine):
+    task = "recommend"
+    label = "Recommended products"
+    state_field = "ai_recommend_state"
+    date_field = "ai_recommend_date"
+    model_field = "ai_recommend_model_id"
+    value_fields = ()
+    primary_metric = "precision_at_10"
+    primary_metric_label = "Precision@10, new products"
+    higher_is_better = True
+    baseline_label = "Item-item (new) / own history (reorder)"
+    # the stored model is arrays (LightFM's factors included): loading it needs no LightFM
+    libraries = ("numpy", "scipy", "pandas")
+    params = {
+        **CrmAiEngine.params,
+        **CustomerValueEngine.params_common,
+        "holdout_days": Param("int", DEFAULT_HOLDOUT_DAYS, minimum=14, maximum=365),
+        "list_size": Param("int", DEFAULT_LIST_SIZE, minimum=1, maximum=20),
+        # the new-product list leaves out products bought within that many days (0: ever bought)
+        "new_excludes_days": Param("int", 0, minimum=0, maximum=3650),
+    }
+
+    # -- data -----------------------------------------------------------------------------------
+    def order_lines(self, commercial_ids=None, until=None):
+        """The company's order lines as ``ml.recommend`` reads them: customer (commercial
+        partner), item (product id), order, date, weight (1 confirmed; QUOTE_WEIGHT quoted
+        on an opportunity's open quotation).  Section / note lines and down payments are
+        not products bought."""
+        self.env["sale.order"].flush_model()
+        self.env["sale.order.line"].flush_model()
+        conditions = [SQL("TRUE")]
+        if commercial_ids is not None:
+            conditions.append(SQL("p.commercial_partner_id = ANY(%s)", [int(i) for i in commercial_ids]))
+        if until is not None:
+            conditions.append(SQL("so.date_order < %s", until))
+        self.env.cr.execute(SQL("""
+            SELECT p.commercial_partner_id, sol.product_id, so.id, so.date_order,
+                   CASE WHEN so.state = 'sale' THEN 1.0 ELSE %(quote)s END
+              FROM sale_order_line sol
+              JOIN sale_order so ON so.id = sol.order_id
+              JOIN res_partner p ON p.id = so.partner_id
+             WHERE so.company_id = %(company)s
+               AND (so.state = 'sale' OR (so.state IN ('draft', 'sent') AND so.opportunity_id IS NOT NULL))
+               AND sol.product_id IS NOT NULL AND sol.display_type IS NULL
+               AND NOT COALESCE(sol.is_downpayment, FALSE) AND sol.product_uom_qty > 0
+               AND %(conditions)s""", quote=QUOTE_WEIGHT, company=self.company.id,
+                                conditions=SQL(" AND ").join(conditions)))
+        lines = pd.DataFrame.from_records(self.env.cr.fetchall(),
+                                          columns=["customer", "item", "order", "date", "weight"])
+        lines["date"] = pd.to_datetime(lines["date"])
+        lines["weight"] = pd.to_numeric(lines["weight"]).astype(float)
+        return lines
+
+    def catalogue(self):
+        """``(product ids, {product id: category id})``: what may be recommended in this
+        company (active, can be sold, shared or the company's own)."""
+        if getattr(self, "_catalogue", None) is None:
+            self.env["product.product"].flush_model()
+            self.env["product.template"].flush_model()
+            self.env.cr.execute(SQL("""
+                SELECT pp.id, pt.categ_id FROM product_product pp
+                  JOIN product_template pt ON pt.id = pp.product_tmpl_id
+                 WHERE pp.active AND pt.active AND pt.sale_ok
+                   AND (pt.company_id IS NULL OR pt.company_id = %s)
+                 ORDER BY pp.id""", self.company.id))
+            rows = self.env.cr.fetchall()
+            self._catalogue = ([product for product, _categ in rows],
+                               {product: categ for product, categ in rows if categ})
+        return self._catalogue
+
+    def countries(self, customers=None):
+        """``{commercial partner id: country id}`` (the cold-start group)."""
+        self.env["res.partner"].flush_model(["country_id"])
+        self.env.cr.execute(SQL(
+            "SELECT id, country_id FROM res_partner WHERE country_id IS NOT NULL AND %s",
+            SQL("id = ANY(%s)", list(customers)) if customers is not None else SQL("id = commercial_partner_id")))
+        return dict(self.env.cr.fetchall())
+
+    # -- training ---------------------------------------------------------------------------------
+    def data_shortfall(self):
+        days = self.param("holdout_days")
+        count = self.customer_count(days_to=days)
+        minimum = self.param("min_customers")
+        if count < minimum:
+            return _("Not enough data: %(count)s customers with a confirmed sale order older than %(days)s days "
+                     "(the holdout), %(min)s needed.", count=count, days=days, min=minimum)
+        return None
+
+    def train(self, champion, champion_record):
+        started = time.monotonic()
+        now = self.now()
+        lines = self.order_lines(until=now)
+        cut = pd.Timestamp(now) - pd.Timedelta(days=self.param("holdout_days"))
+        before, after = lines[lines["date"] < cut], lines[lines["date"] >= cut]
+        if before.empty:
+            return TrainResult("insufficient_data", _("Not enough data: no order line before the holdout."))
+        groups = self.countries()
+        trial = ProductRecommender().fit(before, groups=groups)
+        if trial.lightfm_error_:
+            _logger.warning("crm_ai: %s", lightfm_status(self.env))
+        measured = {kind: evaluate(trial, before, after, kind, k=MEASURED_AT, groups=groups) for kind in KINDS}
+        baselines = {}
+        for strategy, label in (("popularity", _("Popularity")), ("history", _("Own history")),
+                                ("item_item", _("Item-item"))):
+            baseline = ProductRecommender(strategy=strategy).fit(before)
+            baselines[label] = self.flat_metrics(
+                {kind: evaluate(baseline, before, after, kind, k=MEASURED_AT) for kind in KINDS})
+        champion_score, note = self.champion_precision(champion_record, champion, before, after, cut, groups)
+        # the deployed model also learns from the holdout period, with the blend chosen above
+        final = ProductRecommender(alpha=trial.alpha_ if trial.alpha_ is not None else "popularity"
+                                   ).fit(lines, groups=groups)
+        item_item, history = baselines[_("Item-item")], baselines[_("Own history")]
+        baseline_metrics = {name: (history if name.startswith("reorder_") else item_item)[name]
+                            for name in item_item}
+        return TrainResult(
+            "trained", estimator=final, metrics=self.flat_metrics(measured), baseline_metrics=baseline_metrics,
+            other_baselines=baselines, champion_score=champion_score, gate_note=note,
+            counts={"customers": measured[NEW]["customers"], "reorder_customers": measured[REORDER]["customers"],
+                    "products": len(final.items_), "seconds": time.monotonic() - started},
+            n_train=int(before["customer"].nunique()), n_holdout=int(measured[REORDER]["customers"] or 0),
+            date_from=lines["date"].min().date(), holdout_date_from=cut.to_pydatetime(),
+            holdout_date_to=pd.Timestamp(now).to_pydatetime(), train_date_to=pd.Timestamp(now).to_pydatetime(),
+            hyperparameters=self.describe(trial, final),
+            feature_names=[_("Products bought together"), _("Customers' purchase history (LightFM)"),
+                           _("Customer country (new customers)"), _("Product category (new products)")],
+        )
+
+    @staticmethod
+    def flat_metrics(by_kind):
+        """``{"precision_at_10": new list's, ..., "reorder_precision_at_10": reorder list's, ...}``."""
+        flat = {}
+        for kind, prefix in ((NEW, ""), (REORDER, "reorder_")):
+            values = by_kind[kind]
+            flat[f"{prefix}precision_at_10"] = values["precision"]
+            flat[f"{prefix}recall_at_10"] = values["recall"]
+            flat[f"{prefix}coverage"] = values["coverage"]
+        return flat
+
+    def describe(self, trial, final):
+        if final.lightfm_error_:
+            blend = _("item-item alone (LightFM cannot be imported: %s)", final.lightfm_error_)
+        elif final.alpha_ is None:
+            blend = _("popularity (it beat item-item and LightFM on the validation tail)")
+        else:
+            blend = _("%(ii)s %% item-item + %(lf)s %% LightFM (%(factors)s factors, %(epochs)s epochs)",
+                      ii=round(100 * final.alpha_), lf=round(100 * (1 - final.alpha_)), factors=final.n_components,
+                      epochs=final.epochs)
+        chosen = (trial.validation_ or {}).get("precision") or {}
+        table = ", ".join(f"{key if isinstance(key, str) else f'{key:g}'}: {value:.3f}"
+                          for key, value in chosen.items() if value is not None)
+        return _("New products: %(blend)s; validation precision@10 by item-item weight: %(table)s",
+                 blend=blend, table=table or _("not measured (too little data)"))
+
+    def champion_precision(self, record, estimator, before, after, cut, groups):
+        """The active model's new-list precision@10 on this holdout; its recipe refitted on
+        the training part when it learnt from orders inside the holdout."""
+        if estimator is None:
+            return None, ""
+        try:
+            if record.train_date_to and pd.Timestamp(record.train_date_to) <= cut:
+                note = _("active model scored on a holdout it never saw")
+            else:
+                estimator = ProductRecommender(**estimator.get_params()).fit(before, groups=groups)
+                note = _("active model's recipe refitted on the same orders, as it had seen the holdout")
+            return evaluate(estimator, before, after, NEW, k=MEASURED_AT, groups=groups)["precision"], note
+        except Exception as error:  # an old model that cannot read today's data
+            return None, _("the active model could not be measured: %s", error)
+
+    # -- scoring ----------------------------------------------------------------------------------
+    def score(self, ids, estimator, model, now):
+        """Both lists of the batch's customers (kept for ``after_write``): no partner column."""
+        commercial = self.commercial_partners(ids)
+        customers = sorted({c for i, c in commercial.items() if i == c})  # contacts show their company's
+        items, categories = self.catalogue()
+        options = {"n": self.param("list_size"), "items": items, "categories": categories, "now": now}
+        lines = self.order_lines(customers, until=now)
+        groups = self.countries(customers)
+        exclude = self.param("new_excludes_days") or None
+        self._lists = {
+            REORDER: estimator.recommend(lines, customers, REORDER, groups=groups, **options),
+            NEW: estimator.recommend(lines, customers, NEW, groups=groups, exclude_days=exclude, **options),
+        }
+        self._model, self._scored_at = model, now
+        self.ensure_country_lists(estimator, model, now, options)
+        return {}
+
+    def after_write(self, written_ids):
+        """Replace the written customers' rows (their partners are marked scored in this
+        same transaction)."""
+        customers = [c for c in self._lists[REORDER] if c in set(written_ids)]
+        if customers:
+            self.write_rows(customers, self._lists)
+
+    def after_clear(self):
+        """No model: no recommendation in this company (its customers' and its leads')."""
+        self.env.cr.execute(SQL("DELETE FROM crm_ai_recommendation WHERE company_id = %s", self.company.id))
+        self.invalidate_lists()
+
+    def write_rows(self, customers, lists, country=False):
+        """Replace ``customers``' rows (for ``country`` lists: the partner-less rows)."""
+        Recommendation = self.env["crm.ai.recommendation"]
+        Recommendation.flush_model()
+        if country:
+            self.env.cr.execute(SQL("DELETE FROM crm_ai_recommendation WHERE company_id = %s AND partner_id IS NULL",
+                                    self.company.id))
+        else:
+            self.env.cr.execute(SQL("DELETE FROM crm_ai_recommendation WHERE company_id = %s AND partner_id = ANY(%s)",
+                                    self.company.id, list(customers)))
+        columns = {name: [] for name in ("partner", "country", "kind", "rank", "product", "score", "reason",
+                                         "reason_product", "reason_value")}
+        for kind, by_customer in lists.items():
+            for customer in customers:
+                for rank, row in enumerate(by_customer.get(customer, []), start=1):
+                    about = row["about"]
+                    columns["partner"].append(None if country else int(customer))
+                    columns["country"].append((int(customer) or None) if country else None)
+                    columns["kind"].append(kind)
+                    columns["rank"].append(rank)
+                    columns["product"].append(int(row["item"]))
+                    columns["score"].append(float(row["score"]))
+                    columns["reason"].append(row["reason"])
+                    columns["reason_product"].append(int(about) if row["reason"] == "also_buy" else None)
+                    columns["reason_value"].append(None if about is None or row["reason"] == "also_buy"
+                                                   else str(about))
+        if columns["product"]:
+            self.env.cr.execute(SQL(
+                """INSERT INTO crm_ai_recommendation (partner_id, country_id, list_type, rank, product_id, score,
+                                                      reason, reason_product_id, reason_value, company_id, model_id,
+                                                      date, create_uid, create_date, write_uid, write_date)
+                   SELECT v.partner, v.country, v.kind, v.rank, v.product, v.score, v.reason, v.reason_product,
+                          v.reason_value, %(company)s, %(model)s, %(now)s, %(uid)s, %(now)s, %(uid)s, %(now)s
+                     FROM unnest(%(partner)s::int[], %(country)s::int[], %(kind)s::varchar[], %(rank)s::int[],
+                                 %(product)s::int[], %(score)s::float8[], %(reason)s::varchar[],
+                                 %(reason_product)s::int[], %(reason_value)s::varchar[])
+                          AS v(partner, country, kind, rank, product, score, reason, reason_product, reason_value)""",
+                company=self.company.id, model=self._model.id, now=self._scored_at, uid=self.env.uid, **columns))
+        self.invalidate_lists()
+
+    def invalidate_lists(self):
+        """The rows changed under the ORM: forget them, and the lists computed from them."""
+        self.env["crm.ai.recommendation"].invalidate_model()
+        names = ["ai_reorder_recommendation_ids", "ai_new_recommendation_ids", "ai_recommended_product_ids"]
+        self.env["res.partner"].invalidate_model(names)
+        self.env["crm.lead"].invalidate_model(names)
+
+    def ensure_country_lists(self, estimator, model, now, options):
+        """The new-product lists for leads without a customer (per country, and overall),
+        written once per model: they only change when the model does."""
+        self.env.cr.execute(SQL(
+            "SELECT 1 FROM crm_ai_recommendation WHERE company_id = %s AND partner_id IS NULL AND model_id = %s LIMIT 1",
+            self.company.id, model.id))
+        if self.env.cr.fetchone():
+            return
+        countries = [int(c) for c in estimator.group_popularity_ if c]
+        groups = {country: country for country in countries}
+        empty = pd.DataFrame(columns=["customer", "item", "order", "date"])
+        lists = {NEW: estimator.recommend(empty, [*countries, ANY_COUNTRY], NEW, groups=groups, **options)}
+        self.write_rows([*countries, ANY_COUNTRY], lists, country=True)
+
+
+def lightfm_status(env):
+    """None when LightFM can be imported, else a message for admins (Settings, logs)."""
+    error = lightfm_import_error()
+    if error:
+        return env._("LightFM cannot be imported (%s): recommendations use item-item and popularity only. "
+                 "See the README for installing lightfm 1.17.", error)
+    return None

@@ -1,0 +1,308 @@
+"""Recommended products: both lists with reasons on partners and leads, exclusions,
+multi-company, the quotation button, access, and LightFM missing."""
+
+import random
+from datetime import timedelta
+from unittest.mock import patch
+
+from odoo import fields
+from odoo.exceptions import AccessError, UserError
+from odoo.tests import TransactionCase, new_test_user, tagged
+
+from ..ml import recommend as ml_recommend
+from .common import CrmAiCustomerMixin
+
+TASK = "recommend"
+
+
+@tagged("crm_ai", "post_install", "-at_install")
+class TestRecommend(CrmAiCustomerMixin, TransactionCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.company = cls.env.company
+        cls.env["ir.config_parameter"].sudo().set_param("crm_ai.recommend.min_customers", "10")
+        Category = cls.env["product.category"]
+        cls.categ_a, cls.categ_b = Category.create([{"name": "crm_ai A things"}, {"name": "crm_ai B things"}])
+        Product = cls.env["product.product"]
+        cls.products_a = Product.create([{"name": f"crm_ai a{i}", "categ_id": cls.categ_a.id, "list_price": 10.0 * i}
+                                         for i in range(1, 7)])
+        cls.products_b = Product.create([{"name": f"crm_ai b{i}", "categ_id": cls.categ_b.id, "list_price": 20.0 * i}
+                                         for i in range(1, 7)])
+        cls.belgium, cls.france = cls.env.ref("base.be"), cls.env.ref("base.fr")
+        cls.customers = cls._crm_ai_tribes(40, cls.company)
+        cls.Driver = cls.env["crm.ai.driver"]
+        cls.result = cls.Driver._ai_train_unit(TASK, cls.company)
+
+    @classmethod
+    def _crm_ai_tribes(cls, n, company, seed=5, prefix="crm_ai shopper"):
+        """``n`` customers, even ones Belgian buying A things, odd ones French buying B
+        things: each orders 1-3 of its 2 favourite products about monthly for 300 days,
+        and one time in three tries another product of its kind."""
+        rng = random.Random(seed)
+        partners = cls.env["res.partner"].create([{
+            "name": f"{prefix} {i}", "is_company": True,
+            "country_id": (cls.belgium if i % 2 == 0 else cls.france).id} for i in range(n)])
+        now = fields.Datetime.now()
+        vals = []
+        for i, partner in enumerate(partners):
+            tribe = cls.products_a if i % 2 == 0 else cls.products_b
+            favourites = rng.sample(list(tribe), 2)
+            for day in range(300 - rng.randint(0, 20), 0, -30):
+                basket = {rng.choice(favourites) for _ in range(rng.randint(1, 2))}
+                if rng.random() < 0.35:
+                    basket.add(rng.choice(tribe))
+                vals.append({"partner_id": partner.id, "company_id": company.id,
+                             "date_order": now - timedelta(days=day, hours=rng.randint(0, 20)),
+                             "order_line": [(0, 0, {"product_id": p.id, "product_uom_qty": 1, "tax_id": [(6, 0, [])]})
+                                            for p in basket]})
+        orders = cls.env["sale.order"].with_company(company).with_context(tracking_disable=True).create(vals)
+        cls.env.flush_all()
+        cls.env.cr.execute("UPDATE sale_order SET state = 'sale' WHERE id = ANY(%s)", (orders.ids,))
+        cls.env["sale.order"].invalidate_model(["state"])
+        return partners
+
+    def score(self, company=None):
+        return self.Driver._ai_score_pair(TASK, company or self.company)
+
+    def bought(self, partner):
+        lines = self.env["sale.order.line"].search([("order_id.partner_id", "=", partner.id),
+                                                    ("order_id.state", "=", "sale")])
+        return lines.product_id
+
+    # -- the lists ----------------------------------------------------------------------------
+    def test_both_lists_with_reasons_on_partner_contact_and_lead(self):
+        self.assertEqual(self.result["status"], "active", self.result["message"])
+        self.score()
+        customer = min(self.customers[0::2], key=lambda c: len(self.bought(c)))  # an A buyer with things to try
+        self.assertEqual(customer.ai_recommend_state, "scored")
+        reorder, new = customer.ai_reorder_recommendation_ids, customer.ai_new_recommendation_ids
+        bought = self.bought(customer)
+        # its own products, most ordered first (then, for short histories, the best new ones: ml tests)
+        self.assertEqual(reorder.mapped("rank"), list(range(1, len(reorder) + 1)))
+        own = reorder.filtered(lambda r: r.reason in ("every", "bought"))
+        self.assertEqual(own.product_id, bought if len(bought) <= 5 else own.product_id)
+        self.assertLessEqual(own.product_id, bought)
+        self.assertEqual(reorder[0].reason, "every")
+        self.assertRegex(reorder[0].reason_text, r"about every \d+ days")
+        orders = [self.env["sale.order"].search_count([("partner_id", "=", customer.id), ("state", "=", "sale"),
+                                                       ("order_line.product_id", "=", p.id)]) for p in own.product_id]
+        self.assertEqual(orders, sorted(orders, reverse=True))
+        self.assertTrue(new, "new products offered")
+        self.assertFalse(new.product_id & bought, "the new list holds products never bought")
+        # what A-buyers buy comes first: the A things it never bought, then B things
+        untried = self.products_a - bought
+        self.assertTrue(untried, "the test needs a customer who did not buy every A thing")
+        self.assertEqual(new[:len(untried)].product_id, untried)
+        also = new.filtered(lambda r: r.reason == "also_buy")
+        self.assertTrue(also)
+        self.assertLessEqual(also.reason_product_id, bought)
+        self.assertIn(also[0].reason_product_id.display_name, also[0].reason_text)
+        # a contact shows its company's lists; so does a lead of either
+        contact = self.env["res.partner"].create({"name": "crm_ai buyer", "parent_id": customer.id})
+        self.assertEqual(contact.ai_new_recommendation_ids, new)
+        lead = self.env["crm.lead"].create({"name": "crm_ai upsell", "partner_id": contact.id, "type": "opportunity"})
+        self.assertEqual(lead.ai_reorder_recommendation_ids, reorder)
+        self.assertEqual(lead.ai_new_recommendation_ids, new)
+
+    def test_registry_compares_with_popularity_history_and_item_item(self):
+        model = self.env["crm.ai.model"]._ai_active(TASK, self.company)
+        self.assertEqual(model.primary_metric, "Precision@10, new products")
+        for key in ("precision_at_10", "recall_at_10", "coverage", "reorder_precision_at_10"):
+            self.assertIn(key, model.metrics["model"])
+            self.assertIn(key, model.metrics["baseline"])
+        self.assertEqual(set(model.metrics["others"]), {"Popularity", "Own history", "Item-item"})
+        self.assertEqual(model.metrics["baseline"]["precision_at_10"],
+                         model.metrics["others"]["Item-item"]["precision_at_10"])
+        self.assertEqual(model.metrics["baseline"]["reorder_precision_at_10"],
+                         model.metrics["others"]["Own history"]["reorder_precision_at_10"])
+        self.assertGreaterEqual(model.metrics["model"]["reorder_precision_at_10"],
+                                model.metrics["others"]["Popularity"]["reorder_precision_at_10"])
+        self.assertIn("Popularity", model.metrics_html)
+        self.assertIn("item-item", model.hyperparameters)
+
+    def test_lead_without_customer_gets_its_countrys_popular_products(self):
+        self.score()
+        lead = self.env["crm.lead"].create({"name": "crm_ai walk-in", "country_id": self.france.id})
+        rows = lead.ai_new_recommendation_ids
+        self.assertTrue(rows)
+        self.assertLessEqual(rows.product_id, self.products_b)
+        self.assertEqual(set(rows.mapped("reason")), {"popular_group"})
+        self.assertIn(self.france.name, rows[0].reason_text)
+        self.assertFalse(lead.ai_reorder_recommendation_ids)
+        nowhere = self.env["crm.lead"].create({"name": "crm_ai no country"})
+        self.assertTrue(nowhere.ai_new_recommendation_ids, "everyone's favourites")
+
+    def test_archived_unsaleable_and_other_company_products_are_never_recommended(self):
+        archived, unsaleable = self.products_a[0], self.products_a[1]
+        other_company = self.env["res.company"].create({"name": "crm_ai other co"})
+        # never sold, of a category A buyers buy: only the company's own would be offered
+        theirs, ours = self.env["product.product"].create([
+            {"name": "crm_ai theirs", "categ_id": self.categ_a.id, "company_id": other_company.id},
+            {"name": "crm_ai ours", "categ_id": self.categ_a.id, "company_id": self.company.id}])
+        archived.active = False
+        unsaleable.sale_ok = False
+        self.env["ir.config_parameter"].sudo().set_param("crm_ai.recommend.list_size", "10")
+        self.env.flush_all()
+        self.score()
+        self.assertTrue(self.env["crm.ai.recommendation"].search([("product_id", "=", ours.id)]))
+        rows = self.env["crm.ai.recommendation"].search([("company_id", "=", self.company.id)])
+        self.assertTrue(rows)
+        self.assertFalse(rows.product_id & (archived | unsaleable | theirs))
+
+    def test_product_never_sold_is_offered_to_buyers_of_its_category(self):
+        kiosk = self.env["product.product"].create({"name": "crm_ai a-new", "categ_id": self.categ_a.id})
+        self.env["ir.config_parameter"].sudo().set_param("crm_ai.recommend.list_size", "6")
+        self.score()
+        a_buyers, b_buyers = self.customers[0::2], self.customers[1::2]
+        offered = self.env["crm.ai.recommendation"].search([("product_id", "=", kiosk.id)])
+        self.assertTrue(offered)
+        self.assertLessEqual(offered.partner_id, a_buyers)
+        self.assertFalse(offered.partner_id & b_buyers)
+        self.assertEqual(set(offered.mapped("reason")), {"new_in_category"})
+        self.assertIn(self.categ_a.name, offered[0].reason_text)
+
+    def test_rescoring_replaces_rows_and_is_data_not_an_edit(self):
+        customer = self.customers[2]
+        self.env.cr.execute("UPDATE res_partner SET write_date = '2020-01-01' WHERE id = %s", (customer.id,))
+        customer.invalidate_recordset()
+        messages = len(customer.message_ids)
+        self.score()
+        count = self.env["crm.ai.recommendation"].search_count([("partner_id", "=", customer.id)])
+        self.assertTrue(count)
+        customer.invalidate_recordset()
+        self.assertEqual(customer.write_date, fields.Datetime.to_datetime("2020-01-01 00:00:00"))
+        self.assertEqual(len(customer.message_ids), messages)
+        # a new order: the customer is pending again, and rescoring replaces its rows
+        self.assertEqual(self.score(), (0, 0), "nothing changed: nothing pending")
+        order = self._crm_ai_orders([(customer, 0, 50.0, "sale")])
+        # (in a test everything shares one transaction: date the order after the scores)
+        self.env.cr.execute("UPDATE sale_order SET write_date = clock_timestamp() AT TIME ZONE 'UTC' WHERE id = %s",
+                            (order.id,))
+        done, _remaining = self.score()
+        self.assertGreaterEqual(done, 1)
+        self.assertEqual(self.env["crm.ai.recommendation"].search_count([("partner_id", "=", customer.id)]), count,
+                         "replaced, not duplicated")
+        reorder = customer.ai_reorder_recommendation_ids
+        self.assertEqual(reorder.filtered(lambda r: r.product_id == self.product).reason_text,
+                         "Bought before (once)", "a product bought since the training is on the list at once")
+
+    def test_search_partners_and_leads_by_recommended_product(self):
+        self.score()
+        product = self.customers[0].ai_new_recommendation_ids[0].product_id
+        partners = self.env["res.partner"].search([("ai_recommended_product_ids", "=", product.id)])
+        self.assertIn(self.customers[0], partners)
+        rows = self.env["crm.ai.recommendation"].search([("product_id", "=", product.id)])
+        self.assertEqual(partners.commercial_partner_id, rows.partner_id)
+        by_name = self.env["res.partner"].search([("ai_recommended_product_ids", "ilike", product.name)])
+        self.assertEqual(by_name, partners)
+        lead = self.env["crm.lead"].create({"name": "crm_ai lead", "partner_id": self.customers[0].id})
+        self.assertIn(lead, self.env["crm.lead"].search([("ai_recommended_product_ids", "=", product.id)]))
+
+    # -- multi-company -------------------------------------------------------------------------
+    def test_each_company_learns_and_recommends_from_its_own_orders(self):
+        other = self.env["res.company"].create({"name": "crm_ai shop 2"})
+        self.env.user.company_ids |= other
+        theirs = self._crm_ai_tribes(24, other, seed=9, prefix="crm_ai shop-2 customer")
+        # a customer of both companies: in company 2 it buys B things only
+        shared = self.customers[0]
+        self.env["sale.order"].with_company(other).create({
+            "partner_id": shared.id, "company_id": other.id,
+            "order_line": [(0, 0, {"product_id": self.products_b[0].id, "product_uom_qty": 1})]}).action_confirm()
+        self.assertEqual(self.Driver._ai_train_unit(TASK, other)["status"], "active")
+        self.score()
+        self.score(other)
+        Recommendation = self.env["crm.ai.recommendation"]
+        rows = Recommendation.search([("company_id", "=", other.id), ("partner_id", "!=", False)])
+        learnt = rows.filtered(lambda r: r.reason not in ("popular", "popular_group"))
+        self.assertEqual(learnt.partner_id, theirs | shared, "only company 2's buyers get lists learnt from orders")
+        self.assertEqual(set((rows - learnt).mapped("list_type")) | {"new"}, {"new", "reorder"})
+        def own(partner, company):
+            rows = partner.with_company(company).ai_reorder_recommendation_ids
+            return rows.filtered(lambda r: r.reason in ("every", "bought")).product_id
+
+        self.assertEqual(own(shared, other), self.products_b[0])
+        self.assertTrue(own(shared, self.company))
+        self.assertLessEqual(own(shared, self.company), self.bought(shared) - self.products_b[0])
+        # a salesperson of the first company only never reads the other's rows
+        seller = new_test_user(self.env, "crm_ai_reco_seller", groups="sales_team.group_sale_salesman",
+                               company_id=self.company.id, company_ids=[self.company.id])
+        rows = Recommendation.with_user(seller).search([])
+        self.assertTrue(rows)
+        self.assertFalse(rows.filtered(lambda r: r.company_id == other))
+        with self.assertRaises(AccessError):
+            Recommendation.search([("company_id", "=", other.id)], limit=1).with_user(seller).read(["product_id"])
+
+    # -- quotation, access -----------------------------------------------------------------------
+    def test_quotation_button_creates_a_quotation_with_the_products_kept(self):
+        self.score()
+        seller = new_test_user(self.env, "crm_ai_quoter", groups="sales_team.group_sale_salesman")
+        customer = self.customers[0]
+        lead = self.env["crm.lead"].create({"name": "crm_ai deal", "partner_id": customer.id, "type": "opportunity",
+                                            "user_id": seller.id})
+        action = lead.with_user(seller).action_ai_quotation()
+        wizard = self.env["crm.ai.quotation.wizard"].with_user(seller).browse(action["res_id"])
+        offered = customer.ai_reorder_recommendation_ids | customer.ai_new_recommendation_ids
+        self.assertEqual(wizard.recommendation_ids, offered)
+        kept = wizard.recommendation_ids[:2]
+        wizard.recommendation_ids = kept
+        result = wizard.action_create_quotation()
+        order = self.env["sale.order"].browse(result["res_id"])
+        self.assertEqual(order.partner_id, customer)
+        self.assertEqual(order.opportunity_id, lead)
+        self.assertEqual(order.state, "draft")
+        self.assertEqual(order.order_line.product_id, kept.product_id)
+        self.assertIn(order, lead.order_ids)
+        wizard.recommendation_ids = False
+        with self.assertRaises(UserError):
+            wizard.action_create_quotation()
+        with self.assertRaises(UserError):  # no customer yet
+            self.env["crm.lead"].with_user(seller).create({"name": "crm_ai nobody"}).action_ai_quotation()
+
+    def test_salespeople_read_only_the_engine_writes(self):
+        self.score()
+        seller = new_test_user(self.env, "crm_ai_reco_reader", groups="sales_team.group_sale_salesman")
+        row = self.env["crm.ai.recommendation"].with_user(seller).search([], limit=1)
+        self.assertTrue(row.reason_text)
+        with self.assertRaises(AccessError):
+            row.write({"rank": 1})
+        with self.assertRaises(AccessError):
+            row.unlink()
+        with self.assertRaises(AccessError):
+            self.env["crm.ai.recommendation"].with_user(seller).create({
+                "partner_id": self.customers[1].id, "product_id": self.products_a[0].id, "list_type": "new",
+                "rank": 1, "reason": "popular", "company_id": self.company.id})
+        with self.assertRaises(AccessError):  # nor may anyone mark a partner scored by hand
+            self.customers[1].with_user(seller).write({"ai_recommend_state": "scored"})
+        portal = new_test_user(self.env, "crm_ai_reco_portal", groups="base.group_portal")
+        with self.assertRaises(AccessError):
+            self.env["crm.ai.recommendation"].with_user(portal).search([])
+
+    # -- degraded -----------------------------------------------------------------------------------
+    def test_without_lightfm_item_item_is_served_and_said(self):
+        missing = "ImportError: No module named 'lightfm'"
+        with patch.object(ml_recommend, "lightfm_import_error", lambda: missing), \
+                patch("odoo.addons.crm_ai.models.engine_recommend.lightfm_import_error", lambda: missing), \
+                self.assertLogs("odoo.addons.crm_ai.models.engine_recommend", "WARNING") as logs:
+            result = self.Driver._ai_train_unit(TASK, self.company)
+            settings = self.env["crm.ai.settings"].create({})
+            self.assertIn("LightFM cannot be imported", settings.recommend_lightfm_status)
+        self.assertEqual(result["status"], "active", result["message"])
+        model = self.env["crm.ai.model"]._ai_active(TASK, self.company)
+        self.assertIn("LightFM cannot be imported", model.hyperparameters)
+        self.assertIn("LightFM cannot be imported", logs.output[0])
+        self.score()
+        self.assertTrue(self.customers[0].ai_new_recommendation_ids)
+        self.assertFalse(self.env["crm.ai.settings"].create({}).recommend_lightfm_status)
+
+    def test_too_few_customers_no_list_and_a_clear_state(self):
+        small = self.env["res.company"].create({"name": "crm_ai tiny shop"})
+        self.env.user.company_ids |= small
+        few = self._crm_ai_tribes(4, small, prefix="crm_ai tiny customer")
+        result = self.Driver._ai_train_unit(TASK, small)
+        self.assertEqual(result["status"], "insufficient_data")
+        self.assertIn("Not enough data", result["message"])
+        self.score(small)
+        self.assertEqual(few[0].with_company(small).ai_recommend_state, "insufficient_data")
+        self.assertFalse(self.env["crm.ai.recommendation"].search([("company_id", "=", small.id)]))
