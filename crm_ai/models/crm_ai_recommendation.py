@@ -27,7 +27,7 @@ REASONS = [
 class CrmAiRecommendation(models.Model):
     _name = "crm.ai.recommendation"
     _description = "CRM AI: recommended product"
-    _order = "company_id, partner_id, list_type, rank"
+    _order = "company_id, partner_id, list_type desc, rank"  # "reorder" first
     _rec_name = "product_id"
 
     partner_id = fields.Many2one("res.partner", "Customer", readonly=True, index=True, ondelete="cascade",
@@ -129,7 +129,9 @@ class CrmAiRecommendation(models.Model):
             raise UserError(_("Set a customer first: a quotation needs one."))
         company = (lead.company_id if lead else None) or self.env.company
         rows = self._ai_rows(customer, company)
-        rows = rows.filtered(lambda r: r.list_type == "reorder") | rows.filtered(lambda r: r.list_type == "new")
+        reorder = rows.filtered(lambda r: r.list_type == "reorder")
+        # a product on both lists (a short history is completed with new products) is offered once
+        rows = reorder | rows.filtered(lambda r: r.list_type == "new" and r.product_id not in reorder.product_id)
         wizard = self.env["crm.ai.quotation.wizard"].create({
             "partner_id": partner.id, "lead_id": lead.id if lead else False,
             "recommendation_ids": [fields.Command.set(rows.ids)]})

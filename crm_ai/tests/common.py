@@ -164,3 +164,47 @@ class CrmAiCustomerMixin:
         params.set_param("crm_ai.repeat_purchase.min_customers", "10")
         params.set_param("crm_ai.repeat_purchase.horizon_days", "30")
         params.set_param("crm_ai.repeat_purchase.snapshots", "3")
+
+
+class CrmAiRecommendMixin(CrmAiCustomerMixin):
+    """Two kinds of customers buying two kinds of products, for the recommendation engine."""
+
+    @classmethod
+    def _crm_ai_catalogue(cls):
+        Category = cls.env["product.category"]
+        cls.categ_a, cls.categ_b = Category.create([{"name": "crm_ai A things"}, {"name": "crm_ai B things"}])
+        Product = cls.env["product.product"]
+        cls.products_a = Product.create([{"name": f"crm_ai a{i}", "categ_id": cls.categ_a.id, "list_price": 10.0 * i}
+                                         for i in range(1, 7)])
+        cls.products_b = Product.create([{"name": f"crm_ai b{i}", "categ_id": cls.categ_b.id, "list_price": 20.0 * i}
+                                         for i in range(1, 7)])
+        cls.belgium, cls.france = cls.env.ref("base.be"), cls.env.ref("base.fr")
+
+    @classmethod
+    def _crm_ai_tribes(cls, n, company, seed=5, prefix="crm_ai shopper"):
+        """``n`` customers, even ones Belgian buying A things, odd ones French buying B
+        things: each orders 1-3 of its 2 favourite products about monthly for 300 days,
+        and one time in three tries another product of its kind."""
+        rng = random.Random(seed)
+        partners = cls.env["res.partner"].create([{
+            "name": f"{prefix} {i}", "is_company": True,
+            "country_id": (cls.belgium if i % 2 == 0 else cls.france).id} for i in range(n)])
+        now = fields.Datetime.now()
+        vals = []
+        for i, partner in enumerate(partners):
+            tribe = cls.products_a if i % 2 == 0 else cls.products_b
+            favourites = rng.sample(list(tribe), 2)
+            for day in range(300 - rng.randint(0, 20), 0, -30):
+                basket = {rng.choice(favourites) for _ in range(rng.randint(1, 2))}
+                if rng.random() < 0.35:
+                    basket.add(rng.choice(tribe))
+                vals.append({"partner_id": partner.id, "company_id": company.id,
+                             "date_order": now - timedelta(days=day, hours=rng.randint(0, 20)),
+                             "order_line": [(0, 0, {"product_id": p.id, "product_uom_qty": 1, "tax_id": [(6, 0, [])]})
+                                            for p in basket]})
+        orders = cls.env["sale.order"].with_company(company).with_context(tracking_disable=True).create(vals)
+        cls.env.flush_all()
+        cls.env.cr.execute("UPDATE sale_order SET state = 'sale' WHERE id = ANY(%s)", (orders.ids,))
+        cls.env["sale.order"].invalidate_model(["state"])
+        return partners
+

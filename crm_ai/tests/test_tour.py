@@ -1,6 +1,6 @@
 from odoo.tests import HttpCase, new_test_user, tagged
 
-from .common import CrmAiCustomerMixin, CrmAiDataMixin
+from .common import CrmAiCustomerMixin, CrmAiDataMixin, CrmAiRecommendMixin
 
 
 @tagged("crm_ai", "post_install", "-at_install")
@@ -69,3 +69,35 @@ class TestCrmAiSentimentTour(HttpCase):
         self.env["crm.ai.driver"]._ai_score_pair("lead_sentiment", self.env.company)
         self.assertEqual(lead.ai_sentiment_label, "negative")
         self.start_tour(f"/odoo/crm/{lead.id}", "crm_ai_sentiment_tour", login=salesperson.login)
+
+
+@tagged("crm_ai", "post_install", "-at_install")
+class TestCrmAiRecommendTour(CrmAiRecommendMixin, HttpCase):
+    """A salesperson reads an opportunity's recommended products and quotes them."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.env["ir.config_parameter"].sudo().set_param("crm_ai.recommend.min_customers", "10")
+        cls._crm_ai_catalogue()
+        cls.customers = cls._crm_ai_tribes(40, cls.env.company)
+        driver = cls.env["crm.ai.driver"]
+        driver._ai_train_unit("recommend", cls.env.company)
+        driver._ai_score_pair("recommend", cls.env.company)
+        cls.salesperson = new_test_user(cls.env, "crm_ai_recommend_tour", groups="sales_team.group_sale_salesman",
+                                        name="Recommend Tour Salesperson")
+
+    def test_salesperson_recommend_tour(self):
+        customer = self.customers[0]
+        lead = self.env["crm.lead"].create({"name": "AI Tour Upsell", "partner_id": customer.id,
+                                            "user_id": self.salesperson.id, "type": "opportunity"})
+        reorder = customer.ai_reorder_recommendation_ids
+        offered = reorder.product_id | customer.ai_new_recommendation_ids.product_id  # each product once
+        self.assertTrue(customer.ai_new_recommendation_ids.filtered(lambda r: r.reason == "also_buy"))
+        self.start_tour(f"/odoo/crm/{lead.id}", "crm_ai_recommend_tour", login=self.salesperson.login)
+        order = self.env["sale.order"].search([("opportunity_id", "=", lead.id)])
+        self.assertEqual(len(order), 1)
+        self.assertEqual(order.state, "draft")
+        self.assertEqual(order.create_uid, self.salesperson)
+        self.assertEqual(order.order_line.product_id, offered - reorder[0].product_id,
+                         "every recommended product but the one dropped (the first to order again)")
