@@ -61,9 +61,9 @@ DAY = pd.Timedelta(days=1)
 #: "ordered every ~N days" needs this many orders at least (two make one interval: not a rhythm).
 MIN_ORDERS_FOR_RHYTHM = 3
 #: Customers rows scored at once (dense scores: rows x products floats).
-SCORE_CHUNK = 512
+SCORE_CHUNK = 256
 #: Products whose neighbours are computed at once (dense co-occurrences: chunk x products).
-SIMILARITY_CHUNK = 1024
+SIMILARITY_CHUNK = 256
 
 
 def lightfm_import_error():
@@ -217,22 +217,48 @@ class ProductRecommender:
         before, after = lines[lines["date"] < cut], lines[lines["date"] >= cut]
         if before.empty or after.empty or before["customer"].nunique() < 2:
             return 1.0  # nothing to choose on: item-item, the simpler
-        candidates = {}
         trial = ProductRecommender(**{**self.get_params(), "alpha": 0.0})
         trial._check_params()
-        trial.lightfm_error_, trial.validation_ = None, {}
+        trial.lightfm_error_, trial.validation_, trial.alpha_ = None, {}, None
         trial._fit_components(_lines(before), groups, None)
-        for alpha in sorted(set(self.alphas), reverse=True):
-            trial.alpha_ = alpha
-            candidates[alpha] = evaluate(trial, before, after, NEW, k=self.k)["precision"]
-        popularity = ProductRecommender(strategy="popularity").fit(before, groups)
-        candidates["popularity"] = evaluate(popularity, before, after, NEW, k=self.k)["precision"]
+        candidates = trial._precision_by_alpha(before, after, sorted(set(self.alphas), reverse=True), groups)
         self.validation_ = {"cut": cut, "precision": candidates,
                             "customers": int(after["customer"][after["customer"].isin(before["customer"])].nunique())}
-        best = max(candidates.values())
-        if candidates["popularity"] == best and all(v < best for k, v in candidates.items() if k != "popularity"):
+        best = max(v for v in candidates.values() if v is not None) if any(
+            v is not None for v in candidates.values()) else None
+        if best is None:
+            return 1.0
+        if candidates["popularity"] == best and all(v is None or v < best for k, v in candidates.items()
+                                                    if k != "popularity"):
             return None
         return max(a for a, v in candidates.items() if a != "popularity" and v == best)
+
+    def _precision_by_alpha(self, before, after, alphas, groups):
+        """precision@k of the new list for every blend weight in ``alphas`` and for
+        popularity, on the customers of ``before`` who bought new products in ``after``:
+        each customer's scores are computed once and blended for every weight (what
+        ``evaluate`` measures, for all candidates in one pass)."""
+        relevant = holdout_relevance(before, after, NEW)
+        customers = [c for c, wanted in relevant.items() if wanted]
+        hits = dict.fromkeys([*alphas, "popularity"], 0)
+        if not customers:
+            return dict.fromkeys(hits)
+        history = self.history(before, customers)
+        k = min(self.k, len(self.items_))
+        for start in range(0, len(customers), SCORE_CHUNK):
+            chunk = customers[start:start + SCORE_CHUNK]
+            bought = self._bought_matrix([history[c] for c in chunk])
+            confirmed = (bought >= 1.0).toarray()
+            wanted = np.zeros(bought.shape, dtype=bool)
+            for row, customer in enumerate(chunk):
+                wanted[row, [self._item_index[i] for i in relevant[customer] if i in self._item_index]] = True
+            parts = self._components(bought, chunk, groups, every=True)
+            for alpha in hits:
+                scores, _use = self._blend(parts, None if alpha == "popularity" else alpha)
+                scores[confirmed] = -np.inf
+                top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+                hits[alpha] += int(np.take_along_axis(wanted & np.isfinite(scores), top, axis=1).sum())
+        return {alpha: round(count / (self.k * len(customers)), 4) for alpha, count in hits.items()}
 
     def _fit_components(self, lines, groups, alpha):
         """Index, popularity, group popularity, neighbours and (if used) LightFM."""
@@ -300,20 +326,19 @@ class ProductRecommender:
         result = {c: {} for c in customers}
         if lines.empty:
             return result
-        strongest = lines.groupby(["customer", "item"], sort=False)["weight"].max()
-        confirmed = lines[lines["weight"] >= 1.0].sort_values(["customer", "item", "date"])
         keys = ["customer", "item"]
+        strongest = lines.groupby(keys, sort=False)["weight"].max()
+        confirmed = lines[lines["weight"] >= 1.0].sort_values(["customer", "item", "date"])
         gaps = confirmed.groupby(keys, sort=False)["date"].diff().dt.total_seconds() / 86400.0
         per_item = confirmed.assign(gap=gaps).groupby(keys, sort=False).agg(
-            orders=("order", "size"), last=("date", "max"), rhythm=("gap", "median"))
-        per_item = per_item.reindex(strongest.index)
-        for (customer, item), weight, orders, last, rhythm in zip(
-                strongest.index, strongest.to_numpy(), per_item["orders"].to_numpy(), per_item["last"],
-                per_item["rhythm"].to_numpy()):
-            bought = orders == orders and orders > 0  # NaN: only quoted
-            result[customer][item] = (
-                float(weight), int(orders) if bought else 0, last if bought else None,
-                float(rhythm) if bought and orders >= MIN_ORDERS_FOR_RHYTHM else None)
+            orders=("order", "size"), last=("date", "max"), rhythm=("gap", "median")).reindex(strongest.index)
+        orders = per_item["orders"].fillna(0).astype(int).to_numpy()
+        rhythm = per_item["rhythm"].to_numpy()
+        last = per_item["last"].to_numpy()  # datetime64: no Timestamp per row
+        for (customer, item), weight, count, day, gap in zip(strongest.index, strongest.to_numpy().tolist(),
+                                                              orders.tolist(), last, rhythm.tolist()):
+            result[customer][item] = (weight, count, day if count else None,
+                                      gap if count >= MIN_ORDERS_FOR_RHYTHM else None)
         return result
 
     def recommend(self, lines, customers, kind, n=5, items=None, groups=None, categories=None, exclude_days=None,
@@ -326,8 +351,14 @@ class ProductRecommender:
         category, for products never sold; ``exclude_days``: the new list leaves out
         products bought within that many days of ``now`` (None: ever bought).
         """
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        return self.recommend_lists(lines, customers, (kind,), n=n, items=items, groups=groups,
+                                    categories=categories, exclude_days=exclude_days, now=now)[kind]
+
+    def recommend_lists(self, lines, customers, kinds=KINDS, n=5, items=None, groups=None, categories=None,
+                        exclude_days=None, now=None):
+        """``{kind: recommend(...)}`` for several lists at once (one history, one scoring)."""
+        if any(kind not in KINDS for kind in kinds):
+            raise ValueError(f"kind must be one of {KINDS}, got {kinds!r}")
         if n < 1:
             raise ValueError(f"n must be positive, got {n!r}")
         customers = list(customers)
@@ -335,112 +366,162 @@ class ProductRecommender:
         catalogue = self._catalogue(items)
         now = pd.Timestamp(now) if now is not None else None
         position = {item: p for p, item in enumerate(catalogue)}
-        result = {}
+        known_positions = np.array([self._item_index[i] for i in catalogue if i in self._item_index], dtype=np.int64)
+        cold = self._cold_categories(catalogue[len(known_positions):], categories)
+        result = {kind: {} for kind in kinds}
         for start in range(0, len(customers), SCORE_CHUNK):
             chunk = customers[start:start + SCORE_CHUNK]
-            scores, sources = self._scores([history[c] for c in chunk], chunk, groups, catalogue, categories)
-            for row, customer in enumerate(chunk):
-                result[customer] = self._one_list(kind, n, history[customer], scores[row], sources[row],
-                                                  catalogue, position, groups, categories, customer,
-                                                  exclude_days, now)
+            bought = self._bought_matrix([history[c] for c in chunk])
+            parts = self._components(bought, chunk, groups)
+            known_scores, use_collaborative = self._blend(parts, self.alpha_)
+            scores, sources = self._over_catalogue(known_scores, use_collaborative, bought, known_positions, cold)
+            for kind in kinds:
+                for row, customer in enumerate(chunk):
+                    result[kind][customer] = self._one_list(kind, n, history[customer], scores[row], sources[row],
+                                                            catalogue, position, groups, categories, customer,
+                                                            exclude_days, now)
         return result
 
     def _catalogue(self, items):
         """Products that may be recommended: known ones first (model order), then unknown ones."""
         if items is None:
             return list(self.items_.tolist())
-        known = [i for i in self.items_.tolist() if i in set(items)]
-        unknown = sorted(set(items) - set(self.items_.tolist()), key=str)
+        wanted = set(items)
+        known = [i for i in self.items_.tolist() if i in wanted]
+        unknown = sorted(wanted - set(self.items_.tolist()), key=str)
         return known + unknown
 
-    def _scores(self, histories, customers, groups, catalogue, categories):
-        """Scores over ``catalogue`` of a chunk of customers, and where each comes from
-        (``sources``: 0 popularity, 1 collaborative, 2 its category)."""
-        n_known = len(self.items_)
-        width = len(catalogue)
-        known_positions = [self._item_index[i] for i in catalogue if i in self._item_index]
-        bought = sp.lil_matrix((len(customers), n_known), dtype=np.float32)
+    def _bought_matrix(self, histories):
+        """Customers x known products: the strongest signal (1 bought, less: only quoted)."""
+        rows, cols, values = [], [], []
         for row, items in enumerate(histories):
-            for item, (weight, *_rest) in items.items():
-                if item in self._item_index:
-                    bought[row, self._item_index[item]] = weight
-        bought = bought.tocsr()
-        has_history = np.asarray(bought.sum(axis=1)).ravel() > 0
-        popularity = np.vstack([self._popularity(groups, c) for c in customers])  # known products
-        collaborative = np.zeros((len(customers), n_known), dtype=np.float64)
+            for item, entry in items.items():
+                column = self._item_index.get(item)
+                if column is not None:
+                    rows.append(row)
+                    cols.append(column)
+                    values.append(entry[0])
+        return sp.csr_matrix((np.asarray(values, dtype=np.float32), (rows, cols)),
+                             shape=(len(histories), len(self.items_)))
+
+    def _components(self, bought, customers, groups, every=False):
+        """The scores a chunk of customers' lists are made of, each standardised per customer
+        over the products it speaks of: popularity (of the customer's group), item-item and
+        LightFM (``every``: both, whatever ``alpha_``; else only those the blend uses)."""
+        n_known = len(self.items_)
+        standard = {}
+        group_of = [self._group(groups, c) for c in customers]
+        for group in set(group_of):
+            vector = self.group_popularity_[group] if group is not None else self.popularity_
+            standard[group] = _standardise(vector[None, :].astype(np.float32), np.ones((1, n_known), bool))[0]
+        parts = {"has_history": np.asarray(bought.sum(axis=1)).ravel() > 0,
+                 "popularity": np.vstack([standard[g] for g in group_of]).astype(np.float32),
+                 "item_item": None, "lightfm": None}
         alpha = self.alpha_
+        collaborative = self.strategy in ("hybrid", "item_item", "lightfm")
+        if collaborative and self.neighbours_ is not None and (every or (alpha is not None and alpha > 0)):
+            raw = (bought @ self.neighbours_).toarray()
+            valid = raw > 0
+            parts["item_item"] = (np.where(valid, _standardise(raw, valid), 0.0).astype(np.float32), valid.any(axis=1))
+        if collaborative and self.user_factors_ is not None and (every or (alpha is not None and alpha < 1)):
+            rows = np.array([self._customer_index.get(c, -1) for c in customers], dtype=np.int64)
+            known = rows >= 0
+            raw = np.zeros((len(customers), n_known), dtype=np.float32)
+            if known.any():
+                raw[known] = self.user_factors_[rows[known]] @ self.item_factors_.T + self.item_biases_
+            valid = np.broadcast_to(known[:, None], raw.shape)
+            parts["lightfm"] = (np.where(valid, _standardise(raw, valid), 0.0).astype(np.float32), known)
+        return parts
+
+    def _blend(self, parts, alpha):
+        """``(scores over the known products, whether each customer's are collaborative)``:
+        ``alpha`` x item-item + (1 - alpha) x LightFM for customers with a history and a
+        signal, popularity otherwise (and for ``alpha`` None: popularity)."""
+        rows = len(parts["has_history"])
+        collaborative = np.zeros_like(parts["popularity"])
+        has_signal = np.zeros(rows, dtype=bool)
         if self.strategy in ("hybrid", "item_item", "lightfm") and alpha is not None:
-            parts = []
-            if alpha > 0:
-                item_item = (bought @ self.neighbours_).toarray()
-                parts.append((alpha, item_item, item_item > 0))
-            if alpha < 1 and self.user_factors_ is not None:
-                rows = np.array([self._customer_index.get(c, -1) for c in customers])
-                factor = np.zeros((len(customers), n_known))
-                known = rows >= 0
-                if known.any():
-                    factor[known] = self.user_factors_[rows[known]] @ self.item_factors_.T + self.item_biases_
-                parts.append((1 - alpha, factor, np.broadcast_to(known[:, None], factor.shape)))
-            for weight, part, valid in parts:
-                collaborative += weight * np.where(valid, _standardise(part, valid), 0.0)
-            has_signal = np.zeros(len(customers), dtype=bool)
-            for _weight, _part, valid in parts:
-                has_signal |= np.asarray(valid).any(axis=1)
-            use_collaborative = has_history & has_signal
-        else:
-            use_collaborative = np.zeros(len(customers), dtype=bool)
-        if self.strategy == "history":
-            use_collaborative[:] = False
-        known_scores = np.where(use_collaborative[:, None], collaborative,
-                                _standardise(popularity, np.ones_like(popularity, dtype=bool)))
+            for weight, part in ((alpha, parts["item_item"]), (1.0 - alpha, parts["lightfm"])):
+                if weight > 0 and part is not None:
+                    collaborative += np.float32(weight) * part[0]
+                    has_signal |= part[1]
+        use = parts["has_history"] & has_signal
+        scores = np.where(use[:, None], collaborative, parts["popularity"])
         # a tiny popularity term breaks ties (many products share one score)
-        known_scores = known_scores + 1e-6 * self.popularity_ / max(1.0, float(self.popularity_.max()))
-        scores = np.full((len(customers), width), -np.inf)
-        sources = np.zeros((len(customers), width), dtype=np.int8)
+        scores += (1e-6 * self.popularity_ / max(1.0, float(self.popularity_.max()))).astype(np.float32)
+        return scores, use
+
+    def _cold_categories(self, cold_items, categories):
+        """For never-sold products: their category's column in a one-hot product x category
+        matrix of the known products (-1: no category, or no sold product in it)."""
+        if not cold_items or categories is None:
+            return {"items": len(cold_items), "column": np.full(len(cold_items), -1), "matrix": None}
+        known = pd.Series(self.items_).map(categories)
+        codes = {category: c for c, category in enumerate(pd.unique(known.dropna()))}
+        rows = [r for r, category in enumerate(known) if category in codes]
+        matrix = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, [codes[known.iloc[r]] for r in rows])),
+                               shape=(len(self.items_), max(1, len(codes))))
+        column = np.array([codes.get(categories.get(item), -1) if hasattr(categories, "get") else -1
+                           for item in cold_items], dtype=np.int64)
+        return {"items": len(cold_items), "column": column, "matrix": matrix}
+
+    def _over_catalogue(self, known_scores, use_collaborative, bought, known_positions, cold):
+        """Scores over the catalogue (known products, then never-sold ones) and where each
+        comes from (``sources``: 0 popularity, 1 collaborative, 2 its category).
+
+        A never-sold product is scored, for a customer who bought in its category, with
+        his mean score of the sold products of that category (others: never)."""
+        rows = known_scores.shape[0]
+        width = len(known_positions) + cold["items"]
+        scores = np.full((rows, width), -np.inf, dtype=np.float32)
+        sources = np.zeros((rows, width), dtype=np.int8)
         scores[:, :len(known_positions)] = known_scores[:, known_positions]
         sources[:, :len(known_positions)] = np.where(use_collaborative[:, None], 1, 0)
-        if width > len(known_positions) and categories is not None:
-            scores[:, len(known_positions):] = self._cold_scores(known_scores, catalogue[len(known_positions):],
-                                                                 categories, bought)
-            sources[:, len(known_positions):] = 2
+        if cold["matrix"] is not None and (cold["column"] >= 0).any():
+            matrix = cold["matrix"]
+            members = np.asarray(matrix.sum(axis=0)).ravel()
+            mean = (sp.csr_matrix(known_scores) @ matrix).toarray() / np.maximum(members, 1)
+            buys_there = ((bought >= 1.0).astype(np.float32) @ matrix).toarray() >= 1
+            has = cold["column"] >= 0
+            cols = cold["column"][has]
+            block = np.where(buys_there[:, cols], mean[:, cols], -np.inf)
+            target = np.flatnonzero(has) + len(known_positions)
+            scores[:, target] = block
+            sources[:, target] = 2
         return scores, sources
 
-    def _popularity(self, groups, customer):
+    def _group(self, groups, customer):
+        """The customer's group if it has its own popularity, else None."""
         if groups is not None and customer in groups:
             group = groups.get(customer)
             if group in self.group_popularity_:
-                return self.group_popularity_[group]
-        return self.popularity_
+                return group
+        return None
 
     def _popularity_of(self, item):
         index = self._item_index.get(item)
         return 0.0 if index is None else float(self.popularity_[index])
 
     def _anchors(self, history, items):
-        """For each of ``items``, the customer's product most similar to it (None: none)."""
-        own = [self._item_index[i] for i, h in history.items() if i in self._item_index]
-        columns = [self._item_index.get(i, -1) for i in items]
-        if not own or self.neighbours_ is None:
-            return [None] * len(items)
-        similar = self.neighbours_[own][:, [max(c, 0) for c in columns]].toarray()
-        best = similar.argmax(axis=0)
-        return [self.items_[own[b]].item() if hasattr(self.items_[own[b]], "item") else self.items_[own[b]]
-                if c >= 0 and similar[b, j] > 0 else None for j, (b, c) in enumerate(zip(best, columns))]
-
-    def _cold_scores(self, known_scores, cold_items, categories, bought):
-        """A never-sold product: for customers who bought in its category, their mean score
-        of the sold products of that category (others: never)."""
-        known_categories = pd.Series(self.items_).map(categories).to_numpy()
-        out = np.full((known_scores.shape[0], len(cold_items)), -np.inf)
-        for column, item in enumerate(cold_items):
-            category = categories.get(item) if hasattr(categories, "get") else None
-            if category is None or (isinstance(category, float) and np.isnan(category)):
+        """For each of ``items``, the customer's product most similar to it (None: none):
+        the largest of the item's kept similarities to the customer's products."""
+        own = np.array([self._item_index[i] for i in history if i in self._item_index], dtype=np.int64)
+        similar = self.neighbours_
+        anchors = []
+        for item in items:
+            column = self._item_index.get(item)
+            if column is None or similar is None or not len(own):
+                anchors.append(None)
                 continue
-            members = known_categories == category
-            if members.any():
-                buys_there = np.asarray(bought[:, members].sum(axis=1)).ravel() >= 1.0
-                out[buys_there, column] = known_scores[buys_there][:, members].mean(axis=1)
-        return out
+            lo, hi = similar.indptr[column], similar.indptr[column + 1]
+            mine = np.isin(similar.indices[lo:hi], own)
+            if not mine.any():
+                anchors.append(None)
+                continue
+            best = similar.indices[lo:hi][mine][np.argmax(similar.data[lo:hi][mine])]
+            anchor = self.items_[best]
+            anchors.append(anchor.item() if hasattr(anchor, "item") else anchor)
+        return anchors
 
     def _one_list(self, kind, n, history, scores, sources, catalogue, position, groups, categories, customer,
                   exclude_days, now):
@@ -461,7 +542,8 @@ class ProductRecommender:
         else:
             excluded = set(bought)
             if exclude_days is not None and now is not None:
-                excluded = {item for item, h in bought.items() if h[2] >= now - exclude_days * DAY}
+                since = (now - exclude_days * DAY).to_datetime64()
+                excluded = {item for item, h in bought.items() if h[2] >= since}
         if len(chosen) < n:
             masked = np.where(np.isfinite(scores), scores, -np.inf)
             masked[[position[item] for item in excluded if item in position]] = -np.inf
@@ -469,7 +551,7 @@ class ProductRecommender:
             if count > 0:
                 top = np.argpartition(-masked, count - 1)[:count]
                 top = top[np.lexsort((top, -masked[top]))]
-                anchors = self._anchors(history, [catalogue[p] for p in top])
+                anchors = self._anchors(history, [catalogue[p] if sources[p] == 1 else None for p in top])
                 for p, anchor in zip(top, anchors):
                     chosen.append({"item": catalogue[p], "score": round(float(masked[p]), 4),
                                    **self._reason(int(sources[p]), anchor, catalogue[p], groups, categories,
@@ -483,8 +565,9 @@ class ProductRecommender:
             if anchor is not None:
                 return {"reason": "also_buy", "about": anchor}
             return {"reason": "similar_customers", "about": None}
-        if groups is not None and customer in groups and groups.get(customer) in self.group_popularity_:
-            return {"reason": "popular_group", "about": groups.get(customer)}
+        group = self._group(groups, customer)
+        if group is not None:
+            return {"reason": "popular_group", "about": group}
         return {"reason": "popular", "about": None}
 
 
@@ -526,9 +609,14 @@ def holdout_relevance(before, after, kind):
 def evaluate(model, before, after, kind, k=10, items=None, groups=None):
     """Holdout ranking metrics of a fitted ``model`` (fitted on ``before``) for the
     customers who bought in ``after``."""
-    relevant = holdout_relevance(before, after, kind)
-    customers = [c for c, wanted in relevant.items() if wanted]
-    lists = model.recommend(before, customers, kind, n=k, items=items, groups=groups)
-    recommended = {c: [r["item"] for r in lists[c]] for c in customers}
+    return evaluate_lists(model, before, after, (kind,), k=k, items=items, groups=groups)[kind]
+
+
+def evaluate_lists(model, before, after, kinds=KINDS, k=10, items=None, groups=None):
+    """``{kind: evaluate(...)}``, both lists scored in one pass."""
+    relevant = {kind: holdout_relevance(before, after, kind) for kind in kinds}
+    customers = sorted({c for wanted in relevant.values() for c, items_ in wanted.items() if items_}, key=str)
+    lists = model.recommend_lists(before, customers, kinds, n=k, items=items, groups=groups)
     n_items = len(items) if items is not None else len(model.items_)
-    return ranking_metrics(recommended, relevant, n_items, k=k)
+    return {kind: ranking_metrics({c: [r["item"] for r in lists[kind][c]] for c in customers}, relevant[kind],
+                                  n_items, k=k) for kind in kinds}

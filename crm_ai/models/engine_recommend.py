@@ -24,7 +24,7 @@ import pandas as pd
 from odoo import _
 from odoo.tools import SQL
 
-from ..ml.recommend import KINDS, NEW, REORDER, ProductRecommender, evaluate, lightfm_import_error
+from ..ml.recommend import KINDS, NEW, REORDER, ProductRecommender, evaluate, evaluate_lists, lightfm_import_error
 from .crm_ai_engine import CrmAiEngine, Param, TrainResult, register_engine
 from .customer_orders import CustomerValueEngine
 
@@ -141,13 +141,12 @@ class RecommendEngine(CustomerValueEngine, CrmAiEngine):
         trial = ProductRecommender().fit(before, groups=groups)
         if trial.lightfm_error_:
             _logger.warning("crm_ai: %s", lightfm_status(self.env))
-        measured = {kind: evaluate(trial, before, after, kind, k=MEASURED_AT, groups=groups) for kind in KINDS}
+        measured = evaluate_lists(trial, before, after, KINDS, k=MEASURED_AT, groups=groups)
         baselines = {}
         for strategy, label in (("popularity", _("Popularity")), ("history", _("Own history")),
                                 ("item_item", _("Item-item"))):
             baseline = ProductRecommender(strategy=strategy).fit(before)
-            baselines[label] = self.flat_metrics(
-                {kind: evaluate(baseline, before, after, kind, k=MEASURED_AT) for kind in KINDS})
+            baselines[label] = self.flat_metrics(evaluate_lists(baseline, before, after, KINDS, k=MEASURED_AT))
         champion_score, note = self.champion_precision(champion_record, champion, before, after, cut, groups)
         # the deployed model also learns from the holdout period, with the blend chosen above
         final = ProductRecommender(alpha=trial.alpha_ if trial.alpha_ is not None else "popularity"
@@ -219,10 +218,7 @@ class RecommendEngine(CustomerValueEngine, CrmAiEngine):
         lines = self.order_lines(customers, until=now)
         groups = self.countries(customers)
         exclude = self.param("new_excludes_days") or None
-        self._lists = {
-            REORDER: estimator.recommend(lines, customers, REORDER, groups=groups, **options),
-            NEW: estimator.recommend(lines, customers, NEW, groups=groups, exclude_days=exclude, **options),
-        }
+        self._lists = estimator.recommend_lists(lines, customers, KINDS, groups=groups, exclude_days=exclude, **options)
         self._model, self._scored_at = model, now
         self.ensure_country_lists(estimator, model, now, options)
         return {}
