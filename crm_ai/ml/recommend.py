@@ -143,7 +143,7 @@ class ProductRecommender:
     """
 
     def __init__(self, strategy="hybrid", alpha=None, alphas=(0.0, 0.25, 0.5, 0.75, 1.0), n_components=64,
-                 epochs=30, learning_rate=0.05, neighbours=100, max_similarities=25_000_000, validation_days=90, k=10,
+                 epochs=30, learning_rate=0.05, neighbours=100, max_similarities=10_000_000, validation_days=90, k=10,
                  min_group_customers=5, random_state=0):
         self.strategy = strategy
         self.alpha = alpha

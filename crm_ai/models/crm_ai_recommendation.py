@@ -36,7 +36,8 @@ class CrmAiRecommendation(models.Model):
     country_id = fields.Many2one("res.country", readonly=True, ondelete="cascade",
                                  help="For rows without a customer: the country they are popular in "
                                       "(empty: everywhere).")
-    company_id = fields.Many2one("res.company", required=True, readonly=True, index=True, ondelete="cascade")
+    # indexed with the customer (init): the engine replaces a company's customers' rows together
+    company_id = fields.Many2one("res.company", required=True, readonly=True, ondelete="cascade")
     list_type = fields.Selection(LIST_TYPES, "List", required=True, readonly=True)
     rank = fields.Integer(required=True, readonly=True, aggregator=None)
     product_id = fields.Many2one("product.product", "Product", required=True, readonly=True, index=True,

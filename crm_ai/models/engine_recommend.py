@@ -68,7 +68,8 @@ class RecommendEngine(CustomerValueEngine, CrmAiEngine):
         """The company's order lines as ``ml.recommend`` reads them: customer (commercial
         partner), item (product id), order, date, weight (1 confirmed; QUOTE_WEIGHT quoted
         on an opportunity's open quotation).  Section / note lines and down payments are
-        not products bought."""
+        not products bought, nor is a product the customer returned in full (its confirmed
+        quantities, returns as negative lines included, add up to zero or less)."""
         self.env["sale.order"].flush_model()
         self.env["sale.order.line"].flush_model()
         conditions = [SQL("TRUE")]
@@ -77,16 +78,24 @@ class RecommendEngine(CustomerValueEngine, CrmAiEngine):
         if until is not None:
             conditions.append(SQL("so.date_order < %s", until))
         self.env.cr.execute(SQL("""
-            SELECT p.commercial_partner_id, sol.product_id, so.id, so.date_order,
-                   CASE WHEN so.state = 'sale' THEN 1.0 ELSE %(quote)s END
-              FROM sale_order_line sol
-              JOIN sale_order so ON so.id = sol.order_id
-              JOIN res_partner p ON p.id = so.partner_id
-             WHERE so.company_id = %(company)s
-               AND (so.state = 'sale' OR (so.state IN ('draft', 'sent') AND so.opportunity_id IS NOT NULL))
-               AND sol.product_id IS NOT NULL AND sol.display_type IS NULL
-               AND NOT COALESCE(sol.is_downpayment, FALSE) AND sol.product_uom_qty > 0
-               AND %(conditions)s""", quote=QUOTE_WEIGHT, company=self.company.id,
+            WITH line AS (
+                SELECT p.commercial_partner_id AS customer, sol.product_id AS product, so.id AS sale,
+                       so.date_order AS date, so.state = 'sale' AS confirmed, sol.product_uom_qty AS qty
+                  FROM sale_order_line sol
+                  JOIN sale_order so ON so.id = sol.order_id
+                  JOIN res_partner p ON p.id = so.partner_id
+                 WHERE so.company_id = %(company)s
+                   AND (so.state = 'sale' OR (so.state IN ('draft', 'sent') AND so.opportunity_id IS NOT NULL))
+                   AND sol.product_id IS NOT NULL AND sol.display_type IS NULL
+                   AND NOT COALESCE(sol.is_downpayment, FALSE) AND %(conditions)s),
+            returned AS (  -- bought and returned in full: not a purchase
+                SELECT customer, product FROM line WHERE confirmed
+                 GROUP BY customer, product HAVING SUM(qty) <= 0)
+            SELECT l.customer, l.product, l.sale, l.date, CASE WHEN l.confirmed THEN 1.0 ELSE %(quote)s END
+              FROM line l
+             WHERE l.qty > 0
+               AND NOT (l.confirmed AND (l.customer, l.product) IN (SELECT customer, product FROM returned))""",
+                                quote=QUOTE_WEIGHT, company=self.company.id,
                                 conditions=SQL(" AND ").join(conditions)))
         lines = pd.DataFrame.from_records(self.env.cr.fetchall(),
                                           columns=["customer", "item", "order", "date", "weight"])
@@ -133,7 +142,8 @@ class RecommendEngine(CustomerValueEngine, CrmAiEngine):
         started = time.monotonic()
         now = self.now()
         lines = self.order_lines(until=now)
-        cut = pd.Timestamp(now) - pd.Timedelta(days=self.param("holdout_days"))
+        # from midnight (as the repeat-purchase holdout): whole days, whatever the hour of the run
+        cut = pd.Timestamp(now).normalize() - pd.Timedelta(days=self.param("holdout_days"))
         before, after = lines[lines["date"] < cut], lines[lines["date"] >= cut]
         if before.empty:
             return TrainResult("insufficient_data", _("Not enough data: no order line before the holdout."))
@@ -226,7 +236,8 @@ class RecommendEngine(CustomerValueEngine, CrmAiEngine):
     def after_write(self, written_ids):
         """Replace the written customers' rows (their partners are marked scored in this
         same transaction)."""
-        customers = [c for c in self._lists[REORDER] if c in set(written_ids)]
+        written = set(written_ids)
+        customers = [c for c in self._lists[REORDER] if c in written]
         if customers:
             self.write_rows(customers, self._lists)
 

@@ -151,6 +151,24 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
         self.assertEqual(reorder.filtered(lambda r: r.product_id == self.product).reason_text,
                          "Bought before (once)", "a product bought since the training is on the list at once")
 
+    def test_a_product_returned_in_full_is_not_bought(self):
+        customer = self.customers[0]
+        kept, returned = self.env["product.product"].create([{"name": "crm_ai kept", "categ_id": self.categ_a.id},
+                                                             {"name": "crm_ai returned", "categ_id": self.categ_a.id}])
+        orders = self.env["sale.order"].with_context(tracking_disable=True).create([
+            {"partner_id": customer.id, "order_line": [(0, 0, {"product_id": kept.id, "product_uom_qty": 1}),
+                                                       (0, 0, {"product_id": returned.id, "product_uom_qty": 2})]},
+            {"partner_id": customer.id, "order_line": [(0, 0, {"product_id": returned.id, "product_uom_qty": -2})]},
+        ])
+        self.env.flush_all()
+        self.env.cr.execute("UPDATE sale_order SET state = 'sale' WHERE id = ANY(%s)", (orders.ids,))
+        self.env["sale.order"].invalidate_model(["state"])
+        self.env["ir.config_parameter"].sudo().set_param("crm_ai.recommend.list_size", "20")
+        self.score()
+        own = customer.ai_reorder_recommendation_ids.filtered(lambda r: r.reason in ("every", "bought")).product_id
+        self.assertIn(kept, own)
+        self.assertNotIn(returned, own, "returned in full: not a purchase to repeat")
+
     def test_search_partners_and_leads_by_recommended_product(self):
         self.score()
         product = self.customers[0].ai_new_recommendation_ids[0].product_id
