@@ -75,7 +75,14 @@ def lightfm_import_error():
     return None
 
 
+#: Marks a frame ``_lines`` already normalised (pandas keeps ``attrs`` through filters): a
+#: 5-million-line frame is not copied again by every step of a fit.
+_NORMALISED = "crm_ai_recommend_lines"
+
+
 def _lines(lines):
+    if lines.attrs.get(_NORMALISED):
+        return lines
     required = {"customer", "item", "order", "date"}
     missing = required - set(lines.columns)
     if missing:
@@ -87,9 +94,11 @@ def _lines(lines):
     lines["weight"] = pd.to_numeric(lines["weight"], errors="coerce").fillna(0.0).astype(float)
     lines = lines[lines["weight"] > 0]
     # one row per (customer, product, order): the strongest signal of that order
-    return (lines.sort_values("weight", ascending=False)
-            .drop_duplicates(["customer", "item", "order"])
-            .reset_index(drop=True))
+    lines = (lines.sort_values("weight", ascending=False, kind="stable")
+             .drop_duplicates(["customer", "item", "order"])
+             .reset_index(drop=True))
+    lines.attrs[_NORMALISED] = True
+    return lines
 
 
 def _top_k_rows(matrix, k):
@@ -237,27 +246,40 @@ class ProductRecommender:
         """precision@k of the new list for every blend weight in ``alphas`` and for
         popularity, on the customers of ``before`` who bought new products in ``after``:
         each customer's scores are computed once and blended for every weight (what
-        ``evaluate`` measures, for all candidates in one pass)."""
-        relevant = holdout_relevance(before, after, NEW)
-        customers = [c for c, wanted in relevant.items() if wanted]
+        ``evaluate`` measures, for all candidates in one pass, from sparse matrices rather
+        than per-customer sets: a 5-million-line history stays a few arrays)."""
+        before, after = _lines(before), _lines(after)
+        keys = ["customer", "item"]
+        seen = before[keys].drop_duplicates()
+        fresh = after.loc[after["customer"].isin(self._customer_index), keys].drop_duplicates()
+        fresh = fresh.merge(seen, on=keys, how="left", indicator=True)
+        fresh = fresh.loc[fresh["_merge"] == "left_only", keys]
+        customers = pd.unique(fresh["customer"])
         hits = dict.fromkeys([*alphas, "popularity"], 0)
-        if not customers:
+        if not len(customers):
             return dict.fromkeys(hits)
-        history = self.history(before, customers)
+        row_of = {c: r for r, c in enumerate(customers.tolist())}
+        known = fresh[fresh["item"].isin(self._item_index)]
+        wanted = sp.csr_matrix((np.ones(len(known), np.float32),
+                                (known["customer"].map(row_of).to_numpy(), known["item"].map(self._item_index).to_numpy())),
+                               shape=(len(customers), len(self.items_)))
+        strongest = before[before["customer"].isin(row_of)].groupby(keys, sort=False)["weight"].max()
+        bought = sp.csr_matrix((np.minimum(strongest.to_numpy(), 1.0).astype(np.float32),
+                                (strongest.index.get_level_values(0).map(row_of).to_numpy(),
+                                 strongest.index.get_level_values(1).map(self._item_index).to_numpy())),
+                               shape=(len(customers), len(self.items_)))
         k = min(self.k, len(self.items_))
         for start in range(0, len(customers), SCORE_CHUNK):
-            chunk = customers[start:start + SCORE_CHUNK]
-            bought = self._bought_matrix([history[c] for c in chunk])
-            confirmed = (bought >= 1.0).toarray()
-            wanted = np.zeros(bought.shape, dtype=bool)
-            for row, customer in enumerate(chunk):
-                wanted[row, [self._item_index[i] for i in relevant[customer] if i in self._item_index]] = True
-            parts = self._components(bought, chunk, groups, every=True)
+            chunk = customers[start:start + SCORE_CHUNK].tolist()
+            chunk_bought = bought[start:start + SCORE_CHUNK]
+            confirmed = (chunk_bought >= 1.0).toarray()
+            chunk_wanted = wanted[start:start + SCORE_CHUNK].toarray() > 0
+            parts = self._components(chunk_bought, chunk, groups, every=True)
             for alpha in hits:
                 scores, _use = self._blend(parts, None if alpha == "popularity" else alpha)
                 scores[confirmed] = -np.inf
                 top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-                hits[alpha] += int(np.take_along_axis(wanted & np.isfinite(scores), top, axis=1).sum())
+                hits[alpha] += int(np.take_along_axis(chunk_wanted & np.isfinite(scores), top, axis=1).sum())
         return {alpha: round(count / (self.k * len(customers)), 4) for alpha, count in hits.items()}
 
     def _fit_components(self, lines, groups, alpha):
