@@ -22,9 +22,8 @@ tables and writes ``$BENCH_OUT/crm_ai_bench_recommend_odoo.json`` (default ``/tm
   and, on the same holdout, item-item, own history and popularity (the issue's
   protocol: trained on the orders before 2011-09-01, measured on what the training
   customers bought from 2011-09-01 to 2011-12-01), hyperparameters, training seconds.
-  The engine's cut is ``now - holdout_days`` to the second (not midnight): the lines
-  of 2011-09-01 before the time of day of the run are trained on, not measured; the
-  step counts them.
+  The engine's cut is today's midnight minus ``holdout_days``; the step checks that no
+  line of 2011-09-01 or later is trained on (the count must be 0).
 * ``score`` : ``crm.ai.driver._cron_score(time_budget=3600)`` (every customer, in
   committed batches): wall time, phases, peak RSS, partners scored, rows of
   ``crm_ai_recommendation``; once more with nothing changed; a cProfile of one batch
@@ -462,8 +461,8 @@ def report(folder):
         lines += ["", f"hyperparameters: {m['hyperparameters']}", "",
                   f"gate: {m['gate_reason']}", "",
                   f"training_seconds (registry): {m['training_seconds']:.1f} s; artifact {m['artifact_kb']:,.0f} KB",
-                  "", f"protocol check: the engine's cut is {gap.get('engine_cut')} (now - {HOLDOUT_DAYS} days, "
-                      f"not midnight): {gap.get('lines_trained_instead', 0):,} order lines "
+                  "", f"protocol check: the engine's cut is {gap.get('engine_cut')} (midnight - {HOLDOUT_DAYS} days): "
+                      f"{gap.get('lines_trained_instead', 0):,} order lines "
                       f"({gap.get('orders_trained_instead', 0):,} orders) of 2011-09-01 are trained on instead of "
                       f"measured, of {gap.get('protocol_holdout_lines', 0):,} holdout lines"]
     if tr and sc and quality:
