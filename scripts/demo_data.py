@@ -182,17 +182,18 @@ env["crm.lead"].invalidate_model()  # noqa: F821
 # ...): each customer has a few favourite products of its profile and now and then tries
 # another one, so customers alike buy alike (what the recommendations learn).
 catalogue = {  # category -> [(product, price)]
-    "Software": [("Licence pack", 900.0), ("CRM add-on", 300.0), ("Analytics module", 600.0),
+    "Software licences": [("Licence pack", 900.0), ("CRM add-on", 300.0), ("Analytics module", 600.0),
                  ("Mobile app seats", 250.0), ("Integration connector", 400.0)],
-    "Services": [("Onboarding day", 1200.0), ("Data migration", 2000.0), ("Custom report", 500.0),
+    "Professional services": [("Onboarding day", 1200.0), ("Data migration", 2000.0), ("Custom report", 500.0),
                  ("Consulting hours", 150.0)],
-    "Support": [("Support plan", 450.0), ("Premium support", 900.0), ("Extended warranty", 200.0)],
-    "Hardware": [("Barcode scanner", 180.0), ("Receipt printer", 220.0), ("POS terminal", 650.0),
+    "Support plans": [("Support plan", 450.0), ("Premium support", 900.0), ("Extended warranty", 200.0)],
+    "Point of sale hardware": [("Barcode scanner", 180.0), ("Receipt printer", 220.0), ("POS terminal", 650.0),
                  ("Label printer", 160.0)],
-    "Training": [("Admin training", 800.0), ("User training", 400.0), ("E-learning pass", 120.0)],
+    "Training courses": [("Admin training", 800.0), ("User training", 400.0), ("E-learning pass", 120.0)],
 }
-profiles = [("Hardware", "Software"), ("Services", "Support"), ("Software", "Training"),
-            ("Software", "Services", "Support")]
+# (names of their own: Odoo's demo data has "Services" etc. with its own products in them)
+profiles = [("Point of sale hardware", "Software licences"), ("Professional services", "Support plans"),
+            ("Software licences", "Training courses"), ("Software licences", "Professional services", "Support plans")]
 saleable = ensure("product.category", "Saleable")
 products_by_category = {}
 for category_name, items in catalogue.items():
@@ -202,7 +203,7 @@ for category_name, items in catalogue.items():
                                        "categ_id": category.id}) for name, price in items]
 # launched last week, never sold yet: offered to customers who buy its category
 env["product.product"].create({"name": "Self-checkout kiosk", "list_price": 2400.0, "type": "service",  # noqa: F821
-                               "categ_id": ensure("product.category", "Hardware").id})
+                               "categ_id": ensure("product.category", "Point of sale hardware").id})
 order_specs = []
 for customer in customers:
     if rng.random() < 0.2:
