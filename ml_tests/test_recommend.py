@@ -164,6 +164,29 @@ def test_without_lightfm_it_serves_item_item(lines, monkeypatch):
         ProductRecommender(strategy="lightfm").fit(lines)
 
 
+def test_customer_and_product_features_are_tried_and_kept_only_if_they_win(lines):
+    customer_features = pd.DataFrame({"tribe": ["a" if c % 2 == 0 else "b" for c in range(60)],
+                                      "size": [["big"] if c < 10 else [] for c in range(60)]}, index=range(60))
+    item_features = pd.DataFrame({"shelf": [item[0] for item in sorted(lines["item"].unique())]},
+                                 index=sorted(lines["item"].unique()))
+    model = ProductRecommender(epochs=5, n_components=8, validation_days=60).fit(
+        lines, customer_features=customer_features, item_features=item_features)
+    measured = model.validation_["precision"]
+    assert {"0 + features", "0.25 + features", "0.5 + features", "0.75 + features"} <= set(measured)
+    best = max(v for v in measured.values() if v is not None)
+    key = f"{model.alpha_:g} + features" if model.features_used_ else model.alpha_
+    assert measured[key] == best
+    # fixed either way: with features LightFM learns other representations
+    plain = ProductRecommender(epochs=5, n_components=8, alpha=0.0, use_features=False).fit(
+        lines, customer_features=customer_features, item_features=item_features)
+    featured = ProductRecommender(epochs=5, n_components=8, alpha=0.0, use_features=True).fit(
+        lines, customer_features=customer_features, item_features=item_features)
+    assert not plain.features_used_ and featured.features_used_
+    assert plain.user_factors_.shape == featured.user_factors_.shape
+    assert not np.allclose(plain.user_factors_, featured.user_factors_)
+    assert len(featured.recommend(lines, [0], NEW, n=3)[0]) == 3
+
+
 def test_quoted_products_are_a_weaker_signal_not_purchases(lines, fitted):
     quoted = pd.DataFrame({"customer": [0], "item": ["b1"], "order": [-5], "date": [lines.date.max()],
                            "weight": [0.25]})
@@ -198,6 +221,7 @@ def test_holdout_relevance_and_metrics():
 @pytest.mark.parametrize("params, message", [
     ({"strategy": "magic"}, "strategy"), ({"alpha": 1.5}, "alpha"), ({"alphas": ()}, "alphas"),
     ({"n_components": 0}, "n_components"), ({"validation_days": -1}, "validation_days"),
+    ({"use_features": "yes"}, "use_features"),
 ])
 def test_bad_parameters_are_refused_clearly(lines, params, message):
     with pytest.raises(ValueError, match=message):

@@ -119,6 +119,31 @@ def _sorted_unique(values):
         return np.array(sorted(unique, key=lambda v: (type(v).__name__, v)), dtype=object)
 
 
+def feature_matrix(ids, frame):
+    """LightFM's feature matrix of ``ids``: each one's own indicator, plus one indicator per
+    (column, value) of ``frame`` (indexed by id; a cell may be a list, e.g. tags; empty cells
+    add nothing), every row normalised to sum to 1 (LightFM's advice for mixed features).
+
+    >>> m = feature_matrix(["a", "b"], pd.DataFrame({"country": ["BE", None]}, index=["a", "b"]))
+    >>> m.shape, m.toarray().round(2).tolist()
+    ((2, 3), [[0.5, 0.0, 0.5], [0.0, 1.0, 0.0]])
+    """
+    rows, cols, vocabulary = list(range(len(ids))), list(range(len(ids))), {}
+    if frame is not None and len(frame.columns):
+        frame = frame.reindex(list(ids))
+        for column in frame.columns:
+            for row, cell in enumerate(frame[column].tolist()):
+                values = cell if isinstance(cell, (list, tuple, set)) else [cell]
+                for value in values:
+                    if value is None or (isinstance(value, float) and np.isnan(value)):
+                        continue
+                    rows.append(row)
+                    cols.append(len(ids) + vocabulary.setdefault((column, value), len(vocabulary)))
+    matrix = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(ids), len(ids) + len(vocabulary)))
+    totals = np.asarray(matrix.sum(axis=1)).ravel()
+    return sp.csr_matrix(sp.diags(1.0 / np.maximum(totals, 1.0)) @ matrix, dtype=np.float32)
+
+
 def _standardise(scores, valid):
     """Per-row z-scores over the ``valid`` entries (a row without any: 0)."""
     valid = np.broadcast_to(valid, scores.shape)
@@ -149,11 +174,14 @@ class ProductRecommender:
     min_group_customers : a group's popularity is used for customers with no history
         only if that many customers of the group bought something.
     random_state : LightFM's seed.
+    use_features : whether LightFM also learns from the customer and product features
+        given to ``fit`` (None: tried on the validation tail next to LightFM without them,
+        kept only if it wins there).
     """
 
     def __init__(self, strategy="hybrid", alpha=None, alphas=(0.0, 0.25, 0.5, 0.75, 1.0), n_components=64,
                  epochs=30, learning_rate=0.05, neighbours=100, max_similarities=10_000_000, validation_days=90, k=10,
-                 min_group_customers=5, random_state=0):
+                 min_group_customers=5, random_state=0, use_features=None):
         self.strategy = strategy
         self.alpha = alpha
         self.alphas = alphas
@@ -166,11 +194,12 @@ class ProductRecommender:
         self.k = k
         self.min_group_customers = min_group_customers
         self.random_state = random_state
+        self.use_features = use_features
 
     def get_params(self):
         return {name: getattr(self, name) for name in (
             "strategy", "alpha", "alphas", "n_components", "epochs", "learning_rate", "neighbours", "max_similarities",
-            "validation_days", "k", "min_group_customers", "random_state")}
+            "validation_days", "k", "min_group_customers", "random_state", "use_features")}
 
     def _check_params(self):
         if self.strategy not in STRATEGIES:
@@ -184,13 +213,18 @@ class ProductRecommender:
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.use_features not in (None, True, False):
+            raise ValueError(f"use_features must be None, True or False, got {self.use_features!r}")
         if self.validation_days is not None and self.validation_days <= 0:
             raise ValueError(f"validation_days must be positive or None, got {self.validation_days!r}")
 
     # -- fitting -----------------------------------------------------------------------------
-    def fit(self, lines, groups=None):
+    def fit(self, lines, groups=None, customer_features=None, item_features=None):
         """Learn from ``lines`` (see the module docstring); ``groups``: Series customer ->
-        group key (e.g. segment or country) for customers with no history.
+        group key (e.g. segment or country) for customers with no history;
+        ``customer_features`` / ``item_features``: DataFrames indexed by customer / product
+        whose columns are categories (a cell may hold a list, e.g. tags), for LightFM's
+        hybrid model (see ``use_features``).
 
         For the hybrid without a fixed ``alpha``: fit on all but the newest
         ``validation_days``, choose ``alpha`` by precision@k of the new list on them,
@@ -203,6 +237,9 @@ class ProductRecommender:
         if self.strategy == "lightfm" and self.lightfm_error_:
             raise ImportError(f"LightFM cannot be imported: {self.lightfm_error_}")
         self.validation_ = {}
+        features = (customer_features, item_features)
+        given = any(f is not None and len(f.columns) for f in features)
+        with_features = bool(self.use_features) and given and self.strategy in ("hybrid", "lightfm")
         if self.strategy != "hybrid":
             alpha = {"item_item": 1.0, "lightfm": 0.0}.get(self.strategy)
         elif self.alpha == "popularity":
@@ -210,37 +247,52 @@ class ProductRecommender:
         elif self.lightfm_error_:
             alpha = 1.0  # item-item alone
         elif self.alpha is None:
-            alpha = self._choose_alpha(lines, groups)
+            alpha, with_features = self._choose_alpha(lines, groups, features if (
+                given and self.use_features is not False) else None)
         else:
             alpha = float(self.alpha)
         #: the item-item weight of the new list's blend (None: popularity)
         self.alpha_ = alpha
-        self._fit_components(lines, groups, self.alpha_)
+        #: whether LightFM learnt from the customer and product features too
+        self.features_used_ = bool(with_features and not self.lightfm_error_ and alpha != 1.0 and alpha is not None)
+        self._fit_components(lines, groups, self.alpha_, features if self.features_used_ else None)
         return self
 
-    def _choose_alpha(self, lines, groups):
-        """``alpha`` with the best precision@k of the new list on the validation tail
-        (None: popularity won; ties: the larger alpha, item-item being the simpler)."""
+    def _choose_alpha(self, lines, groups, features=None):
+        """``(alpha, with features)`` with the best precision@k of the new list on the
+        validation tail (alpha None: popularity won; ties: without features, then the
+        larger alpha, the simpler models).  With ``features``, LightFM is also fitted with
+        them and every blend that uses it is measured that way too."""
         end = lines["date"].max()
         cut = end - (self.validation_days or 90) * DAY
         before, after = lines[lines["date"] < cut], lines[lines["date"] >= cut]
         if before.empty or after.empty or before["customer"].nunique() < 2:
-            return 1.0  # nothing to choose on: item-item, the simpler
-        trial = ProductRecommender(**{**self.get_params(), "alpha": 0.0})
-        trial._check_params()
-        trial.lightfm_error_, trial.validation_, trial.alpha_ = None, {}, None
-        trial._fit_components(_lines(before), groups, None)
-        candidates = trial._precision_by_alpha(before, after, sorted(set(self.alphas), reverse=True), groups)
+            return 1.0, False  # nothing to choose on: item-item, the simpler
+        alphas = sorted(set(self.alphas), reverse=True)
+        candidates = {}
+        for variant in ([None, features] if features is not None else [None]):
+            trial = ProductRecommender(**{**self.get_params(), "alpha": 0.0})
+            trial._check_params()
+            trial.lightfm_error_, trial.validation_, trial.alpha_ = None, {}, None
+            trial._fit_components(_lines(before), groups, None, variant)
+            if variant is None:
+                candidates.update(trial._precision_by_alpha(before, after, alphas, groups))
+            else:
+                measured = trial._precision_by_alpha(before, after, [a for a in alphas if a < 1], groups)
+                candidates.update({f"{a:g} + features": v for a, v in measured.items() if a != "popularity"})
         self.validation_ = {"cut": cut, "precision": candidates,
                             "customers": int(after["customer"][after["customer"].isin(before["customer"])].nunique())}
-        best = max(v for v in candidates.values() if v is not None) if any(
-            v is not None for v in candidates.values()) else None
-        if best is None:
-            return 1.0
-        if candidates["popularity"] == best and all(v is None or v < best for k, v in candidates.items()
-                                                    if k != "popularity"):
-            return None
-        return max(a for a, v in candidates.items() if a != "popularity" and v == best)
+        measured = {key: value for key, value in candidates.items() if value is not None}
+        if not measured:
+            return 1.0, False
+        best = max(measured.values())
+        plain = [key for key, value in measured.items() if value == best and not isinstance(key, str)]
+        if plain:
+            return max(plain), False
+        featured = [key for key, value in measured.items() if value == best and key.endswith("+ features")]
+        if featured:
+            return max(float(key.split(" ")[0]) for key in featured), True
+        return None, False  # popularity
 
     def _precision_by_alpha(self, before, after, alphas, groups):
         """precision@k of the new list for every blend weight in ``alphas`` and for
@@ -282,7 +334,7 @@ class ProductRecommender:
                 hits[alpha] += int(np.take_along_axis(chunk_wanted & np.isfinite(scores), top, axis=1).sum())
         return {alpha: round(count / (self.k * len(customers)), 4) for alpha, count in hits.items()}
 
-    def _fit_components(self, lines, groups, alpha):
+    def _fit_components(self, lines, groups, alpha, features=None):
         """Index, popularity, group popularity, neighbours and (if used) LightFM."""
         self.items_ = _sorted_unique(lines["item"])
         self.customers_ = _sorted_unique(lines["customer"])
@@ -306,7 +358,7 @@ class ProductRecommender:
         self.user_factors_ = self.item_factors_ = None
         uses_lightfm = self.strategy == "lightfm" or (self.strategy == "hybrid" and alpha != 1.0)
         if uses_lightfm and not self.lightfm_error_:
-            self._fit_lightfm(bought)
+            self._fit_lightfm(bought, features)
 
     def _neighbours(self, bought):
         """Sparse product x product cosine, the ``neighbours`` largest per product."""
@@ -323,17 +375,25 @@ class ProductRecommender:
             blocks.append(sp.csr_matrix(_top_k_rows(block, keep).astype(np.float32)))
         return sp.vstack(blocks).tocsr() if blocks else sp.csr_matrix((0, 0), dtype=np.float32)
 
-    def _fit_lightfm(self, bought):
+    def _fit_lightfm(self, bought, features=None):
         from lightfm import LightFM
 
         model = LightFM(no_components=self.n_components, loss="warp", learning_rate=self.learning_rate,
                         random_state=np.random.RandomState(self.random_state))
-        model.fit(sp.coo_matrix(bought), epochs=self.epochs, num_threads=1)
-        # kept as plain arrays: scoring is a matrix product, and the stored model needs no LightFM
-        self.user_factors_ = np.hstack([model.user_embeddings, model.user_biases[:, None]]).astype(np.float32)
-        self.item_factors_ = np.hstack([model.item_embeddings, np.ones((len(self.items_), 1), np.float32)]
+        inputs = {}
+        if features is not None:
+            customer_features, item_features = features
+            inputs = {"user_features": feature_matrix(self.customers_, customer_features),
+                      "item_features": feature_matrix(self.items_, item_features)}
+        model.fit(sp.coo_matrix(bought), epochs=self.epochs, num_threads=1, **inputs)
+        # kept as plain arrays (each customer's and product's representation, features
+        # included): scoring is a matrix product, and the stored model needs no LightFM
+        user_biases, user_embeddings = model.get_user_representations(inputs.get("user_features"))
+        item_biases, item_embeddings = model.get_item_representations(inputs.get("item_features"))
+        self.user_factors_ = np.hstack([user_embeddings, user_biases[:, None]]).astype(np.float32)
+        self.item_factors_ = np.hstack([item_embeddings, np.ones((len(self.items_), 1), np.float32)]
                                        ).astype(np.float32)
-        self.item_biases_ = model.item_biases.astype(np.float32)
+        self.item_biases_ = item_biases.astype(np.float32)
 
     # -- scoring ------------------------------------------------------------------------------
     def history(self, lines, customers, now=None):

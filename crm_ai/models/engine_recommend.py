@@ -120,6 +120,37 @@ class RecommendEngine(CustomerValueEngine, CrmAiEngine):
                                {product: categ for product, categ in rows if categ})
         return self._catalogue
 
+    def features(self, lines):
+        """LightFM's optional inputs, ``{"customer_features", "item_features"}``: per customer
+        (commercial partner) its country, industry, segment in this company and quintile of
+        spend; per product its category, price quintile and tags.  Tried on the validation
+        tail and used only where they win (``ml.recommend``)."""
+        customers = sorted(set(lines["customer"]))
+        self.env["res.partner"].flush_model()
+        self.env.cr.execute(SQL(
+            "SELECT p.id, p.country_id, p.industry_id, %s FROM res_partner p WHERE p.id = ANY(%s)",
+            self.column_sql("p", "ai_segment_id"), customers))
+        customer = pd.DataFrame.from_records(self.env.cr.fetchall(), columns=["id", "country", "industry", "segment"]
+                                             ).set_index("id")
+        orders = self.orders(customers)
+        spend = orders.groupby("partner")["amount"].sum().reindex(customer.index).fillna(0.0)
+        customer["spend"] = pd.qcut(spend.rank(method="first"), min(5, len(spend)), labels=False) if len(spend) else []
+        items, _categories = self.catalogue()
+        products = sorted(set(items) | set(lines["item"]))
+        self.env["product.template"].flush_model()
+        self.env.cr.execute(SQL("""
+            SELECT pp.id, pt.categ_id, pt.list_price,
+                   ARRAY(SELECT r.product_tag_id FROM product_tag_product_template_rel r
+                          WHERE r.product_template_id = pt.id ORDER BY r.product_tag_id)
+              FROM product_product pp JOIN product_template pt ON pt.id = pp.product_tmpl_id
+             WHERE pp.id = ANY(%s)""", products))
+        item = pd.DataFrame.from_records(self.env.cr.fetchall(), columns=["id", "category", "price", "tags"]
+                                         ).set_index("id")
+        price = pd.to_numeric(item.pop("price")).astype(float)
+        item["price"] = pd.qcut(price.rank(method="first"), min(5, len(price)), labels=False) if len(price) else []
+        return {"customer_features": customer.astype(object).where(customer.notna(), None),
+                "item_features": item.astype(object).where(item.notna(), None)}
+
     def countries(self, customers=None):
         """``{commercial partner id: country id}`` (the cold-start group)."""
         self.env["res.partner"].flush_model(["country_id"])
@@ -148,7 +179,8 @@ class RecommendEngine(CustomerValueEngine, CrmAiEngine):
         if before.empty:
             return TrainResult("insufficient_data", _("Not enough data: no order line before the holdout."))
         groups = self.countries()
-        trial = ProductRecommender().fit(before, groups=groups)
+        features = self.features(lines)
+        trial = ProductRecommender().fit(before, groups=groups, **features)
         if trial.lightfm_error_:
             _logger.warning("crm_ai: %s", lightfm_status(self.env))
         measured = evaluate_lists(trial, before, after, KINDS, k=MEASURED_AT, groups=groups)
@@ -157,10 +189,11 @@ class RecommendEngine(CustomerValueEngine, CrmAiEngine):
                                 ("item_item", _("Item-item"))):
             baseline = ProductRecommender(strategy=strategy).fit(before)
             baselines[label] = self.flat_metrics(evaluate_lists(baseline, before, after, KINDS, k=MEASURED_AT))
-        champion_score, note = self.champion_precision(champion_record, champion, before, after, cut, groups)
+        champion_score, note = self.champion_precision(champion_record, champion, before, after, cut, groups,
+                                                       features)
         # the deployed model also learns from the holdout period, with the blend chosen above
-        final = ProductRecommender(alpha=trial.alpha_ if trial.alpha_ is not None else "popularity"
-                                   ).fit(lines, groups=groups)
+        final = ProductRecommender(alpha=trial.alpha_ if trial.alpha_ is not None else "popularity",
+                                   use_features=trial.features_used_).fit(lines, groups=groups, **features)
         item_item, history = baselines[_("Item-item")], baselines[_("Own history")]
         baseline_metrics = {name: (history if name.startswith("reorder_") else item_item)[name]
                             for name in item_item}
@@ -174,7 +207,9 @@ class RecommendEngine(CustomerValueEngine, CrmAiEngine):
             holdout_date_to=pd.Timestamp(now).to_pydatetime(), train_date_to=pd.Timestamp(now).to_pydatetime(),
             hyperparameters=self.describe(trial, final),
             feature_names=[_("Products bought together"), _("Customers' purchase history (LightFM)"),
-                           _("Customer country (new customers)"), _("Product category (new products)")],
+                           _("Customer country (new customers)"), _("Product category (new products)"),
+                           *([_("Customer country, industry, segment and spend; product category, price band "
+                                "and tags (LightFM)")] if final.features_used_ else [])],
         )
 
     @staticmethod
@@ -194,16 +229,18 @@ class RecommendEngine(CustomerValueEngine, CrmAiEngine):
         elif final.alpha_ is None:
             blend = _("popularity (it beat item-item and LightFM on the validation tail)")
         else:
-            blend = _("%(ii)s %% item-item + %(lf)s %% LightFM (%(factors)s factors, %(epochs)s epochs)",
+            blend = _("%(ii)s %% item-item + %(lf)s %% LightFM (%(factors)s factors, %(epochs)s epochs%(features)s)",
                       ii=round(100 * final.alpha_), lf=round(100 * (1 - final.alpha_)), factors=final.n_components,
-                      epochs=final.epochs)
+                      epochs=final.epochs, features=_(", with customer and product features")
+                      if getattr(final, "features_used_", False) else "")
         chosen = (trial.validation_ or {}).get("precision") or {}
         table = ", ".join(f"{key if isinstance(key, str) else f'{key:g}'}: {value:.3f}"
                           for key, value in chosen.items() if value is not None)
-        return _("New products: %(blend)s; validation precision@10 by item-item weight: %(table)s",
+        return _("New products: %(blend)s; validation precision@10 by item-item weight (\"+ features\": "
+                 "LightFM with the customer and product features): %(table)s",
                  blend=blend, table=table or _("not measured (too little data)"))
 
-    def champion_precision(self, record, estimator, before, after, cut, groups):
+    def champion_precision(self, record, estimator, before, after, cut, groups, features):
         """The active model's new-list precision@10 on this holdout; its recipe refitted on
         the training part when it learnt from orders inside the holdout."""
         if estimator is None:
@@ -212,7 +249,7 @@ class RecommendEngine(CustomerValueEngine, CrmAiEngine):
             if record.train_date_to and pd.Timestamp(record.train_date_to) <= cut:
                 note = _("active model scored on a holdout it never saw")
             else:
-                estimator = ProductRecommender(**estimator.get_params()).fit(before, groups=groups)
+                estimator = ProductRecommender(**estimator.get_params()).fit(before, groups=groups, **features)
                 note = _("active model's recipe refitted on the same orders, as it had seen the holdout")
             return evaluate(estimator, before, after, NEW, k=MEASURED_AT, groups=groups)["precision"], note
         except Exception as error:  # an old model that cannot read today's data

@@ -84,6 +84,7 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
                                 model.metrics["others"]["Popularity"]["reorder_precision_at_10"])
         self.assertIn("Popularity", model.metrics_html)
         self.assertIn("item-item", model.hyperparameters)
+        self.assertIn("0.5 + features", model.hyperparameters, "LightFM with customer and product features is tried")
 
     def test_lead_without_customer_gets_its_countrys_popular_products(self):
         self.score()
