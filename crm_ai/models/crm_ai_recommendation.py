@@ -3,7 +3,7 @@ recommendation engine (``engine_recommend``) with SQL; read here, by salespeople
 
 Two lists: "Order again" (the customer's own products, with his rhythm) and "New for
 this customer" (products he never bought).  Rows without a customer hold the most
-popular new products per country, for leads that have no customer yet.  Nobody
+popular new products per country, sales team and lead tag, for leads that have no customer yet.  Nobody
 creates, edits or deletes a row through the ORM (access rights give read only; the
 engine writes as superuser in SQL).  The quotation wizard turns chosen products into a
 quotation.
@@ -19,6 +19,8 @@ REASONS = [
     ("also_buy", "Bought with one of theirs"),
     ("similar_customers", "Customers like this one buy it"),
     ("popular_group", "Popular in their country"),
+    ("popular_team", "Popular with a sales team's customers"),
+    ("popular_tag", "Popular in deals with a tag"),
     ("popular", "Popular"),
     ("new_in_category", "New in a category they buy"),
 ]
@@ -37,6 +39,10 @@ class CrmAiRecommendation(models.Model):
                                  help="For rows without a customer: the country they are popular in "
                                       "(empty: everywhere).")
     # indexed with the customer (init): the engine replaces a company's customers' rows together
+    team_id = fields.Many2one("crm.team", "Sales Team", readonly=True, ondelete="cascade",
+                              help="For rows without a customer: the team whose customers buy them most.")
+    tag_id = fields.Many2one("crm.tag", "Tag", readonly=True, ondelete="cascade",
+                             help="For rows without a customer: the lead tag whose won deals' orders hold them most.")
     company_id = fields.Many2one("res.company", required=True, readonly=True, ondelete="cascade")
     list_type = fields.Selection(LIST_TYPES, "List", required=True, readonly=True)
     rank = fields.Integer(required=True, readonly=True, aggregator=None)
@@ -69,7 +75,13 @@ class CrmAiRecommendation(models.Model):
             {int(r.reason_value) for r in self if r.reason == "popular_group" and (r.reason_value or "").isdigit()})
         categories = self.env["product.category"].sudo().browse(
             {int(r.reason_value) for r in self if r.reason == "new_in_category" and (r.reason_value or "").isdigit()})
+        teams = self.env["crm.team"].sudo().browse(
+            {int(r.reason_value) for r in self if r.reason == "popular_team" and (r.reason_value or "").isdigit()})
+        tags = self.env["crm.tag"].sudo().browse(
+            {int(r.reason_value) for r in self if r.reason == "popular_tag" and (r.reason_value or "").isdigit()})
         names = {("popular_group", str(c.id)): c.name for c in countries.exists()}
+        names |= {("popular_team", str(t.id)): t.name for t in teams.exists()}
+        names |= {("popular_tag", str(t.id)): t.name for t in tags.exists()}
         names |= {("new_in_category", str(c.id)): c.display_name for c in categories.exists()}
         for row in self:
             value = row.reason_value or ""
@@ -84,6 +96,10 @@ class CrmAiRecommendation(models.Model):
                 row.reason_text = _("Customers who buy like this one buy this")
             elif row.reason == "popular_group":
                 row.reason_text = _("Popular in %s", names.get((row.reason, value), _("their country")))
+            elif row.reason == "popular_team":
+                row.reason_text = _("Popular with %s's customers", names.get((row.reason, value), _("the team")))
+            elif row.reason == "popular_tag":
+                row.reason_text = _("Often ordered in %s deals", names.get((row.reason, value), _("such")))
             elif row.reason == "new_in_category":
                 row.reason_text = _("New in %s, a category they buy", names.get((row.reason, value), _("a category")))
             else:
@@ -99,12 +115,21 @@ class CrmAiRecommendation(models.Model):
         return self.search(domain)
 
     @api.model
-    def _ai_country_rows(self, country, company):
-        """New-product rows for a lead without a customer: its country's, else everyone's."""
+    def _ai_lead_rows(self, lead, company):
+        """New-product rows for a lead without a customer, from what the lead says: its tags'
+        (the first tag with a list), else its country's, else its team's (every lead has a team,
+        often the default one: the weakest hint), else everyone's."""
         base = [("partner_id", "=", False), ("company_id", "=", company.id), ("list_type", "=", "new"),
                 ("product_id.active", "=", True), ("product_id.sale_ok", "=", True)]
-        rows = self.search([*base, ("country_id", "=", country.id)]) if country else self.browse()
-        return rows or self.search([*base, ("country_id", "=", False)])
+        rows = self.search([*base, ("tag_id", "in", lead.tag_ids.ids)]) if lead.tag_ids else self.browse()
+        if rows:
+            first = next(tag for tag in lead.tag_ids if tag in rows.tag_id)
+            return rows.filtered(lambda r: r.tag_id == first)
+        for field, value in (("country_id", lead.country_id), ("team_id", lead.team_id)):
+            rows = self.search([*base, (field, "=", value.id)]) if value else self.browse()
+            if rows:
+                return rows
+        return self.search([*base, ("country_id", "=", False), ("team_id", "=", False), ("tag_id", "=", False)])
 
     @api.model
     def _ai_search_customers(self, operator, value):

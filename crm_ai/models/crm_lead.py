@@ -54,12 +54,12 @@ class CrmLead(models.Model):
     ai_new_recommendation_ids = fields.One2many(
         "crm.ai.recommendation", compute="_compute_ai_recommendations", string="New for This Customer",
         help="CRM AI: products the customer never bought that customers like them buy; for a lead without a "
-             "customer, the most popular products in its country.")
+             "customer, the most popular products with its tags, else in its country, else with its team.")
     ai_recommended_product_ids = fields.Many2many(
         "product.product", compute="_compute_ai_recommendations", search="_search_ai_recommended_product_ids",
         string="Recommended Products")
 
-    @api.depends("partner_id.commercial_partner_id", "company_id", "country_id")
+    @api.depends("partner_id.commercial_partner_id", "company_id", "country_id", "team_id", "tag_ids")
     def _compute_ai_recommendations(self):
         Recommendation = self.env["crm.ai.recommendation"]
         for lead in self:
@@ -67,8 +67,8 @@ class CrmLead(models.Model):
             customer = lead.partner_id.commercial_partner_id
             if customer:
                 rows = Recommendation._ai_rows(customer, company)
-            else:  # no customer yet: what sells in its country
-                rows = Recommendation._ai_country_rows(lead.country_id, company)
+            else:  # no customer yet: what sells with its tags, team or country
+                rows = Recommendation._ai_lead_rows(lead, company)
             lead.ai_reorder_recommendation_ids = rows.filtered(lambda r: r.list_type == "reorder")
             lead.ai_new_recommendation_ids = rows.filtered(lambda r: r.list_type == "new")
             lead.ai_recommended_product_ids = rows.product_id

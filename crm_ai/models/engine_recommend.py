@@ -12,8 +12,8 @@ Recommendations are rows (``crm.ai.recommendation``), not columns of the partner
 engine rewrites a customer's rows in the same transaction as it marks the partner
 scored (that UPDATE skips partners users hold, whose rows then wait for the next run).
 A customer's contacts show their commercial partner's rows.  Rows without a partner
-hold the most popular products per country (and overall) for leads that have no
-customer yet.
+hold the most popular products per country (and overall), per sales team and per lead
+tag, for leads that have no customer yet.
 """
 
 import logging
@@ -267,7 +267,7 @@ class RecommendEngine(CustomerValueEngine, CrmAiEngine):
         exclude = self.param("new_excludes_days") or None
         self._lists = estimator.recommend_lists(lines, customers, KINDS, groups=groups, exclude_days=exclude, **options)
         self._model, self._scored_at = model, now
-        self.ensure_country_lists(estimator, model, now, options)
+        self.ensure_group_lists(estimator, model, now, options)
         return {}
 
     def after_write(self, written_ids):
@@ -283,24 +283,24 @@ class RecommendEngine(CustomerValueEngine, CrmAiEngine):
         self.env.cr.execute(SQL("DELETE FROM crm_ai_recommendation WHERE company_id = %s", self.company.id))
         self.invalidate_lists()
 
-    def write_rows(self, customers, lists, country=False):
-        """Replace ``customers``' rows (for ``country`` lists: the partner-less rows)."""
+    def write_rows(self, keys, lists, group=None):
+        """Replace the rows of the customers ``keys``; for a ``group`` ("country", "team",
+        "tag"): add the partner-less rows of those groups (``ensure_group_lists`` cleared them;
+        key 0: everyone's)."""
         Recommendation = self.env["crm.ai.recommendation"]
         Recommendation.flush_model()
-        if country:
-            self.env.cr.execute(SQL("DELETE FROM crm_ai_recommendation WHERE company_id = %s AND partner_id IS NULL",
-                                    self.company.id))
-        else:
+        if group is None:
             self.env.cr.execute(SQL("DELETE FROM crm_ai_recommendation WHERE company_id = %s AND partner_id = ANY(%s)",
-                                    self.company.id, list(customers)))
-        columns = {name: [] for name in ("partner", "country", "kind", "rank", "product", "score", "reason",
-                                         "reason_product", "reason_value")}
-        for kind, by_customer in lists.items():
-            for customer in customers:
-                for rank, row in enumerate(by_customer.get(customer, []), start=1):
+                                    self.company.id, list(keys)))
+        columns = {name: [] for name in ("partner", "country", "team", "tag", "kind", "rank", "product", "score",
+                                         "reason", "reason_product", "reason_value")}
+        for kind, by_key in lists.items():
+            for key in keys:
+                for rank, row in enumerate(by_key.get(key, []), start=1):
                     about = row["about"]
-                    columns["partner"].append(None if country else int(customer))
-                    columns["country"].append((int(customer) or None) if country else None)
+                    columns["partner"].append(None if group else int(key))
+                    for name in ("country", "team", "tag"):
+                        columns[name].append((int(key) or None) if group == name else None)
                     columns["kind"].append(kind)
                     columns["rank"].append(rank)
                     columns["product"].append(int(row["item"]))
@@ -311,15 +311,18 @@ class RecommendEngine(CustomerValueEngine, CrmAiEngine):
                                                    else str(about))
         if columns["product"]:
             self.env.cr.execute(SQL(
-                """INSERT INTO crm_ai_recommendation (partner_id, country_id, list_type, rank, product_id, score,
-                                                      reason, reason_product_id, reason_value, company_id, model_id,
-                                                      date, create_uid, create_date, write_uid, write_date)
-                   SELECT v.partner, v.country, v.kind, v.rank, v.product, v.score, v.reason, v.reason_product,
-                          v.reason_value, %(company)s, %(model)s, %(now)s, %(uid)s, %(now)s, %(uid)s, %(now)s
-                     FROM unnest(%(partner)s::int[], %(country)s::int[], %(kind)s::varchar[], %(rank)s::int[],
-                                 %(product)s::int[], %(score)s::float8[], %(reason)s::varchar[],
-                                 %(reason_product)s::int[], %(reason_value)s::varchar[])
-                          AS v(partner, country, kind, rank, product, score, reason, reason_product, reason_value)""",
+                """INSERT INTO crm_ai_recommendation (partner_id, country_id, team_id, tag_id, list_type, rank,
+                                                      product_id, score, reason, reason_product_id, reason_value,
+                                                      company_id, model_id, date, create_uid, create_date, write_uid,
+                                                      write_date)
+                   SELECT v.partner, v.country, v.team, v.tag, v.kind, v.rank, v.product, v.score, v.reason,
+                          v.reason_product, v.reason_value, %(company)s, %(model)s, %(now)s, %(uid)s, %(now)s,
+                          %(uid)s, %(now)s
+                     FROM unnest(%(partner)s::int[], %(country)s::int[], %(team)s::int[], %(tag)s::int[],
+                                 %(kind)s::varchar[], %(rank)s::int[], %(product)s::int[], %(score)s::float8[],
+                                 %(reason)s::varchar[], %(reason_product)s::int[], %(reason_value)s::varchar[])
+                          AS v(partner, country, team, tag, kind, rank, product, score, reason, reason_product,
+                               reason_value)""",
                 company=self.company.id, model=self._model.id, now=self._scored_at, uid=self.env.uid, **columns))
         self.invalidate_lists()
 
@@ -330,19 +333,55 @@ class RecommendEngine(CustomerValueEngine, CrmAiEngine):
         self.env["res.partner"].invalidate_model(names)
         self.env["crm.lead"].invalidate_model(names)
 
-    def ensure_country_lists(self, estimator, model, now, options):
-        """The new-product lists for leads without a customer (per country, and overall),
-        written once per model: they only change when the model does."""
+    def ensure_group_lists(self, estimator, model, now, options):
+        """The new-product lists for leads without a customer, written once per model (they
+        only change when the model does): per country and overall (the model's popularity
+        by country), per sales team and per lead tag (the products most customers bought on
+        that team's orders, or on orders of opportunities with that tag)."""
         self.env.cr.execute(SQL(
             "SELECT 1 FROM crm_ai_recommendation WHERE company_id = %s AND partner_id IS NULL AND model_id = %s LIMIT 1",
             self.company.id, model.id))
         if self.env.cr.fetchone():
             return
+        self.env.cr.execute(SQL("DELETE FROM crm_ai_recommendation WHERE company_id = %s AND partner_id IS NULL",
+                                self.company.id))
         countries = [int(c) for c in estimator.group_popularity_ if c]
         groups = {country: country for country in countries}
         empty = pd.DataFrame(columns=["customer", "item", "order", "date"])
         lists = {NEW: estimator.recommend(empty, [*countries, ANY_COUNTRY], NEW, groups=groups, **options)}
-        self.write_rows([*countries, ANY_COUNTRY], lists, country=True)
+        self.write_rows([*countries, ANY_COUNTRY], lists, group="country")
+        for group, key_sql, join_sql in (
+                ("team", SQL("so.team_id"), SQL("")),
+                ("tag", SQL("rel.tag_id"), SQL("JOIN crm_tag_rel rel ON rel.lead_id = so.opportunity_id"))):
+            by_key = self.popular_by(key_sql, join_sql, options["items"], options["n"], now)
+            reason = "popular_" + group
+            lists = {NEW: {key: [{"item": product, "score": float(buyers), "reason": reason, "about": key}
+                                 for product, buyers in rows] for key, rows in by_key.items()}}
+            self.write_rows(list(by_key), lists, group=group)
+
+    def popular_by(self, key_sql, join_sql, items, n, now):
+        """``{key: [(product, customers who bought it)]}``: the ``n`` products most customers
+        bought on the company's confirmed orders, per ``key_sql`` (an order's team, its
+        opportunity's tags)."""
+        self.env.cr.execute(SQL("""
+            SELECT key, product, buyers FROM (
+                SELECT %(key)s AS key, sol.product_id AS product, COUNT(DISTINCT p.commercial_partner_id) AS buyers,
+                       ROW_NUMBER() OVER (PARTITION BY %(key)s
+                                          ORDER BY COUNT(DISTINCT p.commercial_partner_id) DESC, sol.product_id) AS rank
+                  FROM sale_order_line sol
+                  JOIN sale_order so ON so.id = sol.order_id
+                  JOIN res_partner p ON p.id = so.partner_id
+                  %(join)s
+                 WHERE so.state = 'sale' AND so.company_id = %(company)s AND so.date_order < %(now)s
+                   AND %(key)s IS NOT NULL AND sol.product_id = ANY(%(items)s) AND sol.display_type IS NULL
+                   AND NOT COALESCE(sol.is_downpayment, FALSE) AND sol.product_uom_qty > 0
+                 GROUP BY %(key)s, sol.product_id) ranked
+             WHERE rank <= %(n)s ORDER BY key, rank""",
+                                key=key_sql, join=join_sql, company=self.company.id, now=now, items=list(items), n=n))
+        by_key = {}
+        for key, product, buyers in self.env.cr.fetchall():
+            by_key.setdefault(key, []).append((product, buyers))
+        return by_key
 
 
 def lightfm_status(env):

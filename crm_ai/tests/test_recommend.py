@@ -98,6 +98,31 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
         nowhere = self.env["crm.lead"].create({"name": "crm_ai no country"})
         self.assertTrue(nowhere.ai_new_recommendation_ids, "everyone's favourites")
 
+    def test_lead_without_customer_follows_its_tags_then_its_country_then_its_team(self):
+        tag = self.env["crm.tag"].create({"name": "crm_ai B deals"})
+        team = self.env["crm.team"].create({"name": "crm_ai A team"})
+        b_buyer, a_buyer = self.customers[1], self.customers[0]
+        deal = self.env["crm.lead"].create({"name": "crm_ai won B deal", "partner_id": b_buyer.id, "tag_ids": [tag.id]})
+        self.env.cr.execute("UPDATE sale_order SET opportunity_id = %s WHERE partner_id = %s", (deal.id, b_buyer.id))
+        self.env.cr.execute("UPDATE sale_order SET team_id = %s WHERE partner_id = %s", (team.id, a_buyer.id))
+        self.env.invalidate_all()
+        self.score()
+        tagged_lead = self.env["crm.lead"].create({"name": "crm_ai walk-in", "tag_ids": [tag.id], "team_id": team.id,
+                                                   "country_id": self.belgium.id})
+        rows = tagged_lead.ai_new_recommendation_ids
+        self.assertEqual(set(rows.mapped("reason")), {"popular_tag"}, "its tag first")
+        self.assertLessEqual(rows.product_id, self.bought(b_buyer))
+        self.assertIn(tag.name, rows[0].reason_text)
+        french_lead = self.env["crm.lead"].create({"name": "crm_ai walk-in 2", "team_id": team.id,
+                                                   "country_id": self.france.id})
+        self.assertEqual(set(french_lead.ai_new_recommendation_ids.mapped("reason")), {"popular_group"},
+                         "then its country")
+        team_lead = self.env["crm.lead"].create({"name": "crm_ai walk-in 3", "team_id": team.id})
+        rows = team_lead.ai_new_recommendation_ids
+        self.assertEqual(set(rows.mapped("reason")), {"popular_team"}, "then its team")
+        self.assertLessEqual(rows.product_id, self.bought(a_buyer))
+        self.assertIn(team.name, rows[0].reason_text)
+
     def test_archived_unsaleable_and_other_company_products_are_never_recommended(self):
         archived, unsaleable = self.products_a[0], self.products_a[1]
         other_company = self.env["res.company"].create({"name": "crm_ai other co"})
