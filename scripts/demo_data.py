@@ -235,6 +235,11 @@ env.flush_all()  # noqa: F821
 cr.execute("UPDATE sale_order o SET state = v.s, date_order = v.d, create_date = v.d, write_date = v.d "
            "FROM unnest(%s::int[], %s::varchar[], %s::timestamp[]) AS v(id, s, d) WHERE o.id = v.id",
            (orders.ids, [s[3] for s in order_specs], [s[1] for s in order_specs]))
+# an order came out of the customer's won deal when it has one (its tags then say what sells in such deals)
+cr.execute("""UPDATE sale_order so SET opportunity_id = (
+                  SELECT l.id FROM crm_lead l WHERE l.partner_id = so.partner_id AND l.probability = 100
+                   ORDER BY l.id LIMIT 1)
+               WHERE so.id = ANY(%s)""", (orders.ids,))
 env["sale.order"].invalidate_model()  # noqa: F821
 
 # -- what customers wrote (sentiment) --------------------------------------------------------------
