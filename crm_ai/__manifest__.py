@@ -9,8 +9,10 @@
     "license": "LGPL-3",
     "depends": ["crm", "sale_crm"],
     "external_dependencies": {
-        # What the installed engines import (ml/); lightfm joins with its engine.
-        "python": ["scikit-learn", "scipy", "pandas", "joblib", "textblob", "vaderSentiment", "py3langid"],
+        # What the engines import (ml/).  lightfm is imported only when a recommendation model
+        # trains; if its compiled extension fails at that moment, the engine serves item-item.
+        "python": ["scikit-learn", "scipy", "pandas", "joblib", "textblob", "vaderSentiment", "py3langid",
+                   "lightfm"],
     },
     "data": [
         "security/crm_ai_security.xml",
