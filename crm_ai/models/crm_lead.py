@@ -62,12 +62,18 @@ class CrmLead(models.Model):
     @api.depends("partner_id.commercial_partner_id", "company_id", "country_id", "team_id", "tag_ids")
     def _compute_ai_recommendations(self):
         Recommendation = self.env["crm.ai.recommendation"]
+        by_company = {}  # one query per company for every lead with a customer
+        for lead in self.filtered("partner_id"):
+            by_company.setdefault(lead.company_id or self.env.company, self.env["res.partner"])
+            by_company[lead.company_id or self.env.company] |= lead.partner_id.commercial_partner_id
+        customer_rows = {company: Recommendation._ai_rows(customers, company)
+                         for company, customers in by_company.items()}
         for lead in self:
             company = lead.company_id or self.env.company
             customer = lead.partner_id.commercial_partner_id
             if customer:
-                rows = Recommendation._ai_rows(customer, company)
-            else:  # no customer yet: what sells with its tags, team or country
+                rows = customer_rows[company].filtered(lambda r: r.partner_id == customer)  # noqa: B023
+            else:  # no customer yet: what sells with its tags, in its country or with its team
                 rows = Recommendation._ai_lead_rows(lead, company)
             lead.ai_reorder_recommendation_ids = rows.filtered(lambda r: r.list_type == "reorder")
             lead.ai_new_recommendation_ids = rows.filtered(lambda r: r.list_type == "new")
