@@ -177,6 +177,27 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
         self.assertEqual(reorder.filtered(lambda r: r.product_id == self.product).reason_text,
                          "Bought before (once)", "a product bought since the training is on the list at once")
 
+    def test_a_product_quoted_on_an_opportunity_is_a_signal_not_a_purchase(self):
+        customer = self.customers[0]
+        quoted = self.env["product.product"].create({"name": "crm_ai quoted", "categ_id": self.categ_a.id})
+        deal = self.env["crm.lead"].create({"name": "crm_ai open deal", "partner_id": customer.id, "type": "opportunity"})
+        self.env["sale.order"].create({"partner_id": customer.id, "opportunity_id": deal.id,
+                                       "order_line": [(0, 0, {"product_id": quoted.id, "product_uom_qty": 3})]})
+        self.env.flush_all()
+        engine = self.Driver._ai_engine(TASK, self.company)
+        lines = engine.order_lines([customer.id])
+        self.assertEqual(lines.loc[lines["item"] == quoted.id, "weight"].tolist(), [0.25])
+        self.env["ir.config_parameter"].sudo().set_param("crm_ai.recommend.list_size", "20")
+        self.score()
+        own = customer.ai_reorder_recommendation_ids.filtered(lambda r: r.reason in ("every", "bought")).product_id
+        self.assertNotIn(quoted, own, "only quoted: never 'bought before'")
+
+    def test_lists_read_before_a_scoring_are_read_again_after_it(self):
+        customer = self.customers[3]
+        self.assertFalse(customer.ai_new_recommendation_ids, "not scored yet")
+        self.score()
+        self.assertTrue(customer.ai_new_recommendation_ids, "the scoring's rows, not the list cached before it")
+
     def test_a_product_returned_in_full_is_not_bought(self):
         customer = self.customers[0]
         kept, returned = self.env["product.product"].create([{"name": "crm_ai kept", "categ_id": self.categ_a.id},
@@ -243,15 +264,18 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
 
     # -- quotation, access -----------------------------------------------------------------------
     def test_quotation_button_creates_a_quotation_with_the_products_kept(self):
+        # a customer of one product: its reorder list is completed with new products, also on its new list
+        customer = self.env["res.partner"].create({"name": "crm_ai one-product shopper", "is_company": True})
+        self._crm_ai_orders([(customer, 20, 100.0, "sale")])
         self.score()
         seller = new_test_user(self.env, "crm_ai_quoter", groups="sales_team.group_sale_salesman")
-        customer = self.customers[0]
         lead = self.env["crm.lead"].create({"name": "crm_ai deal", "partner_id": customer.id, "type": "opportunity",
                                             "user_id": seller.id})
         action = lead.with_user(seller).action_ai_quotation()
         wizard = self.env["crm.ai.quotation.wizard"].with_user(seller).browse(action["res_id"])
         reorder = customer.ai_reorder_recommendation_ids
         offered = reorder | customer.ai_new_recommendation_ids.filtered(lambda r: r.product_id not in reorder.product_id)
+        self.assertTrue(reorder.product_id & customer.ai_new_recommendation_ids.product_id, "the test needs a product on both lists")
         self.assertEqual(wizard.recommendation_ids, offered, "both lists, each product once")
         self.assertEqual(len(wizard.recommendation_ids.product_id), len(wizard.recommendation_ids))
         kept = wizard.recommendation_ids[:2]
@@ -262,6 +286,7 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
         self.assertEqual(order.opportunity_id, lead)
         self.assertEqual(order.state, "draft")
         self.assertEqual(order.order_line.product_id, kept.product_id)
+        self.assertEqual(len(order.order_line), len(kept))
         self.assertIn(order, lead.order_ids)
         wizard.recommendation_ids = False
         with self.assertRaises(UserError):
