@@ -266,7 +266,11 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
     def test_quotation_button_creates_a_quotation_with_the_products_kept(self):
         # a customer of one product: its reorder list is completed with new products, also on its new list
         customer = self.env["res.partner"].create({"name": "crm_ai one-product shopper", "is_company": True})
-        self._crm_ai_orders([(customer, 20, 100.0, "sale")])
+        order = self.env["sale.order"].create({"partner_id": customer.id, "order_line": [
+            (0, 0, {"product_id": self.products_a[0].id, "product_uom_qty": 1})]})
+        self.env.flush_all()
+        self.env.cr.execute("UPDATE sale_order SET state = 'sale' WHERE id = %s", (order.id,))
+        order.invalidate_recordset(["state"])
         self.score()
         seller = new_test_user(self.env, "crm_ai_quoter", groups="sales_team.group_sale_salesman")
         lead = self.env["crm.lead"].create({"name": "crm_ai deal", "partner_id": customer.id, "type": "opportunity",
@@ -275,7 +279,8 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
         wizard = self.env["crm.ai.quotation.wizard"].with_user(seller).browse(action["res_id"])
         reorder = customer.ai_reorder_recommendation_ids
         offered = reorder | customer.ai_new_recommendation_ids.filtered(lambda r: r.product_id not in reorder.product_id)
-        self.assertTrue(reorder.product_id & customer.ai_new_recommendation_ids.product_id, "the test needs a product on both lists")
+        self.assertTrue(reorder.product_id & customer.ai_new_recommendation_ids.product_id,
+                        "the test needs a product on both lists")
         self.assertEqual(wizard.recommendation_ids, offered, "both lists, each product once")
         self.assertEqual(len(wizard.recommendation_ids.product_id), len(wizard.recommendation_ids))
         kept = wizard.recommendation_ids[:2]
