@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from ml import LeadPropensityModel, binary_metrics, format_reason
 from ml.features import LeadFeatureEncoder
-from ml.propensity import C_GRID, C_VALIDATION_FRACTION, HALF_LIFE_GRID
+from ml.propensity import C_GRID, HALF_LIFE_GRID, VALIDATION_WINDOW_FRACTION, VALIDATION_WINDOWS
 from scipy.special import expit
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
@@ -116,8 +116,8 @@ def test_recency_weighting_follows_drift():
     recent = np.arange(len(y)) >= 3000
     y[recent & (rng.rand(len(y)) < 0.35)] = 1
     age = np.linspace(720, 0, len(y))
-    flat = LeadPropensityModel(**COLUMNS, half_life_days=None).fit(X, y, age_days=age)
-    recency = LeadPropensityModel(**COLUMNS, half_life_days=90).fit(X, y, age_days=age)
+    flat = LeadPropensityModel(**COLUMNS, half_life_days=None, calibration=None).fit(X, y, age_days=age)
+    recency = LeadPropensityModel(**COLUMNS, half_life_days=90, calibration=None).fit(X, y, age_days=age)
     recent_rate = y[recent].mean()
     assert abs(recency.predict_proba(X[recent])[:, 1].mean() - recent_rate) < \
         abs(flat.predict_proba(X[recent])[:, 1].mean() - recent_rate)
@@ -165,23 +165,26 @@ DEFAULTS = (1.0, None)  # (C, half-life) used when the search is skipped
 
 
 def validation_log_losses(X, y, age_days, columns, c_grid, half_life_grid):
-    """``{(C, half_life): log-loss}`` computed here, apart from the model: fit on the
-    oldest 80 % of rows (recency weights relative to their newest row), score the
-    newest 20 %."""
-    n_val = int(len(y) * C_VALIDATION_FRACTION)
-    cut = len(y) - n_val
-    encoder = LeadFeatureEncoder(**columns).fit(X.iloc[:cut])
-    X_fit, X_val = encoder.transform(X.iloc[:cut]), encoder.transform(X.iloc[cut:])
+    """``{(C, half_life): mean log-loss}`` of logistic regressions, computed here, apart
+    from the model: rolling origins, each window (a tenth of the rows, the newest
+    three) scored by a model fitted on every row before it (recency weights relative
+    to their newest row)."""
+    size = int(len(y) * VALIDATION_WINDOW_FRACTION)
     losses = {}
-    for half_life in half_life_grid:
-        weights = None
-        if half_life is not None:
-            age = age_days[:cut] - age_days[:cut].min()
-            weights = 0.5 ** (age / half_life)
-        for C in c_grid:
-            clf = LogisticRegression(C=C, max_iter=1000).fit(X_fit, y[:cut], sample_weight=weights)
-            losses[(C, half_life)] = log_loss(y[cut:], clf.predict_proba(X_val)[:, 1], labels=[0, 1])
-    return losses
+    for k in range(VALIDATION_WINDOWS, 0, -1):
+        cut, end = len(y) - k * size, len(y) - (k - 1) * size
+        encoder = LeadFeatureEncoder(**columns).fit(X.iloc[:cut])
+        X_fit, X_val = encoder.transform(X.iloc[:cut]), encoder.transform(X.iloc[cut:end])
+        for half_life in half_life_grid:
+            weights = None
+            if half_life is not None:
+                age = age_days[:cut] - age_days[:cut].min()
+                weights = 0.5 ** (age / half_life)
+            for C in c_grid:
+                clf = LogisticRegression(C=C, max_iter=1000).fit(X_fit, y[:cut], sample_weight=weights)
+                losses.setdefault((C, half_life), []).append(
+                    log_loss(y[cut:end], clf.predict_proba(X_val)[:, 1], labels=[0, 1]))
+    return {key: float(np.mean(values)) for key, values in losses.items()}
 
 
 def assert_search_picks_the_best(losses, chosen):
@@ -226,7 +229,7 @@ def test_auto_C_minimises_validation_log_loss(leads, expected_C):
     X, y, columns = leads()
     losses = validation_log_losses(X, y, None, columns, C_GRID, (None,))
     assert min(losses, key=losses.get) == (expected_C, None)  # what the data were built to prefer
-    model = LeadPropensityModel(**columns, half_life_days=None).fit(X, y)
+    model = LeadPropensityModel(**columns, family="logistic", half_life_days=None).fit(X, y)
     assert_search_picks_the_best(losses, (model.C_, model.half_life_days_))
 
 
@@ -234,13 +237,13 @@ def test_auto_half_life_minimises_validation_log_loss():
     X, y, age, columns = drifting_leads()
     losses = validation_log_losses(X, y, age, columns, (1.0,), HALF_LIFE_GRID)
     assert min(losses, key=losses.get) == (1.0, 30.0)
-    model = LeadPropensityModel(**columns, C=1.0).fit(X, y, age_days=age)
+    model = LeadPropensityModel(**columns, family="logistic", C=1.0).fit(X, y, age_days=age)
     assert_search_picks_the_best(losses, (model.C_, model.half_life_days_))
 
 
 def test_auto_C_and_half_life_are_chosen_together():
     X, y, age, columns = drifting_leads()
     losses = validation_log_losses(X, y, age, columns, C_GRID, HALF_LIFE_GRID)
-    model = LeadPropensityModel(**columns).fit(X, y, age_days=age)
+    model = LeadPropensityModel(**columns, family="logistic").fit(X, y, age_days=age)
     assert_search_picks_the_best(losses, (model.C_, model.half_life_days_))
     assert model.half_life_days_ == 30.0

@@ -449,9 +449,10 @@ class RepeatPurchaseModel(LeadPropensityModel):
 
     def __init__(self, *, categorical=(), multilabel=(), numeric=tuple(FEATURES), boolean=(),
                  C="auto", half_life_days="auto", min_frequency=5, n_bins=6, max_iter=1000, horizon_days=None):
+        # the logistic family alone, uncalibrated: the repeat-purchase benchmark's set-up
         super().__init__(categorical=categorical, multilabel=multilabel, numeric=numeric, boolean=boolean, C=C,
                          half_life_days=half_life_days, min_frequency=min_frequency, n_bins=n_bins,
-                         max_iter=max_iter)
+                         max_iter=max_iter, family="logistic", calibration=None)
         self.horizon_days = horizon_days
 
     def _choose_hyperparameters(self, X, y, age_days):
