@@ -141,6 +141,8 @@ class TrainResult:
     holdout_date_to: object = None
     train_date_to: object = None
     hyperparameters: str = ""
+    #: how the model was chosen among candidates (engine-specific JSON, shown by the registry)
+    selection: dict = field(default_factory=dict)
     importance: list = field(default_factory=list)
     feature_names: list = field(default_factory=list)
 

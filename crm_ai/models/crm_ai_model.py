@@ -92,6 +92,8 @@ class CrmAiModel(models.Model):
                           help='{"model": {metric: value}, "baseline": {...}, "counts": {...}}')
     metrics_html = fields.Html("Quality on the holdout", compute="_compute_metrics_html", sanitize=False,
                                groups=MANAGER)
+    selection_html = fields.Html("How this model was chosen", compute="_compute_selection_html", sanitize=False,
+                                 groups=MANAGER)
     gate_reason = fields.Text("Quality gate", readonly=True, groups=MANAGER)
     feature_names = fields.Text("Inputs", readonly=True, groups=MANAGER)
     importance = fields.Text("Input importance", readonly=True, groups=MANAGER,
@@ -156,6 +158,41 @@ class CrmAiModel(models.Model):
             model.metrics_html = Markup(
                 "<table class='table table-sm o_crm_ai_metrics'><thead><tr><th></th>%s</tr></thead>"
                 "<tbody>%s</tbody></table>") % (heads, rows)
+
+    def _compute_selection_html(self):
+        """The candidates' validation scores (``metrics["selection"]``) as a table."""
+        family_labels = {"logistic": _("Logistic regression"), "naive_bayes": _("Naive Bayes"), "blend": _("Blend")}
+        for model in self:
+            selection = (model.metrics or {}).get("selection") or {}
+            candidates = [c for c in selection.get("candidates") or [] if isinstance(c, dict)]
+            if not candidates:
+                model.selection_html = False
+                continue
+            row = Markup("<tr class='%s'><td>%s%s</td><td>%s</td><td class='text-end'>%s</td>"
+                         "<td class='text-end'>%s</td></tr>")
+            badge, undefined = Markup(" <span class='badge text-bg-success'>%s</span>") % _("chosen"), _("undefined")
+            rows = Markup("").join(row % (
+                "fw-bold" if c.get("chosen") else "", family_labels.get(c.get("family"), c.get("family")),
+                badge if c.get("chosen") else "",
+                c.get("description", ""), "%.4f" % c["log_loss"] if c.get("log_loss") is not None else "",
+                "%.3f" % c["auc"] if c.get("auc") is not None else undefined) for c in candidates)
+            test = selection.get("calibration_test") or {}
+            if test:
+                calibration = _("Calibration (Platt, on the older windows) took the newest window's log-loss "
+                                "from %(raw).4f to %(platt).4f: %(verdict)s.", raw=test["raw_log_loss"],
+                                platt=test["platt_log_loss"],
+                                verdict=_("kept") if selection.get("calibration") else _("not kept"))
+            else:
+                calibration = _("Calibration: not tested (too few validation windows).")
+            model.selection_html = Markup(
+                "<p>%s</p><table class='table table-sm o_crm_ai_selection'><thead><tr><th>%s</th><th>%s</th>"
+                "<th class='text-end'>%s</th><th class='text-end'>%s</th></tr></thead><tbody>%s</tbody></table>"
+                "<p class='text-muted'>%s</p>") % (
+                _("Chosen for the lowest mean log-loss over %(windows)s rolling validation windows (each "
+                  "predicted by candidates fitted on the older leads), among %(n)s candidates; %(rows)s validation "
+                  "leads, never the holdout. The best of each family:", windows=selection.get("windows"),
+                  n=selection.get("candidates_tried"), rows=selection.get("validation_rows")),
+                _("Family"), _("Best candidate"), _("Validation log-loss"), _("Validation AUC"), rows, calibration)
 
     def _compute_record_count(self):
         for task, company in {(m.task, m.company_id) for m in self}:
@@ -270,7 +307,7 @@ class CrmAiModel(models.Model):
             "baseline_score_defined": baseline is not None,
             "previous_score": result.champion_score or 0.0,
             "metrics": {"model": result.metrics, "baseline": result.baseline_metrics, "counts": result.counts,
-                        "others": result.other_baselines},
+                        "others": result.other_baselines, "selection": result.selection},
             "gate_reason": reason,
             "feature_names": ", ".join(result.feature_names),
             "importance": "\n".join(f"{label}: {value:.3f}" for label, value in result.importance),

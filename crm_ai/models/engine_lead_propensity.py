@@ -23,6 +23,7 @@ from odoo.tools import SQL, split_every
 from odoo.tools.translate import LazyTranslate
 
 from ..ml import LeadPropensityModel, OdooPLSBaseline, binary_metrics, time_ordered_split
+from ..ml.propensity import describe_spec
 from ..ml.features import NOT_SET
 from .crm_ai_engine import CrmAiEngine, ModelRefused, Param, TrainResult, register_engine
 
@@ -397,6 +398,8 @@ class LeadPropensityEngine(CrmAiEngine):
             at = closed_at.iloc[idx]
             return ((at.max() - at).dt.total_seconds() / 86400.0).to_numpy()
 
+        # Candidates (families, C, smoothing, blend weight, half-life) are chosen on rolling
+        # windows inside the training part; the holdout below only measures the winner.
         trial = LeadPropensityModel(**params, half_life_days=self.param("recency_half_life")).fit(
             frame.iloc[train_idx], y[train_idx], age_days=age_days(train_idx))
         y_holdout = y[holdout_idx]
@@ -407,9 +410,9 @@ class LeadPropensityEngine(CrmAiEngine):
         champion_score, champion_note = self.champion_auc(
             champion_record, champion, frame, y, train_idx, holdout_idx, closed_at, age_days(train_idx))
 
-        # The deployed model learns from every closed lead, with the hyper-parameters chosen above.
-        final = LeadPropensityModel(**params, C=trial.C_, half_life_days=trial.half_life_days_).fit(
-            frame, y, age_days=age_days(np.arange(len(y))))
+        # The deployed model learns from every closed lead, with the candidate chosen above
+        # (its calibration, when kept, is refitted on the newest windows of all the leads).
+        final = LeadPropensityModel(**trial.recipe()).fit(frame, y, age_days=age_days(np.arange(len(y))))
         field_labels, _values = self.labels(names, frame.iloc[:0])
         n_won = int(y.sum())
         return TrainResult(
@@ -420,8 +423,8 @@ class LeadPropensityEngine(CrmAiEngine):
             holdout_date_from=closed_at.iloc[holdout_idx].min().to_pydatetime(),
             holdout_date_to=closed_at.iloc[holdout_idx].max().to_pydatetime(),
             train_date_to=closed_at.max().to_pydatetime(),
-            hyperparameters="C=%g, recency half-life=%s" % (
-                final.C_, f"{final.half_life_days_:g} days" if final.half_life_days_ else "none"),
+            hyperparameters=final.describe(),
+            selection=selection_summary(trial, final),
             importance=final.importance(field_labels),
             feature_names=[str(field_labels.get(n, n)) for n in names + list(HISTORY_SIGNALS)],
         )
@@ -450,6 +453,31 @@ class LeadPropensityEngine(CrmAiEngine):
         except Exception as error:
             _logger.warning("crm_ai: cannot measure the active model on the new holdout: %s", error)
             return None, _("the active model could not be measured: %s", error)
+
+
+#: Candidates shown per family in the registry (the best of each, by validation log-loss).
+SELECTION_SHOWN_PER_FAMILY = 1
+
+
+def selection_summary(trial, final):
+    """What the registry shows of the model choice: the best candidate of every family
+    with its mean validation log-loss and AUC over the rolling windows, which won and
+    why, and whether calibration helped (JSON-ready)."""
+    best = {}
+    for candidate in trial.candidates_:
+        best.setdefault(candidate["family"], [])
+        if len(best[candidate["family"]]) < SELECTION_SHOWN_PER_FAMILY:
+            best[candidate["family"]].append(candidate)
+    rows = [{"family": c["family"], "description": describe_spec(c), "log_loss": c["log_loss"], "auc": c["auc"],
+             "chosen": c is (trial.candidates_ or [None])[0]}
+            for family in ("logistic", "naive_bayes", "blend") for c in best.get(family, [])]
+    return {
+        "chosen": final.describe(), "family": final.family_, "reason": trial.selection_.get("reason", ""),
+        "windows": trial.selection_.get("windows"), "validation_rows": trial.selection_.get("validation_rows"),
+        "candidates_tried": len(trial.candidates_), "candidates": rows,
+        "calibration_test": trial.selection_.get("calibration_test"),
+        "calibration": list(final.calibration_) if final.calibration_ else None,
+    }
 
 
 def describe_reasons(env, reason_lists):

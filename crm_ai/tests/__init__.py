@@ -4,6 +4,7 @@ from . import (
     test_migration,
     test_model_registry,
     test_propensity_scoring,
+    test_propensity_selection,
     test_propensity_training,
     test_recommend,
     test_security,

@@ -39,7 +39,7 @@ class TestSettings(TestCrmAiCommon):
         engine = self._crm_ai_engine()
         self.assertEqual(engine.param("min_closed_per_class"), 25)
         self.assertEqual(engine.param("recency_half_life"), 90.0)
-        self.assertIn("recency half-life=90", self.Registry.browse(self._crm_ai_train()["model_id"]).hyperparameters)
+        self.assertIn("recency half-life 90 days", self.Registry.browse(self._crm_ai_train()["model_id"]).hyperparameters)
         cron = self.env.ref("crm_ai.ir_cron_train")
         self.assertEqual((cron.interval_number, cron.interval_type), (3, "days"))
         reopened = self._settings()
