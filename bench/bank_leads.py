@@ -46,6 +46,13 @@ X_FIELDS = {
     "x_previous_contacts": ("integer", "Contacts before this campaign", "previous", int),
     "x_poutcome": ("char", "Previous campaign outcome", "poutcome", str),
 }
+#: The call's calendar, as a user who keeps every column would have it: the second
+#: configuration of the quality benchmark (``x_month`` is a category for PLS and crm_ai).
+CALENDAR_FIELDS = {
+    "x_month": ("char", "Contact month", "month", str),
+    "x_day": ("integer", "Contact day of month", "day", int),
+}
+ALL_X_FIELDS = {**X_FIELDS, **CALENDAR_FIELDS}
 CATEGORICAL_X = ["x_job", "x_marital", "x_education", "x_poutcome"]
 BOOLEAN_X = ["x_default", "x_housing", "x_loan"]
 INTEGER_X = ["x_age", "x_campaign_contacts", "x_pdays", "x_previous_contacts"]
@@ -77,24 +84,25 @@ def load_bank(path=None):
     return data
 
 
-def feature_frame(data):
+def feature_frame(data, x_fields=None):
     """The x_ values of ``data`` (Python types, as the ORM would store them)."""
-    return pd.DataFrame({name: data[col].map(conv) for name, (_t, _l, col, conv) in X_FIELDS.items()})
+    return pd.DataFrame({name: data[col].map(conv) for name, (_t, _l, col, conv) in (x_fields or X_FIELDS).items()})
 
 
 # ----------------------------------------------------------------------------------
 # Odoo side (``env`` is an Odoo environment)
 # ----------------------------------------------------------------------------------
-def ensure_custom_fields(env):
+def ensure_custom_fields(env, x_fields=None):
     """Create the x_ fields on crm.lead (manual fields, as a user would in Studio / Settings)."""
+    x_fields = x_fields or X_FIELDS
     model = env["ir.model"]._get("crm.lead")
-    existing = set(env["ir.model.fields"].search([("model", "=", "crm.lead"), ("name", "in", list(X_FIELDS))])
+    existing = set(env["ir.model.fields"].search([("model", "=", "crm.lead"), ("name", "in", list(x_fields))])
                    .mapped("name"))
     vals = [{"model_id": model.id, "name": name, "ttype": ttype, "field_description": label, "state": "manual"}
-            for name, (ttype, label, _c, _f) in X_FIELDS.items() if name not in existing]
+            for name, (ttype, label, _c, _f) in x_fields.items() if name not in existing]
     if vals:
         env["ir.model.fields"].create(vals)
-    missing = [n for n in X_FIELDS if n not in env["crm.lead"]._fields]
+    missing = [n for n in x_fields if n not in env["crm.lead"]._fields]
     if missing:
         raise RuntimeError(f"custom fields not in the registry after creation: {missing}")
 
@@ -125,7 +133,7 @@ def stages(env):
 
 
 def insert_leads(env, data, *, create_dates, closed, won, close_dates=None, team_id, company_id,
-                 mediums, partner_ids=None, name_prefix="Bank lead", open_probability=10.0):
+                 mediums, partner_ids=None, name_prefix="Bank lead", open_probability=10.0, x_fields=None):
     """Bulk-insert one lead per row of ``data``; returns their ids in row order.
 
     ``closed``/``won``: boolean arrays.  A won lead is active, in the won stage, probability
@@ -140,7 +148,8 @@ def insert_leads(env, data, *, create_dates, closed, won, close_dates=None, team
     create_dates = pd.to_datetime(pd.Series(create_dates)).reset_index(drop=True)
     close_dates = create_dates if close_dates is None else pd.to_datetime(pd.Series(close_dates)).reset_index(drop=True)
     to_py = lambda s: [None if pd.isna(v) else v.to_pydatetime() for v in s]
-    feats = feature_frame(data)
+    x_fields = x_fields or X_FIELDS
+    feats = feature_frame(data, x_fields)
     columns = {
         "name": ("varchar", [f"{name_prefix} {i + 1}" for i in range(n)]),
         "type": ("varchar", ["opportunity"] * n),
@@ -164,7 +173,7 @@ def insert_leads(env, data, *, create_dates, closed, won, close_dates=None, team
         "create_uid": ("int4", [env.uid] * n),
         "write_uid": ("int4", [env.uid] * n),
     }
-    for name, (ttype, _l, _c, _f) in X_FIELDS.items():
+    for name, (ttype, _l, _c, _f) in x_fields.items():
         values = feats[name].tolist()
         columns[name] = (SQL_TYPES[ttype], [None if v is None else (v.item() if hasattr(v, "item") else v)
                                             for v in values])

@@ -390,10 +390,14 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
                         raw = log_loss(y_windows[-1], expit(zs[-1]), labels=[0, 1])
                         scaled = log_loss(y_windows[-1], expit(a * zs[-1] + b), labels=[0, 1])
                         selection["calibration_test"] = {"raw_log_loss": float(raw), "platt_log_loss": float(scaled)}
-                        calibration = "platt" if scaled < raw else None
+                        # a slope <= 0 would turn the ranking over: never a calibration
+                        calibration = "platt" if scaled < raw and a > 0 else None
             if calibration == "platt":
                 all_y = np.concatenate(y_windows)
                 calibration = platt(np.concatenate(zs), all_y) if len(np.unique(all_y)) == 2 else None
+                if calibration and calibration[0] <= 0:
+                    selection["calibration_refused"] = "slope %.3f <= 0 would reverse the ranking" % calibration[0]
+                    calibration = None
         elif calibration == "platt":
             calibration = None
         return spec, calibration, candidates, selection

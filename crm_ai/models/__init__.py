@@ -3,6 +3,7 @@ from . import (
     crm_ai_engine,
     crm_ai_field,
     crm_ai_model,
+    crm_ai_propensity_history,
     crm_ai_recommendation,
     crm_ai_scored_mixin,
     crm_ai_segment,

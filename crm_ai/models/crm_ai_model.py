@@ -187,12 +187,14 @@ class CrmAiModel(models.Model):
             model.selection_html = Markup(
                 "<p>%s</p><table class='table table-sm o_crm_ai_selection'><thead><tr><th>%s</th><th>%s</th>"
                 "<th class='text-end'>%s</th><th class='text-end'>%s</th></tr></thead><tbody>%s</tbody></table>"
-                "<p class='text-muted'>%s</p>") % (
+                "<p class='text-muted'>%s</p><p class='text-muted'>%s</p>") % (
                 _("Chosen for the lowest mean log-loss over %(windows)s rolling validation windows (each "
                   "predicted by candidates fitted on the older leads), among %(n)s candidates; %(rows)s validation "
                   "leads, never the holdout. The best of each family:", windows=selection.get("windows"),
                   n=selection.get("candidates_tried"), rows=selection.get("validation_rows")),
-                _("Family"), _("Best candidate"), _("Validation log-loss"), _("Validation AUC"), rows, calibration)
+                _("Family"), _("Best candidate"), _("Validation log-loss"), _("Validation AUC"), rows, calibration,
+                _("The holdout figures measure the same choice made on the older leads only (it chose: %s).",
+                  selection.get("holdout_model") or _("unknown")))
 
     def _compute_record_count(self):
         for task, company in {(m.task, m.company_id) for m in self}:

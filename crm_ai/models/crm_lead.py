@@ -1,13 +1,21 @@
 """AI fields of leads: written by the lead propensity engine
 (``engine_lead_propensity``), displayed here."""
 
+import json
+
+from markupsafe import Markup
+
 from odoo import api, fields, models
+from odoo.tools import format_date
 
 from ..ml import format_reason
 from .crm_ai_driver import RECORD_STATES
 from .crm_ai_scored_mixin import reasons_html
 from .crm_ai_sentiment_fields import sentiment_fields
-from .engine_lead_propensity import GRADES, describe_reasons
+from .engine_lead_propensity import GRADES, TREND_DAYS, TREND_SIGNIFICANT_POINTS, describe_reasons
+
+#: History points shown on the lead form's chart (the newest).
+CHART_POINTS = 60
 
 
 class CrmLead(models.Model):
@@ -33,6 +41,18 @@ class CrmLead(models.Model):
         help="The strongest reasons up and down for this lead, in percentage points: how much "
              "the propensity would change if that field were at its average.")
     ai_propensity_reasons_html = fields.Html("Why this score", compute="_compute_ai_propensity_reasons_html",
+                                             sanitize=False)
+    ai_propensity_trend = fields.Float(
+        "AI Trend", digits=(5, 2), readonly=True, copy=False, aggregator="avg",
+        help="Change of the AI propensity over the last %d days, in points (empty: no score that old yet)."
+             % TREND_DAYS)
+    ai_propensity_trend_arrow = fields.Char("AI Trend Arrow", compute="_compute_ai_propensity_trend_arrow",
+                                            help="▲ / ▼: the propensity moved by at least %g points in %d days."
+                                                 % (TREND_SIGNIFICANT_POINTS, TREND_DAYS))
+    ai_propensity_history_ids = fields.One2many("crm.ai.propensity.history", "lead_id", "AI Propensity History",
+                                                readonly=True)
+    ai_propensity_chart = fields.Text("AI Propensity over Time", compute="_compute_ai_propensity_history_view")
+    ai_propensity_changes_html = fields.Html("What changed", compute="_compute_ai_propensity_history_view",
                                              sanitize=False)
     ai_propensity_model_id = fields.Many2one("crm.ai.model", "AI Model", readonly=True, copy=False,
                                              ondelete="set null", index="btree_not_null")
@@ -108,6 +128,71 @@ class CrmLead(models.Model):
     def _compute_ai_propensity_reasons_html(self):
         for lead in self:
             lead.ai_propensity_reasons_html = reasons_html(lead.ai_propensity_reasons)
+
+    @api.depends("ai_propensity_trend")
+    def _compute_ai_propensity_trend_arrow(self):
+        for lead in self:
+            trend = lead.ai_propensity_trend
+            if trend >= TREND_SIGNIFICANT_POINTS:
+                lead.ai_propensity_trend_arrow = "▲ %+d" % round(trend)
+            elif trend <= -TREND_SIGNIFICANT_POINTS:
+                lead.ai_propensity_trend_arrow = "▼ %+d" % round(trend)
+            else:
+                lead.ai_propensity_trend_arrow = False
+
+    @api.depends("ai_propensity", "ai_propensity_date", "ai_propensity_reason_data")
+    @api.depends_context("lang")
+    def _compute_ai_propensity_history_view(self):
+        """The chart's data (JSON for the ``crm_ai_chart`` widget) and, in words, what
+        changed between the latest score and the one before it (reasons new, gone, moved)."""
+        History = self.env["crm.ai.propensity.history"].sudo()  # the lead is readable: so is its history
+        rows_by_lead = {}
+        for row in History.search_read([("lead_id", "in", self.ids)], ["lead_id", "date", "propensity", "reason_data"],
+                                       order="date desc, id desc"):
+            rows_by_lead.setdefault(row["lead_id"][0], []).append(row)
+        for lead in self:
+            rows = rows_by_lead.get(lead.id, [])[:CHART_POINTS][::-1]  # oldest first
+            if not rows or lead.ai_propensity_state not in ("scored", "stale"):
+                lead.ai_propensity_chart = False
+                lead.ai_propensity_changes_html = False
+                continue
+            points = [(row["date"], row["propensity"]) for row in rows]
+            if lead.ai_propensity_date and lead.ai_propensity_date > points[-1][0]:
+                points.append((lead.ai_propensity_date, lead.ai_propensity))  # today's score, a small move
+            lead.ai_propensity_chart = json.dumps({
+                "type": "line",
+                "labels": [format_date(self.env, date) for date, _value in points],
+                "datasets": [{"label": self.env._("Propensity (%)"), "data": [round(v, 1) for _d, v in points]}],
+                "y": {"min": 0, "max": 100, "suffix": " %"},
+            })
+            lead.ai_propensity_changes_html = self._ai_reason_changes_html(rows, lead)
+
+    def _ai_reason_changes_html(self, rows, lead):
+        """"Since <date>: 45 % -> 53 % (+8)" and the reasons that appeared, went or moved."""
+        if len(rows) < 2:
+            return Markup("<p class='text-muted mb-0'>%s</p>") % self.env._(
+                "First score on %(date)s; changes will show here.", date=format_date(self.env, rows[0]["date"]))
+        before, after = rows[-2], rows[-1]
+        old, new = describe_reasons(self.env, [before["reason_data"] or [], after["reason_data"] or []])
+        old_by_label = {(r["label"], r["value"]): r for r in old}
+        new_by_label = {(r["label"], r["value"]): r for r in new}
+        items = []
+        for key, reason in new_by_label.items():
+            if key not in old_by_label:
+                items.append(("text-success" if reason["points"] > 0 else "text-danger",
+                              self.env._("%(reason)s new", reason=format_reason(reason))))
+            elif round(old_by_label[key]["points"]) != round(reason["points"]):
+                items.append(("text-success" if reason["points"] > old_by_label[key]["points"] else "text-danger",
+                              self.env._("%(reason)s, was %(old)+d", reason=format_reason(reason),
+                                         old=round(old_by_label[key]["points"]))))
+        for key, reason in old_by_label.items():
+            if key not in new_by_label:
+                items.append(("text-muted", self.env._("%(reason)s gone", reason=format_reason(reason))))
+        head = self.env._("Since %(date)s: %(old).0f %% → %(new).0f %% (%(delta)+.0f)",
+                          date=format_date(self.env, before["date"]), old=before["propensity"],
+                          new=after["propensity"], delta=after["propensity"] - before["propensity"])
+        lines = Markup("").join(Markup("<li class='%s'>%s</li>") % item for item in items)
+        return Markup("<p class='mb-1'>%s</p><ul class='list-unstyled mb-0'>%s</ul>") % (head, lines)
 
     def action_ai_view_model(self):
         self.ensure_one()

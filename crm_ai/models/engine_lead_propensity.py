@@ -11,8 +11,10 @@ written at closing (stage, probability, lost reason, close date, prorated revenu
 can never be features.
 """
 
+import json
 import logging
 import time
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -75,6 +77,15 @@ HISTORY_SIGNALS = {
 }
 #: Words the engine writes as values, translated when shown.
 VALUE_WORDS = {NOT_SET: _lt("(not set)"), "none": _lt("none"), "yes": _lt("yes"), "no": _lt("no")}
+#: The trend is the change of the propensity over this many days (the "rising" and
+#: "falling" filters, the kanban and list arrows, the manager's report).
+TREND_DAYS = 7
+#: A move of at least this many points in TREND_DAYS shows as rising / falling.
+TREND_SIGNIFICANT_POINTS = 5.0
+#: Default of ``history_step``: a new history row when the score moved this much.
+DEFAULT_HISTORY_STEP = 2.0
+#: Default of ``history_days``: rows older than this are thinned (each lead keeps its latest).
+DEFAULT_HISTORY_DAYS = 365
 # Knuth's multiplicative hash: a fixed, well-spread fraction in [0, 1) per lead id,
 # placing a closed lead's snapshot between creation and closing.
 SNAPSHOT_HASH = 2654435761
@@ -130,7 +141,7 @@ class LeadPropensityEngine(CrmAiEngine):
     state_field = "ai_propensity_state"
     date_field = "ai_propensity_date"
     model_field = "ai_propensity_model_id"
-    value_fields = ("ai_propensity", "ai_propensity_grade", "ai_propensity_reason_data")
+    value_fields = ("ai_propensity", "ai_propensity_grade", "ai_propensity_reason_data", "ai_propensity_trend")
     primary_metric = "auc"
     primary_metric_label = "AUC"
     higher_is_better = True
@@ -142,6 +153,8 @@ class LeadPropensityEngine(CrmAiEngine):
         "min_closed_per_class": Param("int", DEFAULT_MIN_CLOSED_PER_CLASS, minimum=2, maximum=1_000_000),
         "start_date": Param("date", None),
         "recency_half_life": Param(_parse_half_life, "auto"),
+        "history_step": Param("float", DEFAULT_HISTORY_STEP, minimum=0.0, maximum=100.0),
+        "history_days": Param("int", DEFAULT_HISTORY_DAYS, minimum=TREND_DAYS + 1, maximum=36500),
     }
     batch_size = 5000  # bench/bench_propensity_speed.py: a batch stays under ~2 s on 2 cores
 
@@ -321,12 +334,64 @@ class LeadPropensityEngine(CrmAiEngine):
         # Reasons are stored as data (field, raw value, points) and put in words when read,
         # in the reader's language (see ``describe_reasons``).
         explanations = estimator.explain(frame, top=REASONS_PER_SIDE, min_points=REASON_MIN_POINTS)
+        proba = [float(p) for p in proba]
+        reasons = [[{"field": r["field"], "value": r["value"], "points": round(r["points"], 2)} for r in lead_reasons]
+                   for lead_reasons in explanations]
+        before = self.propensity_before(ids, now - timedelta(days=TREND_DAYS))
+        # kept for after_write, which logs the moves of the rows actually written
+        self._scored = {"ids": list(ids), "proba": proba, "reasons": reasons, "model": model.id, "now": now}
         return {
-            "ai_propensity": [float(p) for p in proba],
+            "ai_propensity": proba,
             "ai_propensity_grade": [grade(p) for p in proba],
-            "ai_propensity_reason_data": [[{"field": r["field"], "value": r["value"], "points": round(r["points"], 2)}
-                                           for r in reasons] for reasons in explanations],
+            "ai_propensity_reason_data": reasons,
+            "ai_propensity_trend": [None if before.get(i) is None else round(p - before[i], 2)
+                                    for i, p in zip(ids, proba)],
         }
+
+    # -- history -------------------------------------------------------------------------------
+    def propensity_before(self, ids, moment):
+        """``{lead id: propensity}`` as it was at ``moment``: each lead's latest history row
+        at or before it, else (a lead first scored after it) its oldest row; leads
+        never scored are left out."""
+        self.env["crm.ai.propensity.history"].flush_model()
+        self.env.cr.execute(SQL("""
+            SELECT DISTINCT ON (lead_id) lead_id, propensity
+              FROM crm_ai_propensity_history
+             WHERE lead_id = ANY(%s)
+             ORDER BY lead_id, date <= %s DESC,
+                      CASE WHEN date <= %s THEN date END DESC NULLS LAST, date, id DESC
+        """, [int(i) for i in ids], moment, moment))
+        return dict(self.env.cr.fetchall())
+
+    def after_write(self, written_ids):
+        """Log the written leads' moves (see ``crm_ai_propensity_history``) and thin their
+        old rows, in the transaction that wrote the scores."""
+        scored, self._scored = getattr(self, "_scored", None), None
+        if not scored or not written_ids:
+            return
+        written = set(written_ids)
+        keep = [k for k, i in enumerate(scored["ids"]) if i in written]
+        History = self.env["crm.ai.propensity.history"]
+        History.flush_model()
+        self.env.cr.execute(SQL("""
+            INSERT INTO crm_ai_propensity_history (lead_id, company_id, date, propensity, model_id, reason_data)
+            SELECT v.id, l.company_id, %(now)s, v.propensity, %(model)s, v.reasons::jsonb
+              FROM unnest(%(ids)s::int[], %(proba)s::float8[], %(reasons)s::text[]) AS v(id, propensity, reasons)
+              JOIN crm_lead l ON l.id = v.id
+         LEFT JOIN LATERAL (SELECT h.propensity, h.model_id FROM crm_ai_propensity_history h
+                             WHERE h.lead_id = v.id ORDER BY h.date DESC, h.id DESC LIMIT 1) last ON TRUE
+             WHERE last.propensity IS NULL OR ABS(v.propensity - last.propensity) >= %(step)s
+                   OR last.model_id IS DISTINCT FROM %(model)s
+        """, now=scored["now"], model=scored["model"], ids=[scored["ids"][k] for k in keep],
+            proba=[scored["proba"][k] for k in keep], reasons=[json.dumps(scored["reasons"][k]) for k in keep],
+            step=max(self.param("history_step"), 1e-9)))
+        self.env.cr.execute(SQL("""
+            DELETE FROM crm_ai_propensity_history h
+             WHERE h.lead_id = ANY(%(ids)s) AND h.date < %(cutoff)s
+               AND h.id != (SELECT n.id FROM crm_ai_propensity_history n WHERE n.lead_id = h.lead_id
+                             ORDER BY n.date DESC, n.id DESC LIMIT 1)
+        """, ids=sorted(written), cutoff=scored["now"] - timedelta(days=self.param("history_days"))))
+        History.invalidate_model()
 
     # -- training --------------------------------------------------------------------------------
     def closed_condition(self, alias, stage):
@@ -410,9 +475,10 @@ class LeadPropensityEngine(CrmAiEngine):
         champion_score, champion_note = self.champion_auc(
             champion_record, champion, frame, y, train_idx, holdout_idx, closed_at, age_days(train_idx))
 
-        # The deployed model learns from every closed lead, with the candidate chosen above
-        # (its calibration, when kept, is refitted on the newest windows of all the leads).
-        final = LeadPropensityModel(**trial.recipe()).fit(frame, y, age_days=age_days(np.arange(len(y))))
+        # The deployed model goes through the same choice on every closed lead: its windows
+        # are then the newest leads, the holdout included (the holdout measured the procedure).
+        final = LeadPropensityModel(**params, half_life_days=self.param("recency_half_life")).fit(
+            frame, y, age_days=age_days(np.arange(len(y))))
         field_labels, _values = self.labels(names, frame.iloc[:0])
         n_won = int(y.sum())
         return TrainResult(
@@ -424,7 +490,7 @@ class LeadPropensityEngine(CrmAiEngine):
             holdout_date_to=closed_at.iloc[holdout_idx].max().to_pydatetime(),
             train_date_to=closed_at.max().to_pydatetime(),
             hyperparameters=final.describe(),
-            selection=selection_summary(trial, final),
+            selection=selection_summary(final, trial),
             importance=final.importance(field_labels),
             feature_names=[str(field_labels.get(n, n)) for n in names + list(HISTORY_SIGNALS)],
         )
@@ -459,24 +525,28 @@ class LeadPropensityEngine(CrmAiEngine):
 SELECTION_SHOWN_PER_FAMILY = 1
 
 
-def selection_summary(trial, final):
-    """What the registry shows of the model choice: the best candidate of every family
-    with its mean validation log-loss and AUC over the rolling windows, which won and
-    why, and whether calibration helped (JSON-ready)."""
+def selection_summary(model, trial):
+    """What the registry shows of the model choice (JSON-ready): the best candidate of
+    every family of the deployed ``model`` with its mean validation log-loss and AUC
+    over the rolling windows, which won, whether calibration helped, and what the same
+    procedure chose on the training part alone (``trial``, the model measured on the
+    holdout)."""
     best = {}
-    for candidate in trial.candidates_:
-        best.setdefault(candidate["family"], [])
-        if len(best[candidate["family"]]) < SELECTION_SHOWN_PER_FAMILY:
-            best[candidate["family"]].append(candidate)
+    for candidate in model.candidates_:
+        family = best.setdefault(candidate["family"], [])
+        if len(family) < SELECTION_SHOWN_PER_FAMILY:
+            family.append(candidate)
+    winner = (model.candidates_ or [None])[0]
     rows = [{"family": c["family"], "description": describe_spec(c), "log_loss": c["log_loss"], "auc": c["auc"],
-             "chosen": c is (trial.candidates_ or [None])[0]}
+             "chosen": c is winner}
             for family in ("logistic", "naive_bayes", "blend") for c in best.get(family, [])]
     return {
-        "chosen": final.describe(), "family": final.family_, "reason": trial.selection_.get("reason", ""),
-        "windows": trial.selection_.get("windows"), "validation_rows": trial.selection_.get("validation_rows"),
-        "candidates_tried": len(trial.candidates_), "candidates": rows,
-        "calibration_test": trial.selection_.get("calibration_test"),
-        "calibration": list(final.calibration_) if final.calibration_ else None,
+        "chosen": model.describe(), "family": model.family_, "reason": model.selection_.get("reason", ""),
+        "windows": model.selection_.get("windows"), "validation_rows": model.selection_.get("validation_rows"),
+        "candidates_tried": len(model.candidates_), "candidates": rows,
+        "calibration_test": model.selection_.get("calibration_test"),
+        "calibration": list(model.calibration_) if model.calibration_ else None,
+        "holdout_model": trial.describe(),
     }
 
 

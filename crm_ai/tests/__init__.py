@@ -3,6 +3,7 @@ from . import (
     test_engine_framework,
     test_migration,
     test_model_registry,
+    test_propensity_history,
     test_propensity_scoring,
     test_propensity_selection,
     test_propensity_training,
