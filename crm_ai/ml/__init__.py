@@ -22,6 +22,7 @@ from .metrics import (
     binary_metrics,
     calibration_error,
     quality_gate,
+    reliability_bins,
     time_ordered_split,
 )
 from .persistence import ArtifactError, dumps_signed, library_versions, loads_signed
@@ -32,7 +33,7 @@ __all__ = [
     "RFMQuintileBaseline", "RFMSegmenter", "RepeatPurchaseModel", "customer_features", "purchase_labels", "rfm_grid_names",
     "time_travel_frame", "training_cutoffs",
     "ArtifactError", "GATE_AUC_RATIO", "GATE_RATIO", "HOLDOUT_FRACTION", "LeadFeatureEncoder",
-    "LeadPropensityModel", "OdooPLSBaseline", "binary_metrics", "dumps_signed",
+    "LeadPropensityModel", "OdooPLSBaseline", "binary_metrics", "reliability_bins", "dumps_signed",
     "calibration_error", "format_reason", "library_versions", "loads_signed", "quality_gate",
     "time_ordered_split",
 ]

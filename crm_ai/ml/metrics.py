@@ -72,6 +72,23 @@ def calibration_error(y_true, p_won, n_bins=10):
     return float(gap.sum() / counts.sum())
 
 
+def reliability_bins(y_true, p_won, n_bins=10):
+    """The reliability diagram's points: per equal-width probability bin holding leads,
+    ``[mean predicted, observed win rate, leads]`` (the bins of :func:`calibration_error`).
+
+    >>> reliability_bins([0, 0, 1, 1], [0.1, 0.1, 0.9, 0.7], n_bins=2)
+    [[0.1, 0.0, 2], [0.8, 1.0, 2]]
+    """
+    y_true = np.asarray(y_true, dtype=float)
+    p_won = np.clip(np.asarray(p_won, dtype=float), 0.0, 1.0)
+    bins = np.minimum((p_won * n_bins).astype(int), n_bins - 1)
+    counts = np.bincount(bins, minlength=n_bins)
+    predicted = np.bincount(bins, weights=p_won, minlength=n_bins)
+    observed = np.bincount(bins, weights=y_true, minlength=n_bins)
+    return [[round(float(predicted[b] / counts[b]), 4), round(float(observed[b] / counts[b]), 4), int(counts[b])]
+            for b in range(n_bins) if counts[b]]
+
+
 def quality_gate(new_score, active_score, *, has_active=None, higher_is_better=True, ratio=GATE_RATIO,
                  metric="AUC", reference="the active model"):
     """``(accepted, reason)``: may a new model replace the active one?

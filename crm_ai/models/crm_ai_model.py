@@ -14,6 +14,7 @@ inactive ones, and change the active one through :meth:`action_activate`.
 
 import base64
 import binascii
+import json
 import logging
 import time
 
@@ -29,6 +30,8 @@ from .crm_ai_engine import ENGINES, ModelRefused, engine_selection
 _logger = logging.getLogger(__name__)
 
 SIGNING_SCOPE = "crm_ai.model-artifact"
+#: Inputs drawn on the model form's importance chart (the strongest).
+IMPORTANCE_CHART_BARS = 15
 MANAGER = "crm_ai.group_crm_ai_manager"
 #: Metric names for people (keys of the per-task ``metrics`` JSON).
 METRIC_LABELS = {
@@ -94,6 +97,9 @@ class CrmAiModel(models.Model):
                                groups=MANAGER)
     selection_html = fields.Html("How this model was chosen", compute="_compute_selection_html", sanitize=False,
                                  groups=MANAGER)
+    importance_chart = fields.Text("Input importance (chart)", compute="_compute_charts", groups=MANAGER)
+    reliability_chart = fields.Text("Reliability diagram", compute="_compute_charts", groups=MANAGER)
+    versions_chart = fields.Text("Versions", compute="_compute_charts", groups=MANAGER)
     gate_reason = fields.Text("Quality gate", readonly=True, groups=MANAGER)
     feature_names = fields.Text("Inputs", readonly=True, groups=MANAGER)
     importance = fields.Text("Input importance", readonly=True, groups=MANAGER,
@@ -137,7 +143,9 @@ class CrmAiModel(models.Model):
             # further simple answers measured on the same holdout (e.g. popularity), one column each
             others = {label: values for label, values in (metrics.get("others") or {}).items()
                       if isinstance(values, dict)}
-            names = list(dict.fromkeys([*ours, *theirs]))
+            # figures only (a reliability diagram's bins are drawn, not tabled)
+            names = [name for name in dict.fromkeys([*ours, *theirs])
+                     if not isinstance(ours.get(name, theirs.get(name)), (list, dict))]
             if not names:
                 model.metrics_html = False
                 continue
@@ -158,6 +166,55 @@ class CrmAiModel(models.Model):
             model.metrics_html = Markup(
                 "<table class='table table-sm o_crm_ai_metrics'><thead><tr><th></th>%s</tr></thead>"
                 "<tbody>%s</tbody></table>") % (heads, rows)
+
+    @api.depends("importance", "metrics", "score", "baseline_score")
+    @api.depends_context("lang")
+    def _compute_charts(self):
+        """JSON for the ``crm_ai_chart`` widget: the inputs' importance (bars), predicted vs
+        observed win rate per bin for this model and its baseline (reliability diagram),
+        and the primary metric of every version of this task and company."""
+        versions = {}
+        for task, company in {(m.task, m.company_id) for m in self}:
+            versions[task, company] = self.sudo().search(
+                [("task", "=", task), ("company_id", "=", company.id), ("score_defined", "=", True)],
+                order="version")
+        for model in self:
+            pairs = []
+            for line in (model.importance or "").splitlines():
+                label, _sep, value = line.rpartition(": ")
+                try:
+                    pairs.append((label, float(value)))
+                except ValueError:
+                    continue
+            pairs = pairs[:IMPORTANCE_CHART_BARS]
+            model.importance_chart = json.dumps({
+                "type": "bar", "horizontal": True, "labels": [label for label, _v in pairs],
+                "datasets": [{"label": _("Mean effect on the log-odds"), "data": [round(v, 4) for _l, v in pairs]}],
+                "x": {"title": _("mean |effect| on the log-odds of a lead")},
+            }) if pairs else False
+            metrics = model.metrics or {}
+            curves = [(label, (metrics.get(key) or {}).get("reliability")) for label, key in (
+                (_("This model"), "model"), (model.baseline or _("Baseline"), "baseline"))]
+            curves = [(label, bins) for label, bins in curves if isinstance(bins, list) and bins]
+            model.reliability_chart = json.dumps({
+                "type": "line",
+                "datasets": [{"label": label, "data": [{"x": round(100 * p, 1), "y": round(100 * o, 1)}
+                                                       for p, o, _n in bins]} for label, bins in curves]
+                + [{"label": _("Perfect calibration"), "data": [{"x": 0, "y": 0}, {"x": 100, "y": 100}],
+                    "dashed": True, "color": "#adb5bd"}],
+                "x": {"min": 0, "max": 100, "title": _("predicted chance to win (%)")},
+                "y": {"min": 0, "max": 100, "title": _("won on the holdout (%)")},
+            }) if curves else False
+            history = versions[model.task, model.company_id]
+            model.versions_chart = json.dumps({
+                "type": "line", "labels": ["v%d" % m.version for m in history],
+                "datasets": [{"label": _("Holdout %s", model.primary_metric or ""),
+                              "data": [round(m.score, 4) for m in history]},
+                             {"label": model.baseline or _("Baseline"),
+                              "data": [round(m.baseline_score, 4) if m.baseline_score_defined else None
+                                       for m in history], "dashed": True}],
+                "y": {"title": model.primary_metric or ""},
+            }) if len(history) > 1 else False
 
     def _compute_selection_html(self):
         """The candidates' validation scores (``metrics["selection"]``) as a table."""

@@ -24,7 +24,7 @@ from odoo import _
 from odoo.tools import SQL, split_every
 from odoo.tools.translate import LazyTranslate
 
-from ..ml import LeadPropensityModel, OdooPLSBaseline, binary_metrics, time_ordered_split
+from ..ml import LeadPropensityModel, OdooPLSBaseline, binary_metrics, reliability_bins, time_ordered_split
 from ..ml.propensity import describe_spec
 from ..ml.features import NOT_SET
 from .crm_ai_engine import CrmAiEngine, ModelRefused, Param, TrainResult, register_engine
@@ -468,10 +468,15 @@ class LeadPropensityEngine(CrmAiEngine):
         trial = LeadPropensityModel(**params, half_life_days=self.param("recency_half_life")).fit(
             frame.iloc[train_idx], y[train_idx], age_days=age_days(train_idx))
         y_holdout = y[holdout_idx]
-        metrics = binary_metrics(y_holdout, trial.predict_proba(frame.iloc[holdout_idx])[:, 1])
+        p_holdout = trial.predict_proba(frame.iloc[holdout_idx])[:, 1]
+        metrics = binary_metrics(y_holdout, p_holdout)
         pls = OdooPLSBaseline(fields=pls_fields, tag_field="tag_ids" if pls_tags else None, team_field="team_id")
         pls_p = pls.fit(frame.iloc[train_idx], y[train_idx]).predict_proba(frame.iloc[holdout_idx])[:, 1]
-        pls_metrics = binary_metrics(y_holdout, np.nan_to_num(pls_p, nan=y[train_idx].mean()))
+        pls_p = np.nan_to_num(pls_p, nan=y[train_idx].mean())
+        pls_metrics = binary_metrics(y_holdout, pls_p)
+        # the model form's reliability diagram: predicted vs observed per 10-point bin, both models
+        metrics["reliability"] = reliability_bins(y_holdout, p_holdout)
+        pls_metrics["reliability"] = reliability_bins(y_holdout, pls_p)
         champion_score, champion_note = self.champion_auc(
             champion_record, champion, frame, y, train_idx, holdout_idx, closed_at, age_days(train_idx))
 

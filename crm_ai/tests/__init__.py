@@ -2,6 +2,7 @@ from . import (
     test_customer_value,
     test_engine_framework,
     test_migration,
+    test_model_charts,
     test_model_registry,
     test_propensity_history,
     test_propensity_scoring,
