@@ -40,8 +40,10 @@ N_LEADS = int(os.environ.get("BENCH_LEADS", 100000))
 N_PARTNERS = int(os.environ.get("BENCH_PARTNERS", 10000))
 N_MESSAGES = int(os.environ.get("BENCH_MESSAGES", 2))
 PLS_FIELDS = ["medium_id", *bl.CATEGORICAL_X, *bl.BOOLEAN_X]
-TARGETS = {"score": 60.0, "train": 120.0, "train_rss_mb": 1536.0}
+TARGETS = {"score": 60.0, "train": 120.0, "train_rss_mb": 1536.0, "incremental": 2.0}
 TASK = "lead_propensity"
+#: Open leads edited after their score for the incremental rescoring measure.
+INCREMENTAL_LEADS = 1000
 
 
 def timed(cls, name, bucket):
@@ -132,10 +134,9 @@ def step_score(env):
     from odoo.addons.crm_ai.models.engine_lead_propensity import LeadPropensityEngine
     buckets = defaultdict(float)
     timed(type(env["crm.ai.driver"]), "_ai_pending_ids", buckets)
-    for name in ("extract", "labels"):
+    for name in ("extract", "labels", "propensity_before", "after_write"):
         timed(LeadPropensityEngine, name, buckets)
-    for name in ("predict_proba", "explain"):
-        timed(propensity.LeadPropensityModel, name, buckets)
+    timed(propensity.LeadPropensityModel, "predict_explain", buckets)  # one encoding: proba and reasons
     rss_before = bl.peak_rss_mb()
     t0 = time.monotonic()
     done, remaining = env["crm.ai.model"]._cron_ai_score(time_budget=1e9)
@@ -149,12 +150,27 @@ def step_score(env):
     seconds_again = time.monotonic() - t1
     env.cr.execute("SELECT count(*) FROM crm_lead WHERE active AND ai_propensity_state = 'scored'")
     scored = env.cr.fetchone()[0]
+    # incremental: 1,000 open leads edited since their score (as users would, write_date later)
+    env.cr.execute("""UPDATE crm_lead SET write_date = now() AT TIME ZONE 'UTC' + interval '1 second',
+                             x_campaign_contacts = COALESCE(x_campaign_contacts, 0) + 1
+                       WHERE id IN (SELECT id FROM crm_lead WHERE active AND ai_propensity_state = 'scored'
+                                     ORDER BY id LIMIT %s)""", [INCREMENTAL_LEADS])
+    env.cr.commit()
+    t2 = time.monotonic()
+    incremental = env["crm.ai.model"]._cron_ai_score(time_budget=1e9)
+    seconds_incremental = time.monotonic() - t2
+    env.cr.commit()
+    env.cr.execute("SELECT count(*) FROM crm_ai_propensity_history")
+    history_rows = env.cr.fetchone()[0]
     # write = the UPDATEs and commits (what is not extract / predict / explain / labels / pending;
     # the old phase names _ai_extract / _ai_labels are kept in the JSON for comparison)
     first["_ai_extract"] = first.pop("extract", 0.0)
     first["_ai_labels"] = first.pop("labels", 0.0)
+    # the rest: the UPDATEs and the commits (after_write, the history, runs inside the writer and is shown apart)
     first["write_and_commit"] = seconds - sum(first.values())
     return {"seconds": seconds, "done": done, "remaining": remaining, "scored_in_db": scored,
+            "incremental_seconds": seconds_incremental, "incremental_done": incremental[0],
+            "history_rows": history_rows,
             "batch": LeadPropensityEngine.batch_size, "phases": first,
             "rerun_seconds": seconds_again, "rerun_done": again[0],
             "rss_before_mb": rss_before, "peak_rss_mb": bl.peak_rss_mb()}
@@ -242,10 +258,13 @@ def report(folder):
         f"| train: peak RSS of the process (before) | {tr['peak_rss_mb']:.0f} MB ({tr['rss_before_mb']:.0f}) | | "
         f"≤ 1.5 GB: {ok(tr['peak_rss_mb'], TARGETS['train_rss_mb'])} |",
         "",
+        f"| rescore {sc['incremental_done']:,} leads edited since their score | {sc['incremental_seconds']:.2f} s | "
+        f"(PLS always recomputes every open lead) | ≤ 2 s: {ok(sc['incremental_seconds'], TARGETS['incremental'])} |",
+        "",
         f"crm_ai scoring phases (batches of {sc['batch']:,}): pending query {ph.get('_ai_pending_ids', 0):.1f} s, "
-        f"SQL extract {ph.get('_ai_extract', 0):.1f} s, predict {ph.get('predict_proba', 0):.1f} s, "
-        f"explain {ph.get('explain', 0):.1f} s, value labels {ph.get('_ai_labels', 0):.1f} s, "
-        f"UPDATE + commit {ph.get('write_and_commit', 0):.1f} s",
+        f"SQL extract {ph.get('_ai_extract', 0):.1f} s, predict + explain {ph.get('predict_explain', 0):.1f} s, "
+        f"score a week ago (trend) {ph.get('propensity_before', 0):.1f} s, history rows {ph.get('after_write', 0):.1f} s, "
+        f"UPDATE + commit {ph.get('write_and_commit', 0):.1f} s; {sc['history_rows']:,} history rows",
         f"training: {tr['message']}",
     ]
     if "batches" in r:

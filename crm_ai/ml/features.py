@@ -53,6 +53,11 @@ def _as_label_set(value):
     return (str(value),)
 
 
+def _factorize(column):
+    """``(codes, distinct values)`` of a column; code -1 for None / NaN."""
+    return pd.factorize(pd.Series(column, dtype=object).to_numpy(), use_na_sentinel=True)
+
+
 def format_number(value):
     """Short human form of a bin edge: 1234567 -> '1.2M', 5000 -> '5,000'."""
     if abs(value) >= 1e6:
@@ -172,8 +177,11 @@ class LeadFeatureEncoder(TransformerMixin, BaseEstimator):
             base = self._offsets_[gi]
             if col in self.categorical:
                 index = {k: i + 2 for i, k in enumerate(self.categories_[col])}
-                keys = [_as_category(v) for v in X[col]]
-                local = np.fromiter((0 if k is None else index.get(k, 1) for k in keys), dtype=np.int64, count=n)
+                # each distinct cell is put in words once (100,000 leads hold a few dozen values)
+                codes, uniques = _factorize(X[col])
+                unique_local = np.fromiter((0 if (k := _as_category(v)) is None else index.get(k, 1) for v in uniques),
+                                           dtype=np.int64, count=len(uniques))
+                local = np.where(codes < 0, 0, unique_local[np.maximum(codes, 0)]) if len(uniques) else np.zeros(n, np.int64)
                 rows.append(np.arange(n))
                 cols.append(base + local)
             elif col in self.multilabel:
@@ -211,7 +219,9 @@ class LeadFeatureEncoder(TransformerMixin, BaseEstimator):
         value_labels = value_labels or {}
         name = lambda k: value_labels.get(k, k)
         if col in self.categorical:
-            return [NOT_SET if (k := _as_category(v)) is None else name(k) for v in X[col]]
+            codes, uniques = _factorize(X[col])
+            words = [NOT_SET if (k := _as_category(v)) is None else name(k) for v in uniques] + [NOT_SET]
+            return [words[c] for c in codes.tolist()]  # code -1 (empty) is the last word
         if col in self.multilabel:
             return [", ".join(sorted(name(k) for k in ks)) if (ks := _as_label_set(v)) else "none" for v in X[col]]
         if col in self.numeric:

@@ -333,7 +333,7 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
         the others take ``DEFAULT_SPEC`` (naive Bayes: m=10; blend: half and half)."""
         families, c_grid, hl_grid, m_grid, w_grid = space
         family = families[0] if len(families) == 1 else DEFAULT_SPEC["family"]
-        pick = lambda grid, default: grid[0] if len(grid) == 1 else default  # noqa: E731
+        pick = lambda grid, default: grid[0] if len(grid) == 1 else default
         return {
             "family": family,
             "C": pick(c_grid, DEFAULT_SPEC["C"]) if family != "naive_bayes" else None,
@@ -506,32 +506,44 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
         "logit", "points"}``, positives first (strongest first), then negatives
         (strongest first).  ``points`` is the change in percentage points.
         """
+        return self.predict_explain(X, top=top, min_points=min_points, field_labels=field_labels,
+                                    value_labels=value_labels)[1]
+
+    def predict_explain(self, X, *, top=5, min_points=0.0, field_labels=None, value_labels=None):
+        """``(P(won) per row, reasons per row)`` from one encoding of ``X`` (see :meth:`explain`).
+
+        Vectorised: the reasons are picked with array operations, and the words of a
+        value are only computed for the (row, field) pairs that are reasons.
+        """
         field_labels = field_labels or {}
         value_labels = value_labels or {}
         logit, contrib = self.contributions(X)
         proba = expit(logit)
-        # points_if = p_i - sigmoid(logit_i - c_if): monotone in c_if for a given row.
-        points = 100 * (proba[:, None] - expit(logit[:, None] - contrib))
-        groups = self.encoder_.groups_
-        words = {col: self.encoder_.row_value_labels(X, col, value_labels.get(col)) for col in groups}
+        n, k = contrib.shape
+        top = max(0, min(int(top), k))
+        # points_if = p_i - sigmoid(logit_i - c_if): monotone in c_if for a given row, so the
+        # strongest contributions are the strongest in points too.
         order = np.argsort(-contrib, axis=1, kind="stable")
-        result = []
-        for i in range(len(contrib)):
-            row, pos, neg = order[i], [], []
-            for j in row[:top]:
-                if contrib[i, j] > 1e-9 and points[i, j] >= min_points:
-                    pos.append(j)
-            for j in row[::-1][:top]:
-                if contrib[i, j] < -1e-9 and points[i, j] <= -min_points:
-                    neg.append(j)
-            result.append([{
-                "field": groups[j],
-                "label": field_labels.get(groups[j], groups[j]),
-                "value": words[groups[j]][i],
-                "logit": float(contrib[i, j]),
-                "points": float(points[i, j]),
-            } for j in pos + neg])
-        return result
+        picks = []
+        for idx, sign in ((order[:, :top], 1), (order[:, ::-1][:, :top], -1)):
+            c = np.take_along_axis(contrib, idx, axis=1)
+            pts = 100 * (proba[:, None] - expit(logit[:, None] - c))
+            ok = (sign * c > 1e-9) & (sign * pts >= min_points)
+            rows, ranks = np.nonzero(ok)  # row-major: each row's picks in rank order
+            picks.append((rows, idx[rows, ranks], c[rows, ranks], pts[rows, ranks]))
+        groups = self.encoder_.groups_
+        words = {}
+        for j in np.unique(np.concatenate([p[1] for p in picks])) if n else ():
+            rows = np.unique(np.concatenate([p[0][p[1] == j] for p in picks]))
+            col = groups[j]
+            labels = self.encoder_.row_value_labels(X.iloc[rows], col, value_labels.get(col))
+            words[j] = dict(zip(rows.tolist(), labels))
+        result = [[] for _ in range(n)]
+        for rows, fields, c, pts in picks:  # positives of every row first, then negatives
+            for i, j, logit_ij, points_ij in zip(rows.tolist(), fields.tolist(), c.tolist(), pts.tolist()):
+                result[i].append({"field": groups[j], "label": field_labels.get(groups[j], groups[j]),
+                                  "value": words[j][i], "logit": logit_ij, "points": points_ij})
+        return proba, result
 
     def importance(self, field_labels=None):
         """``[(field label, mean |log-odds contribution|)]``, strongest first."""

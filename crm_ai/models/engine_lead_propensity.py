@@ -25,8 +25,8 @@ from odoo.tools import SQL, split_every
 from odoo.tools.translate import LazyTranslate
 
 from ..ml import LeadPropensityModel, OdooPLSBaseline, binary_metrics, reliability_bins, time_ordered_split
-from ..ml.propensity import describe_spec
 from ..ml.features import NOT_SET
+from ..ml.propensity import describe_spec
 from .crm_ai_engine import CrmAiEngine, ModelRefused, Param, TrainResult, register_engine
 
 _logger = logging.getLogger(__name__)
@@ -329,12 +329,10 @@ class LeadPropensityEngine(CrmAiEngine):
     def score(self, ids, estimator, model, now):
         names = self.estimator_fields(estimator)
         frame = self.extract(ids, names, now)
-        proba = 100 * estimator.predict_proba(frame)[:, 1]
-        proba = np.clip(np.round(proba, 2), MIN_PROPENSITY, MAX_PROPENSITY)
         # Reasons are stored as data (field, raw value, points) and put in words when read,
         # in the reader's language (see ``describe_reasons``).
-        explanations = estimator.explain(frame, top=REASONS_PER_SIDE, min_points=REASON_MIN_POINTS)
-        proba = [float(p) for p in proba]
+        proba, explanations = estimator.predict_explain(frame, top=REASONS_PER_SIDE, min_points=REASON_MIN_POINTS)
+        proba = np.clip(np.round(100 * proba, 2), MIN_PROPENSITY, MAX_PROPENSITY).tolist()
         reasons = [[{"field": r["field"], "value": r["value"], "points": round(r["points"], 2)} for r in lead_reasons]
                    for lead_reasons in explanations]
         before = self.propensity_before(ids, now - timedelta(days=TREND_DAYS))

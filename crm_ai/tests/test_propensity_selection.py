@@ -19,7 +19,8 @@ class TestPropensitySelection(TestCrmAiCommon):
         model = self.Registry.browse(result["model_id"])
         selection = model.metrics["selection"]
         self.assertEqual(selection["windows"], 3)
-        self.assertEqual(selection["validation_rows"], 3 * int((self.n_won + self.n_lost) * 0.1), "the deployed model chooses on every closed lead")
+        self.assertEqual(selection["validation_rows"], 3 * int((self.n_won + self.n_lost) * 0.1),
+                         "the deployed model chooses on every closed lead")
         self.assertTrue(selection["holdout_model"])
         self.assertEqual({c["family"] for c in selection["candidates"]}, {"logistic", "naive_bayes", "blend"})
         chosen = [c for c in selection["candidates"] if c["chosen"]]
