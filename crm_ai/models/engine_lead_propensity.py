@@ -540,15 +540,16 @@ def selection_summary(model, trial):
         if len(family) < SELECTION_SHOWN_PER_FAMILY:
             family.append(candidate)
     winner = (model.candidates_ or [None])[0]
-    rows = [{"family": c["family"], "description": describe_spec(c), "log_loss": c["log_loss"], "auc": c["auc"],
-             "chosen": c is winner}
+    # no None anywhere: XML-RPC cannot carry it (managers read the registry over RPC)
+    rows = [{"family": c["family"], "description": describe_spec(c), "log_loss": c["log_loss"],
+             **({"auc": c["auc"]} if c["auc"] is not None else {}), "chosen": c is winner}
             for family in ("logistic", "naive_bayes", "blend") for c in best.get(family, [])]
     return {
         "chosen": model.describe(), "family": model.family_, "reason": model.selection_.get("reason", ""),
-        "windows": model.selection_.get("windows"), "validation_rows": model.selection_.get("validation_rows"),
+        "windows": model.selection_.get("windows") or 0, "validation_rows": model.selection_.get("validation_rows") or 0,
         "candidates_tried": len(model.candidates_), "candidates": rows,
-        "calibration_test": model.selection_.get("calibration_test"),
-        "calibration": list(model.calibration_) if model.calibration_ else None,
+        "calibration_test": model.selection_.get("calibration_test") or {},
+        "calibration": list(model.calibration_) if model.calibration_ else [],
         "holdout_model": trial.describe(),
     }
 

@@ -57,6 +57,7 @@ class TestSecurityOverRpc(CrmAiDataMixin, HttpCase):
                          fields=["name", "state", "score", "metrics", "artifact"])[0]
         self.assertTrue(base64.b64decode(read["artifact"]).startswith(b"CRMAI-MODEL-1"))
         self.assertIn("auc", read["metrics"]["model"])
+        self.assertIn("candidates", read["metrics"]["selection"], "the model choice travels too (no None in it)")
         self.authenticate(self.manager.login, self.manager.login)
         result = self.make_jsonrpc_request("/web/dataset/call_kw/crm.ai.model/read", {
             "model": "crm.ai.model", "method": "read", "args": [[self.model.id], ["artifact", "metrics"]], "kwargs": {}})
