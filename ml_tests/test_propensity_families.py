@@ -162,3 +162,25 @@ def test_bad_parameters_get_a_clear_message(params, message):
     X, y, _p = make_leads(300)
     with pytest.raises(ValueError, match=message):
         LeadPropensityModel(**COLUMNS, **params).fit(X, y)
+
+
+def test_a_calibration_that_would_reverse_the_ranking_is_never_used(monkeypatch):
+    from ml import propensity
+    X, y = stepped_leads(np.arange(3000) >= 2100)
+    reversing = lambda z, y, sample_weight=None: (-0.5, 0.0)  # noqa: E731
+    real = propensity.platt
+
+    def fake(z, y, sample_weight=None):
+        # tempering keeps its real fit; only calibration (no weights) gets the reversing slope
+        return real(z, y, sample_weight) if sample_weight is not None else reversing(z, y)
+    monkeypatch.setattr(propensity, "platt", fake)
+    for calibration in ("auto", "platt"):
+        model = LeadPropensityModel(**COLUMNS, family="logistic", C=1.0, calibration=calibration).fit(X, y)
+        assert model.calibration_ is None, calibration
+    p = model.predict_proba(X)[:, 1]
+    assert np.corrcoef(p, _p_true(X))[0, 1] > 0
+
+
+def _p_true(X):
+    from synthetic import SOURCES
+    return X["source"].map(SOURCES).to_numpy()

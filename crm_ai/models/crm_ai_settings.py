@@ -37,6 +37,8 @@ MIN_SCORE_INTERVAL = relativedelta(minutes=15)
 
 #: Settings fields stored as one engine parameter each (clamped to the parameter's range on save).
 ENGINE_PARAM_FIELDS = {
+    "lead_history_step": (LeadPropensityEngine, "history_step"),
+    "lead_history_days": (LeadPropensityEngine, "history_days"),
     "customer_segment_enabled": (CustomerSegmentEngine, "enabled"),
     "segment_window_days": (CustomerSegmentEngine, "window_days"),
     "segment_k_min": (CustomerSegmentEngine, "k_min"),
@@ -79,6 +81,13 @@ class CrmAiSettings(models.TransientModel):
         selection="_half_life_selection", string="Recency weighting",
         help="How fast old leads lose weight (half-life). Automatic picks it on the newest closed leads; "
              "choose a short one if your win rates move fast (new offer, new market).")
+    lead_history_step = fields.Float(
+        "History: log moves of at least (points)", digits=(4, 1),
+        help="A lead's propensity history gets a new point when its score moved by at least this many "
+             "points since the last point, or the model changed.")
+    lead_history_days = fields.Integer(
+        "History: keep (days)", help="Older history points are deleted when the lead is scored again "
+                                     "(each lead keeps its latest one).")
     customer_segment_enabled = fields.Boolean("Customer segments")
     segment_window_days = fields.Integer(
         "Segment on the last (days)", help="A customer is described by its confirmed orders of this many days; "
@@ -200,6 +209,8 @@ class CrmAiSettings(models.TransientModel):
             param = engine.params[param_name]
             if name in vals and param.kind == "int":
                 vals[name] = _clamp(vals[name], param.minimum, param.maximum)
+            elif name in vals and param.kind == "float":
+                vals[name] = min(max(float(vals[name] or 0.0), param.minimum), param.maximum)
         if vals.get("segment_k_min") and vals.get("segment_k_max") and vals["segment_k_min"] > vals["segment_k_max"]:
             vals["segment_k_min"], vals["segment_k_max"] = vals["segment_k_max"], vals["segment_k_min"]
         return vals

@@ -90,6 +90,18 @@ class TestSettings(TestCrmAiCommon):
         settings = self.env["crm.ai.settings"].create({"lead_min_closed": -(10 ** 12)})
         self.assertEqual(settings.lead_min_closed, 2)
 
+    def test_history_settings(self):
+        settings = self._settings()
+        self.assertEqual((settings.lead_history_step, settings.lead_history_days), (2.0, 365))
+        settings.write({"lead_history_step": 5.5, "lead_history_days": 3})
+        settings.action_save()
+        engine = self._crm_ai_engine()
+        self.assertEqual(engine.param("history_step"), 5.5)
+        self.assertEqual(engine.param("history_days"), 8, "clamped: history must outlive the 7-day trend")
+        settings.write({"lead_history_step": -1})
+        settings.action_save()
+        self.assertEqual(self._crm_ai_engine().param("history_step"), 0.0)
+
     def test_customer_value_settings(self):
         settings = self._settings()
         self.assertEqual((settings.segment_window_days, settings.segment_k_min, settings.segment_k_max,
