@@ -134,7 +134,7 @@ def step_score(env):
     from odoo.addons.crm_ai.models.engine_lead_propensity import LeadPropensityEngine
     buckets = defaultdict(float)
     timed(type(env["crm.ai.driver"]), "_ai_pending_ids", buckets)
-    for name in ("extract", "labels", "propensity_before", "after_write"):
+    for name in ("extract", "labels", "history_state", "after_write"):
         timed(LeadPropensityEngine, name, buckets)
     timed(propensity.LeadPropensityModel, "predict_explain", buckets)  # one encoding: proba and reasons
     rss_before = bl.peak_rss_mb()
@@ -257,13 +257,13 @@ def report(folder):
         f"(included in the PLS cron above) | ≤ 120 s: {ok(tr['seconds'], TARGETS['train'])} |",
         f"| train: peak RSS of the process (before) | {tr['peak_rss_mb']:.0f} MB ({tr['rss_before_mb']:.0f}) | | "
         f"≤ 1.5 GB: {ok(tr['peak_rss_mb'], TARGETS['train_rss_mb'])} |",
-        "",
         f"| rescore {sc['incremental_done']:,} leads edited since their score | {sc['incremental_seconds']:.2f} s | "
         f"(PLS always recomputes every open lead) | ≤ 2 s: {ok(sc['incremental_seconds'], TARGETS['incremental'])} |",
         "",
+
         f"crm_ai scoring phases (batches of {sc['batch']:,}): pending query {ph.get('_ai_pending_ids', 0):.1f} s, "
         f"SQL extract {ph.get('_ai_extract', 0):.1f} s, predict + explain {ph.get('predict_explain', 0):.1f} s, "
-        f"score a week ago (trend) {ph.get('propensity_before', 0):.1f} s, history rows {ph.get('after_write', 0):.1f} s, "
+        f"history read (trend) {ph.get('history_state', 0):.1f} s, history rows {ph.get('after_write', 0):.1f} s, "
         f"UPDATE + commit {ph.get('write_and_commit', 0):.1f} s; {sc['history_rows']:,} history rows",
         f"training: {tr['message']}",
     ]

@@ -335,31 +335,41 @@ class LeadPropensityEngine(CrmAiEngine):
         proba = np.clip(np.round(100 * proba, 2), MIN_PROPENSITY, MAX_PROPENSITY).tolist()
         reasons = [[{"field": r["field"], "value": r["value"], "points": round(r["points"], 2)} for r in lead_reasons]
                    for lead_reasons in explanations]
-        before = self.propensity_before(ids, now - timedelta(days=TREND_DAYS))
+        state = self.history_state(ids, now)
         # kept for after_write, which logs the moves of the rows actually written
-        self._scored = {"ids": list(ids), "proba": proba, "reasons": reasons, "model": model.id, "now": now}
+        self._scored = {"ids": list(ids), "proba": proba, "reasons": reasons, "model": model.id, "now": now,
+                        "history": state}
         return {
             "ai_propensity": proba,
             "ai_propensity_grade": [grade(p) for p in proba],
             "ai_propensity_reason_data": reasons,
-            "ai_propensity_trend": [None if before.get(i) is None else round(p - before[i], 2)
+            "ai_propensity_trend": [None if i not in state else round(p - state[i]["before"], 2)
                                     for i, p in zip(ids, proba)],
         }
 
     # -- history -------------------------------------------------------------------------------
-    def propensity_before(self, ids, moment):
-        """``{lead id: propensity}`` as it was at ``moment``: each lead's latest history row
-        at or before it, else (a lead first scored after it) its oldest row; leads
-        never scored are left out."""
+    def history_state(self, ids, now):
+        """What the history says of ``ids``, in one query: ``{lead id: {"before", "last",
+        "last_model", "has_old"}}`` (leads never scored are left out).
+
+        ``before``: the propensity TREND_DAYS ago, i.e. the latest row at or before then,
+        else (a lead first scored after it) its oldest row; ``last`` / ``last_model``: its
+        latest row; ``has_old``: rows older than the retention exist (thinning needed)."""
         self.env["crm.ai.propensity.history"].flush_model()
         self.env.cr.execute(SQL("""
-            SELECT DISTINCT ON (lead_id) lead_id, propensity
+            SELECT lead_id,
+                   COALESCE((array_agg(propensity ORDER BY date DESC, id DESC) FILTER (WHERE date <= %(week)s))[1],
+                            (array_agg(propensity ORDER BY date, id))[1]),
+                   (array_agg(propensity ORDER BY date DESC, id DESC))[1],
+                   (array_agg(model_id ORDER BY date DESC, id DESC))[1],
+                   bool_or(date < %(retention)s)
               FROM crm_ai_propensity_history
-             WHERE lead_id = ANY(%s)
-             ORDER BY lead_id, date <= %s DESC,
-                      CASE WHEN date <= %s THEN date END DESC NULLS LAST, date, id DESC
-        """, [int(i) for i in ids], moment, moment))
-        return dict(self.env.cr.fetchall())
+             WHERE lead_id = ANY(%(ids)s)
+             GROUP BY lead_id
+        """, ids=[int(i) for i in ids], week=now - timedelta(days=TREND_DAYS),
+            retention=now - timedelta(days=self.param("history_days"))))
+        return {lead: {"before": before, "last": last, "last_model": last_model, "has_old": has_old}
+                for lead, before, last, last_model, has_old in self.env.cr.fetchall()}
 
     def after_write(self, written_ids):
         """Log the written leads' moves (see ``crm_ai_propensity_history``) and thin their
@@ -367,28 +377,28 @@ class LeadPropensityEngine(CrmAiEngine):
         scored, self._scored = getattr(self, "_scored", None), None
         if not scored or not written_ids:
             return
-        written = set(written_ids)
-        keep = [k for k, i in enumerate(scored["ids"]) if i in written]
+        written, state, model = set(written_ids), scored["history"], scored["model"]
+        step = max(self.param("history_step"), 1e-9)  # 0: every change, never an unchanged score
+        logged = [k for k, i in enumerate(scored["ids"]) if i in written and (
+            i not in state or state[i]["last_model"] != model or abs(scored["proba"][k] - state[i]["last"]) >= step)]
         History = self.env["crm.ai.propensity.history"]
         History.flush_model()
-        self.env.cr.execute(SQL("""
-            INSERT INTO crm_ai_propensity_history (lead_id, company_id, date, propensity, model_id, reason_data)
-            SELECT v.id, l.company_id, %(now)s, v.propensity, %(model)s, v.reasons::jsonb
-              FROM unnest(%(ids)s::int[], %(proba)s::float8[], %(reasons)s::text[]) AS v(id, propensity, reasons)
-              JOIN crm_lead l ON l.id = v.id
-         LEFT JOIN LATERAL (SELECT h.propensity, h.model_id FROM crm_ai_propensity_history h
-                             WHERE h.lead_id = v.id ORDER BY h.date DESC, h.id DESC LIMIT 1) last ON TRUE
-             WHERE last.propensity IS NULL OR ABS(v.propensity - last.propensity) >= %(step)s
-                   OR last.model_id IS DISTINCT FROM %(model)s
-        """, now=scored["now"], model=scored["model"], ids=[scored["ids"][k] for k in keep],
-            proba=[scored["proba"][k] for k in keep], reasons=[json.dumps(scored["reasons"][k]) for k in keep],
-            step=max(self.param("history_step"), 1e-9)))
-        self.env.cr.execute(SQL("""
-            DELETE FROM crm_ai_propensity_history h
-             WHERE h.lead_id = ANY(%(ids)s) AND h.date < %(cutoff)s
-               AND h.id != (SELECT n.id FROM crm_ai_propensity_history n WHERE n.lead_id = h.lead_id
-                             ORDER BY n.date DESC, n.id DESC LIMIT 1)
-        """, ids=sorted(written), cutoff=scored["now"] - timedelta(days=self.param("history_days"))))
+        if logged:
+            self.env.cr.execute(SQL("""
+                INSERT INTO crm_ai_propensity_history (lead_id, company_id, date, propensity, model_id, reason_data)
+                SELECT v.id, l.company_id, %(now)s, v.propensity, %(model)s, v.reasons::jsonb
+                  FROM unnest(%(ids)s::int[], %(proba)s::float8[], %(reasons)s::text[]) AS v(id, propensity, reasons)
+                  JOIN crm_lead l ON l.id = v.id
+            """, now=scored["now"], model=model, ids=[scored["ids"][k] for k in logged],
+                proba=[scored["proba"][k] for k in logged], reasons=[json.dumps(scored["reasons"][k]) for k in logged]))
+        thinned = sorted(i for i in written if state.get(i, {}).get("has_old"))
+        if thinned:
+            self.env.cr.execute(SQL("""
+                DELETE FROM crm_ai_propensity_history h
+                 WHERE h.lead_id = ANY(%(ids)s) AND h.date < %(cutoff)s
+                   AND h.id != (SELECT n.id FROM crm_ai_propensity_history n WHERE n.lead_id = h.lead_id
+                                 ORDER BY n.date DESC, n.id DESC LIMIT 1)
+            """, ids=thinned, cutoff=scored["now"] - timedelta(days=self.param("history_days"))))
         History.invalidate_model()
 
     # -- training --------------------------------------------------------------------------------
