@@ -167,7 +167,7 @@ def test_bad_parameters_get_a_clear_message(params, message):
 def test_a_calibration_that_would_reverse_the_ranking_is_never_used(monkeypatch):
     from ml import propensity
     X, y = stepped_leads(np.arange(3000) >= 2100)
-    reversing = lambda z, y, sample_weight=None: (-0.5, 0.0)  # noqa: E731
+    reversing = lambda z, y, sample_weight=None: (-0.5, 0.0)
     real = propensity.platt
 
     def fake(z, y, sample_weight=None):
