@@ -21,11 +21,19 @@ class TestCrmAiTour(CrmAiDataMixin, HttpCase):
         cls.cold = Lead.create({**common, "name": "AI Tour Cold Lead", "source_id": cls.sources["Cold list"].id})
         cls.env["crm.ai.driver"]._ai_train_unit("lead_propensity", cls.company)
         cls.env["crm.ai.model"]._cron_ai_score()
+        # a week and a day ago the hot lead scored 15 points lower: it has a history and a trend
+        cls.env.flush_all()
+        cls.env.cr.execute("UPDATE crm_ai_propensity_history SET date = date - interval '8 days', "
+                           "propensity = propensity - 15 WHERE lead_id = %s", [cls.hot.id])
+        cls.env.cr.execute("UPDATE crm_lead SET ai_propensity_state = 'pending' WHERE id = %s", [cls.hot.id])
+        cls.env.invalidate_all()
+        cls.env["crm.ai.model"]._cron_ai_score()
 
     def test_salesperson_tour(self):
         self.assertFalse(self.salesperson.has_group("crm_ai.group_crm_ai_manager"))
         self.assertGreaterEqual(self.hot.ai_propensity, 50)
         self.assertLess(self.cold.ai_propensity, 50)
+        self.assertAlmostEqual(self.hot.ai_propensity_trend, 15, places=1)
         self.start_tour("/odoo/crm", "crm_ai_tour", login=self.salesperson.login)
 
 

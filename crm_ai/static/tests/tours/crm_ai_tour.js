@@ -1,14 +1,18 @@
 /** @odoo-module **/
 import { registry } from "@web/core/registry";
 
-// A salesperson opens a lead, reads its AI propensity and reasons, then filters the
-// pipeline down to high-propensity leads.
+// A salesperson opens a lead, reads its AI propensity, reasons and how it moved (chart,
+// what changed), then filters the pipeline down to high-propensity leads.
 registry.category("web_tour.tours").add("crm_ai_tour", {
     url: "/odoo/crm",
     steps: () => [
         {
             content: "The pipeline shows the AI propensity on the card",
             trigger: ".o_kanban_record:contains('AI Tour Hot Lead') .o_crm_ai_propensity",
+        },
+        {
+            content: "The hot lead rose 15 points this week: an up arrow on its card",
+            trigger: ".o_kanban_record:contains('AI Tour Hot Lead') .o_crm_ai_propensity .fa-arrow-up",
         },
         {
             content: "Open the hot lead",
@@ -27,6 +31,18 @@ registry.category("web_tour.tours").add("crm_ai_tour", {
         {
             content: "The strongest reason is its source",
             trigger: ".o_field_widget[name='ai_propensity_reasons_html'] li:contains('Source: Referral')",
+        },
+        {
+            content: "The propensity over time is drawn (Chart.js canvas)",
+            trigger: ".o_field_widget[name='ai_propensity_chart'] .o_crm_ai_chart canvas",
+        },
+        {
+            content: "The change over the last 7 days",
+            trigger: ".o_field_widget[name='ai_propensity_trend_arrow']:contains('+15')",
+        },
+        {
+            content: "What changed since the previous score",
+            trigger: ".o_field_widget[name='ai_propensity_changes_html']:contains('Since')",
         },
         {
             content: "Back to the pipeline",
