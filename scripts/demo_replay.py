@@ -5,7 +5,7 @@
 # "what changed" panel show right after set-up.  The real scoring run comes after it.
 from datetime import timedelta
 
-from odoo.tools import split_every
+from odoo.tools import SQL, split_every
 
 REPLAY_DAYS = (28, 21, 14, 7)
 TASK = "lead_propensity"
@@ -22,8 +22,9 @@ for company in env["res.company"].search([]):  # noqa: F821
     estimator = driver._ai_load(engine, model)
     for days in REPLAY_DAYS:
         at = now - timedelta(days=days)
-        env.cr.execute("SELECT id FROM crm_lead WHERE company_id = %s AND active AND create_date < %s"  # noqa: F821
-                       " AND stage_id IN (SELECT id FROM crm_stage WHERE NOT is_won) ORDER BY id", (company.id, at))
+        # the engine's own scope (open leads of the company), created by then
+        env.cr.execute(SQL("SELECT l.id FROM crm_lead l WHERE %s AND l.create_date < %s ORDER BY l.id",  # noqa: F821
+                           engine.scope_sql("l"), at))
         ids = [row[0] for row in env.cr.fetchall()]  # noqa: F821
         for batch in split_every(engine.batch_size, ids, list):
             replayed += driver._ai_write_scores(engine, model, batch, engine.score(batch, estimator, model, at), at)
