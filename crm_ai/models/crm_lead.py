@@ -174,19 +174,25 @@ class CrmLead(models.Model):
                 "First score on %(date)s; changes will show here.", date=format_date(self.env, rows[0]["date"]))
         before, after = rows[-2], rows[-1]
         old, new = describe_reasons(self.env, [before["reason_data"] or [], after["reason_data"] or []])
-        old_by_label = {(r["label"], r["value"]): r for r in old}
-        new_by_label = {(r["label"], r["value"]): r for r in new}
+        # one line per field: a value that changed reads "Source: Newsletter (+9), was Website (+2)"
+        old_by_label = {r["label"]: r for r in old}
+        new_by_label = {r["label"]: r for r in new}
         items = []
-        for key, reason in new_by_label.items():
-            if key not in old_by_label:
+        for label, reason in new_by_label.items():
+            previous = old_by_label.get(label)
+            if previous is None:
                 items.append(("text-success" if reason["points"] > 0 else "text-danger",
                               self.env._("%(reason)s new", reason=format_reason(reason))))
-            elif round(old_by_label[key]["points"]) != round(reason["points"]):
-                items.append(("text-success" if reason["points"] > old_by_label[key]["points"] else "text-danger",
+            elif previous["value"] != reason["value"]:
+                items.append(("text-success" if reason["points"] > previous["points"] else "text-danger",
+                              self.env._("%(reason)s, was %(old)s", reason=format_reason(reason),
+                                         old=format_reason(previous)[len(previous["label"]) + 2:])))
+            elif round(previous["points"]) != round(reason["points"]):
+                items.append(("text-success" if reason["points"] > previous["points"] else "text-danger",
                               self.env._("%(reason)s, was %(old)+d", reason=format_reason(reason),
-                                         old=round(old_by_label[key]["points"]))))
-        for key, reason in old_by_label.items():
-            if key not in new_by_label:
+                                         old=round(previous["points"]))))
+        for label, reason in old_by_label.items():
+            if label not in new_by_label:
                 items.append(("text-muted", self.env._("%(reason)s gone", reason=format_reason(reason))))
         head = self.env._("Since %(date)s: %(old).0f %% → %(new).0f %% (%(delta)+.0f)",
                           date=format_date(self.env, before["date"]), old=before["propensity"],

@@ -128,8 +128,10 @@ class TestPropensityHistory(TestCrmAiCommon):
         lead = self.open_leads[0]
         reasons = lead.ai_propensity_reason_data
         first = reasons[0]
-        old_reasons = [dict(first, points=first["points"] - 7),
-                       {"field": "expected_revenue", "value": "1234", "points": -3.0}]
+        self.assertGreater(len(reasons), 1)
+        second = reasons[1]
+        old_reasons = [dict(first, points=first["points"] - 7), dict(second, value="crm_ai old value"),
+                       {"field": "x_crm_ai_gone", "value": "1234", "points": -3.0}]
         self._age_history(lead, 8, propensity=lead.ai_propensity - 15, reason_data=old_reasons)
         self._rescore(lead)
         chart = json.loads(lead.ai_propensity_chart)
@@ -140,8 +142,9 @@ class TestPropensityHistory(TestCrmAiCommon):
         self.assertIn("Since", html)
         self.assertIn("(+15)", html)
         self.assertIn("was %+d" % round(first["points"] - 7), html)
-        self.assertIn("Expected Revenue: 1234 (-3) gone", html)
-        self.assertIn(" new", html, "the reasons the old score did not have")
+        self.assertIn("x_crm_ai_gone: 1234 (-3) gone", html)
+        self.assertIn(", was crm_ai old value (", html, "a field whose value changed is one line")
+        self.assertNotIn("crm_ai old value (%+d) gone" % round(second["points"]), html)
 
     def test_salespeople_see_the_history_of_the_leads_they_see(self):
         self._score()

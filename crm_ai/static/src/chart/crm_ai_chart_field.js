@@ -50,7 +50,7 @@ export class CrmAiChartField extends Component {
         if (!spec || !this.canvasRef.el) {
             return;
         }
-        const numericX = spec.x && spec.x.min !== undefined;
+        const numericX = Boolean(spec.x && spec.x.min !== undefined);
         const datasets = spec.datasets.map((dataset, index) => {
             const color = dataset.color || getColor(index + 1, "light", "odoo");
             return {
