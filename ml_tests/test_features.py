@@ -79,3 +79,17 @@ def test_row_value_labels_use_display_names():
     assert enc.row_value_labels(X, "tags", {"1": "VIP", "2": "B2B"}) == ["B2B, VIP", "none"]
     assert enc.row_value_labels(X, "rev") == ["1,234", NOT_SET]
     assert enc.row_value_labels(X, "ok") == ["yes", "no"]
+
+
+def test_categories_keep_false_apart_from_zero_and_read_unhashable_cells():
+    """``False`` is an empty cell and ``0`` a value, even in one column; a list in a
+    categorical column is read as its text, never an error."""
+    X = pd.DataFrame({"c": [0, False, 0, 1, True, None, 0, 1]})
+    enc = LeadFeatureEncoder(categorical=["c"], min_frequency=1).fit(X)
+    dense = enc.transform(X).toarray()
+    labels = [enc.feature_value_[j] for j in dense.argmax(axis=1)]
+    assert labels == ["0", "(not set)", "0", "1", "True", "(not set)", "0", "1"]
+    assert enc.row_value_labels(X, "c") == labels
+    odd = pd.DataFrame({"c": [["a"], ["a"], "b"]})
+    enc = LeadFeatureEncoder(categorical=["c"], min_frequency=1).fit(odd)
+    assert enc.transform(odd).shape == (3, 4)

@@ -54,8 +54,21 @@ def _as_label_set(value):
 
 
 def _factorize(column):
-    """``(codes, distinct values)`` of a column; code -1 for None / NaN."""
-    return pd.factorize(pd.Series(column, dtype=object).to_numpy(), use_na_sentinel=True)
+    """``(codes, distinct values)`` of a column; code -1 for None / NaN.
+
+    A hash table merges values Python calls equal (``0 == False``, ``1 == True == 1.0``),
+    which ``_as_category`` keeps apart (False is empty, 0 is "0"): a column mixing
+    booleans with numbers, or holding unhashable cells, is factorized on its keys instead.
+    """
+    values = pd.Series(column, dtype=object).to_numpy()
+    kinds = {type(v) for v in values}
+    if not ({bool, np.bool_} & kinds and kinds & {int, float, np.integer, np.floating, np.int64, np.float64}):
+        try:
+            return pd.factorize(values, use_na_sentinel=True)
+        except TypeError:  # unhashable cells
+            pass
+    keys = np.array([_as_category(v) for v in values], dtype=object)
+    return pd.factorize(keys, use_na_sentinel=True)
 
 
 def format_number(value):

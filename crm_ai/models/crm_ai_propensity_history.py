@@ -24,7 +24,8 @@ class CrmAiPropensityHistory(models.Model):
     _log_access = False  # written by the engine only: the date says when
 
     lead_id = fields.Many2one("crm.lead", "Lead", required=True, readonly=True, ondelete="cascade")
-    company_id = fields.Many2one("res.company", readonly=True, index=True, ondelete="cascade")
+    # follows the lead: a lead moved to another company takes its history along (record rules)
+    company_id = fields.Many2one(related="lead_id.company_id", store=True, index=True)
     user_id = fields.Many2one(related="lead_id.user_id", string="Salesperson")
     date = fields.Datetime(required=True, readonly=True)
     propensity = fields.Float("Propensity (%)", digits=(5, 2), readonly=True, aggregator="avg")

@@ -44,8 +44,8 @@ class CrmLead(models.Model):
                                              sanitize=False)
     ai_propensity_trend = fields.Float(
         "AI Trend", digits=(5, 2), readonly=True, copy=False, aggregator="avg",
-        help="Change of the AI propensity over the last %d days, in points (empty: no score that old yet)."
-             % TREND_DAYS)
+        help="Change of the AI propensity over the last %d days, in points, by the current model (since its "
+             "first score of the lead when that is more recent; empty before it scored the lead twice)." % TREND_DAYS)
     ai_propensity_trend_arrow = fields.Char("AI Trend Arrow", compute="_compute_ai_propensity_trend_arrow",
                                             help="▲ / ▼: the propensity moved by at least %g points in %d days."
                                                  % (TREND_SIGNIFICANT_POINTS, TREND_DAYS))
@@ -172,11 +172,15 @@ class CrmLead(models.Model):
         if len(rows) < 2:
             return Markup("<p class='text-muted mb-0'>%s</p>") % self.env._(
                 "First score on %(date)s; changes will show here.", date=format_date(self.env, rows[0]["date"]))
-        before, after = rows[-2], rows[-1]
-        old, new = describe_reasons(self.env, [before["reason_data"] or [], after["reason_data"] or []])
+        after = rows[-1]
+        # the latest point that reads differently (a retraining that moved nothing adds a point too)
+        before = next((row for row in reversed(rows[:-1]) if round(row["propensity"]) != round(after["propensity"])
+                       or row["reason_data"] != after["reason_data"]), rows[-2])
+        old_raw, new_raw = before["reason_data"] or [], after["reason_data"] or []
+        old, new = describe_reasons(self.env, [old_raw, new_raw])
         # one line per field: a value that changed reads "Source: Newsletter (+9), was Website (+2)"
-        old_by_label = {r["label"]: r for r in old}
-        new_by_label = {r["label"]: r for r in new}
+        old_by_label = {raw["field"]: r for raw, r in zip(old_raw, old)}
+        new_by_label = {raw["field"]: r for raw, r in zip(new_raw, new)}
         items = []
         for label, reason in new_by_label.items():
             previous = old_by_label.get(label)

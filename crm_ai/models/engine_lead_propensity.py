@@ -335,7 +335,7 @@ class LeadPropensityEngine(CrmAiEngine):
         proba = np.clip(np.round(100 * proba, 2), MIN_PROPENSITY, MAX_PROPENSITY).tolist()
         reasons = [[{"field": r["field"], "value": r["value"], "points": round(r["points"], 2)} for r in lead_reasons]
                    for lead_reasons in explanations]
-        state = self.history_state(ids, now)
+        state = self.history_state(ids, now, model.id)
         # kept for after_write, which logs the moves of the rows actually written
         self._scored = {"ids": list(ids), "proba": proba, "reasons": reasons, "model": model.id, "now": now,
                         "history": state}
@@ -343,33 +343,39 @@ class LeadPropensityEngine(CrmAiEngine):
             "ai_propensity": proba,
             "ai_propensity_grade": [grade(p) for p in proba],
             "ai_propensity_reason_data": reasons,
-            "ai_propensity_trend": [None if i not in state else round(p - state[i]["before"], 2)
+            "ai_propensity_trend": [None if state.get(i, {}).get("before") is None else round(p - state[i]["before"], 2)
                                     for i, p in zip(ids, proba)],
         }
 
     # -- history -------------------------------------------------------------------------------
-    def history_state(self, ids, now):
+    def history_state(self, ids, now, model_id):
         """What the history says of ``ids``, in one query: ``{lead id: {"before", "last",
         "last_model", "has_old"}}`` (leads never scored are left out).
 
-        ``before``: the propensity TREND_DAYS ago, i.e. the latest row at or before then,
-        else (a lead first scored after it) its oldest row; ``last`` / ``last_model``: its
-        latest row; ``has_old``: rows older than the retention exist (thinning needed)."""
+        ``before``: the base of the trend, the propensity TREND_DAYS ago *by the model
+        ``model_id``*: the latest row at or before then if that model wrote it, else the
+        first row that model wrote (a lead first scored within the week, or a model
+        activated within it); None when the model never scored the lead. A retraining
+        thus never shows as every lead rising or falling. ``last`` / ``last_model``: the
+        latest row; ``has_old``: more than one row older than the retention (thinning
+        keeps the newest of them, the trend's base)."""
         self.env["crm.ai.propensity.history"].flush_model()
         self.env.cr.execute(SQL("""
             SELECT lead_id,
-                   COALESCE((array_agg(propensity ORDER BY date DESC, id DESC) FILTER (WHERE date <= %(week)s))[1],
-                            (array_agg(propensity ORDER BY date, id))[1]),
+                   (array_agg(propensity ORDER BY date DESC, id DESC) FILTER (WHERE date <= %(week)s))[1],
+                   (array_agg(model_id ORDER BY date DESC, id DESC) FILTER (WHERE date <= %(week)s))[1],
+                   (array_agg(propensity ORDER BY date, id) FILTER (WHERE date > %(week)s AND model_id = %(model)s))[1],
                    (array_agg(propensity ORDER BY date DESC, id DESC))[1],
                    (array_agg(model_id ORDER BY date DESC, id DESC))[1],
-                   bool_or(date < %(retention)s)
+                   COUNT(*) FILTER (WHERE date < %(retention)s) > 1
               FROM crm_ai_propensity_history
              WHERE lead_id = ANY(%(ids)s)
              GROUP BY lead_id
-        """, ids=[int(i) for i in ids], week=now - timedelta(days=TREND_DAYS),
+        """, ids=[int(i) for i in ids], week=now - timedelta(days=TREND_DAYS), model=model_id,
             retention=now - timedelta(days=self.param("history_days"))))
-        return {lead: {"before": before, "last": last, "last_model": last_model, "has_old": has_old}
-                for lead, before, last, last_model, has_old in self.env.cr.fetchall()}
+        return {lead: {"before": week_value if week_model == model_id else first_of_model, "last": last,
+                       "last_model": last_model, "has_old": has_old}
+                for lead, week_value, week_model, first_of_model, last, last_model, has_old in self.env.cr.fetchall()}
 
     def after_write(self, written_ids):
         """Log the written leads' moves (see ``crm_ai_propensity_history``) and thin their
@@ -393,13 +399,22 @@ class LeadPropensityEngine(CrmAiEngine):
                 proba=[scored["proba"][k] for k in logged], reasons=[json.dumps(scored["reasons"][k]) for k in logged]))
         thinned = sorted(i for i in written if state.get(i, {}).get("has_old"))
         if thinned:
-            self.env.cr.execute(SQL("""
-                DELETE FROM crm_ai_propensity_history h
-                 WHERE h.lead_id = ANY(%(ids)s) AND h.date < %(cutoff)s
-                   AND h.id != (SELECT n.id FROM crm_ai_propensity_history n WHERE n.lead_id = h.lead_id
-                                 ORDER BY n.date DESC, n.id DESC LIMIT 1)
-            """, ids=thinned, cutoff=scored["now"] - timedelta(days=self.param("history_days"))))
+            self.thin_history(SQL("h.lead_id = ANY(%s)", thinned), scored["now"])
         History.invalidate_model()
+
+    def thin_history(self, where, now):
+        """Delete the history rows older than the retention where ``where`` (SQL on alias
+        ``h``), except each lead's newest such row: the base a trend may still need."""
+        self.env["crm.ai.propensity.history"].flush_model()
+        self.env.cr.execute(SQL("""
+            DELETE FROM crm_ai_propensity_history h
+             WHERE %(where)s AND h.date < %(cutoff)s
+               AND h.id != (SELECT n.id FROM crm_ai_propensity_history n
+                             WHERE n.lead_id = h.lead_id AND n.date < %(cutoff)s
+                             ORDER BY n.date DESC, n.id DESC LIMIT 1)
+        """, where=where, cutoff=now - timedelta(days=self.param("history_days"))))
+        self.env["crm.ai.propensity.history"].invalidate_model()
+        return self.env.cr.rowcount
 
     # -- training --------------------------------------------------------------------------------
     def closed_condition(self, alias, stage):
@@ -445,6 +460,10 @@ class LeadPropensityEngine(CrmAiEngine):
 
     def train(self, champion, champion_record):
         started = time.monotonic()
+        # weekly upkeep: the history of leads no longer scored (won, lost) is thinned here
+        self.env.cr.execute(SQL("SELECT %s", SQL("(now() AT TIME ZONE 'UTC')::timestamp")))
+        self.thin_history(SQL("h.company_id IS NOT DISTINCT FROM %s", self.company.id or None),
+                          self.env.cr.fetchone()[0])
         closed = self.closed_leads()
         names = self.input_fields()
         pls_fields, pls_tags = self.pls_fields()
@@ -525,7 +544,9 @@ class LeadPropensityEngine(CrmAiEngine):
                 p = estimator.predict_proba(holdout)[:, 1]
                 note = _("active model scored on a holdout it never saw")
             else:
-                recipe = clone(estimator).fit(frame.iloc[train_idx], y[train_idx], age_days=train_age)
+                # its recipe: the family and settings it chose, not a new search
+                recipe = (LeadPropensityModel(**estimator.recipe()) if hasattr(estimator, "recipe") else clone(estimator))
+                recipe.fit(frame.iloc[train_idx], y[train_idx], age_days=train_age)
                 p = recipe.predict_proba(holdout)[:, 1]
                 note = _("active model's recipe refitted on the same training leads, as it had seen the holdout")
             return binary_metrics(y[holdout_idx], p)["auc"], note

@@ -93,10 +93,16 @@ class TestPropensityHistory(TestCrmAiCommon):
 
     def test_a_new_model_logs_every_lead_once(self):
         self._score()
+        for lead in self.open_leads:
+            self._age_history(lead, 8, propensity=lead.ai_propensity - 12)
         second = self.Registry.browse(self._crm_ai_train()["model_id"])
         self._score()
+        self.open_leads.invalidate_recordset()
         for lead in self.open_leads:
             self.assertEqual(lead.ai_propensity_history_ids.model_id, second | self.model)
+        self.assertFalse(self.env["crm.lead"].search([("id", "in", self.open_leads.ids),
+                                                     ("ai_propensity_trend", "!=", False)]),
+                         "a retraining is not a move: no trend until the new model scored a lead twice")
 
     def test_old_rows_are_thinned_but_the_latest_is_kept(self):
         self._score()
@@ -111,8 +117,23 @@ class TestPropensityHistory(TestCrmAiCommon):
         self._age_history(lonely, 800, propensity=lonely.ai_propensity)  # its only row: kept
         self._rescore(lead | lonely)
         self.assertEqual(sorted(lead.ai_propensity_history_ids.mapped("propensity")),
-                         [lead.ai_propensity], "rows older than a year went; the latest is the new score")
-        self.assertEqual(len(lonely.ai_propensity_history_ids), 1, "a lead's latest row is never thinned")
+                         [lead.ai_propensity - 10, lead.ai_propensity],
+                         "older than a year: only the newest of those stays (the trend's base)")
+        self.assertAlmostEqual(lead.ai_propensity_trend, 10, places=1)
+        self._rescore(lead)
+        self.assertAlmostEqual(lead.ai_propensity_trend, 10, places=1, msg="still a day later")
+        self.assertEqual(len(lonely.ai_propensity_history_ids), 1, "a lead's only old row is never thinned")
+
+    def test_training_thins_the_history_of_leads_no_longer_scored(self):
+        closed = self.closed_leads[0]
+        for days, value in ((800, 10.0), (500, 20.0), (30, 30.0)):
+            self.env.cr.execute(
+                "INSERT INTO crm_ai_propensity_history (lead_id, company_id, date, propensity, model_id, reason_data)"
+                " VALUES (%s, %s, %s, %s, %s, '[]'::jsonb)",
+                (closed.id, closed.company_id.id, fields.Datetime.now() - timedelta(days=days), value, self.model.id))
+        self.History.invalidate_model()
+        self._crm_ai_train()
+        self.assertEqual(sorted(self.History.search([("lead_id", "=", closed.id)]).mapped("propensity")), [20.0, 30.0])
 
     def test_history_is_silent(self):
         self._score()
@@ -166,3 +187,7 @@ class TestPropensityHistory(TestCrmAiCommon):
         stranger = new_test_user(self.env, "crm_ai_other_history", groups="sales_team.group_sale_salesman_all_leads",
                                  company_id=other.id, company_ids=[(6, 0, other.ids)])
         self.assertFalse(self.History.with_user(stranger).search([]))
+        # a lead moved to the other company takes its history along
+        theirs.write({"company_id": other.id, "user_id": False})
+        self.assertEqual(self.History.search([("lead_id", "=", theirs.id)]).company_id, other)
+        self.assertEqual(self.History.with_user(stranger).search([]).lead_id, theirs)

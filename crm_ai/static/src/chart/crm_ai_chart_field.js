@@ -23,7 +23,12 @@ export class CrmAiChartField extends Component {
         useEffect(
             () => {
                 this.renderChart();
-                return () => this.chart && this.chart.destroy();
+                return () => {
+                    if (this.chart) {
+                        this.chart.destroy();
+                        this.chart = null;
+                    }
+                };
             },
             () => [this.props.record.data[this.props.name]]
         );
@@ -47,7 +52,7 @@ export class CrmAiChartField extends Component {
             this.chart = null;
         }
         const spec = this.spec;
-        if (!spec || !this.canvasRef.el) {
+        if (!spec || !Array.isArray(spec.datasets) || !this.canvasRef.el) {
             return;
         }
         const numericX = Boolean(spec.x && spec.x.min !== undefined);
