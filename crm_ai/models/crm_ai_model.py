@@ -30,6 +30,8 @@ from .crm_ai_engine import ENGINES, ModelRefused, engine_selection
 _logger = logging.getLogger(__name__)
 
 SIGNING_SCOPE = "crm_ai.model-artifact"
+#: A reliability bin with fewer leads is not drawn (one lost lead at 80 % is noise, not a curve).
+RELIABILITY_MIN_LEADS = 10
 #: Inputs drawn on the model form's importance chart (the strongest).
 IMPORTANCE_CHART_BARS = 15
 MANAGER = "crm_ai.group_crm_ai_manager"
@@ -199,7 +201,8 @@ class CrmAiModel(models.Model):
             model.reliability_chart = json.dumps({
                 "type": "line",
                 "datasets": [{"label": label, "data": [{"x": round(100 * p, 1), "y": round(100 * o, 1)}
-                                                       for p, o, _n in bins]} for label, bins in curves]
+                                                       for p, o, n in bins if n >= RELIABILITY_MIN_LEADS]}
+                             for label, bins in curves]
                 + [{"label": _("Perfect calibration"), "data": [{"x": 0, "y": 0}, {"x": 100, "y": 100}],
                     "dashed": True, "color": "#adb5bd"}],
                 "x": {"min": 0, "max": 100, "title": _("predicted chance to win (%)")},
