@@ -93,8 +93,10 @@ class TestPropensityHistory(TestCrmAiCommon):
 
     def test_a_new_model_logs_every_lead_once(self):
         self._score()
-        for lead in self.open_leads:
-            self._age_history(lead, 8, propensity=lead.ai_propensity - 12)
+        moved = self.open_leads[0]
+        self._age_history(moved, 8, propensity=moved.ai_propensity - 12)  # 12 points lower by the old model
+        for lead in self.open_leads[1:]:
+            self._age_history(lead, 8)  # same score: only the model change can log a point
         second = self.Registry.browse(self._crm_ai_train()["model_id"])
         self._score()
         self.open_leads.invalidate_recordset()
