@@ -46,6 +46,22 @@ class TestPropensitySelection(TestCrmAiCommon):
         frame = engine.extract(lead.ids, engine.estimator_fields(estimator), lead.ai_propensity_date)
         self.assertAlmostEqual(lead.ai_propensity, 100 * estimator.predict_proba(frame)[0, 1], delta=0.01)
 
+    def test_the_active_models_recipe_is_refitted_without_a_new_search(self):
+        """Retraining with an active model: the challenger searches twice (training part,
+        then every closed lead); the active model's recipe is refitted as it is."""
+        with patch.object(propensity, "MIN_VALIDATION_ROWS", 20):
+            self._crm_ai_train()
+            searches = []
+            original = propensity.LeadPropensityModel._choose_hyperparameters
+
+            def spy(model, X, y, age_days):
+                searches.append(model.family)
+                return original(model, X, y, age_days)
+            with patch.object(propensity.LeadPropensityModel, "_choose_hyperparameters", spy):
+                second = self.Registry.browse(self._crm_ai_train()["model_id"])
+        self.assertTrue(second.previous_score, "the active model was measured on the new holdout")
+        self.assertEqual(searches.count("auto"), 2, searches)
+
     def test_too_few_leads_to_choose_says_so_and_shows_no_table(self):
         model = self.Registry.browse(self._crm_ai_train()["model_id"])
         self.assertEqual(model.metrics["selection"]["candidates"], [])
