@@ -6,7 +6,7 @@ import json
 from markupsafe import Markup
 
 from odoo import api, fields, models
-from odoo.tools import format_date
+from odoo.tools import format_date, format_datetime
 
 from ..ml import format_reason
 from .crm_ai_driver import RECORD_STATES
@@ -161,11 +161,19 @@ class CrmLead(models.Model):
                 points.append((lead.ai_propensity_date, lead.ai_propensity))  # today's score, a small move
             lead.ai_propensity_chart = json.dumps({
                 "type": "line",
-                "labels": [format_date(self.env, date) for date, _value in points],
+                "labels": self._ai_chart_labels([date for date, _value in points]),
                 "datasets": [{"label": self.env._("Propensity (%)"), "data": [round(v, 1) for _d, v in points]}],
                 "y": {"min": 0, "max": 100, "suffix": " %"},
             })
             lead.ai_propensity_changes_html = self._ai_reason_changes_html(rows, lead)
+
+    def _ai_chart_labels(self, moments):
+        """Dates in the user's format; with the time when two points share a day (a
+        retraining and a move the same day)."""
+        days = [format_date(self.env, moment) for moment in moments]
+        if len(set(days)) == len(days):
+            return days
+        return [format_datetime(self.env, moment, dt_format="short") for moment in moments]
 
     def _ai_reason_changes_html(self, rows, lead):
         """"Since <date>: 45 % -> 53 % (+8)" and the reasons that appeared, went or moved."""

@@ -146,6 +146,19 @@ class TestPropensityHistory(TestCrmAiCommon):
         self.assertEqual(len(lead.ai_propensity_history_ids), 2)
         self.assertEqual((lead.write_date, len(lead.message_ids)), before)
 
+    def test_chart_labels_show_the_time_when_points_share_a_day(self):
+        self._score()
+        lead = self.open_leads[0]
+        self.env.flush_all()
+        self.env.cr.execute("UPDATE crm_ai_propensity_history SET date = date - interval '3 hours' WHERE lead_id = %s",
+                            [lead.id])
+        second = self.Registry.browse(self._crm_ai_train()["model_id"])
+        self._score()  # a new model: a second point the same day
+        self.assertEqual(lead.ai_propensity_history_ids.model_id, second | self.model)
+        labels = json.loads(lead.ai_propensity_chart)["labels"]
+        self.assertEqual(len(labels), 2)
+        self.assertNotEqual(labels[0], labels[1], "same day: the time tells the points apart")
+
     def test_chart_and_what_changed(self):
         self._score()
         lead = self.open_leads[0]
