@@ -6,7 +6,9 @@ the score moved by at least ``crm_ai.lead_propensity.history_step`` points (defa
 since the lead's latest row, or the model changed, or the lead has no row yet: a
 daily rescoring that changes nothing adds nothing.  No ORM write: no chatter, no
 ``write_date`` change on the lead.  Rows older than ``history_days`` are deleted when
-the lead is scored again, except its latest row (the trend needs a base).
+the lead is scored again (and, for leads no longer scored, at the weekly training),
+except the newest of them: the base a trend may still need.  The trend only compares
+scores of the current model, so a retraining is never read as a move.
 
 Each row keeps the reasons of that score, so the lead form can say what changed
 between two scores ("Source: Newsletter (+9) new").

@@ -84,7 +84,7 @@ TREND_DAYS = 7
 TREND_SIGNIFICANT_POINTS = 5.0
 #: Default of ``history_step``: a new history row when the score moved this much.
 DEFAULT_HISTORY_STEP = 2.0
-#: Default of ``history_days``: rows older than this are thinned (each lead keeps its latest).
+#: Default of ``history_days``: rows older than this are thinned (each lead keeps the newest of them).
 DEFAULT_HISTORY_DAYS = 365
 # Knuth's multiplicative hash: a fixed, well-spread fraction in [0, 1) per lead id,
 # placing a closed lead's snapshot between creation and closing.
