@@ -116,17 +116,38 @@ def step_load(env):
 
 
 def step_train(env):
+    from odoo.addons.crm_ai.ml import OdooPLSBaseline, propensity
+    from odoo.addons.crm_ai.models.engine_lead_propensity import LeadPropensityEngine
     company = env.company
+    buckets = defaultdict(float)
+    # where training goes: the extraction, each LeadPropensityModel.fit (the first is the
+    # search on the training part, the second the search on every closed lead) and PLS
+    fits = []
+    original_fit = propensity.LeadPropensityModel.fit
+
+    def fit(model, *args, **kwargs):
+        t0 = time.monotonic()
+        try:
+            return original_fit(model, *args, **kwargs)
+        finally:
+            fits.append(round(time.monotonic() - t0, 2))
+    propensity.LeadPropensityModel.fit = fit
+    timed(LeadPropensityEngine, "extract", buckets)
+    for name in ("fit", "predict_proba"):
+        timed(OdooPLSBaseline, name, buckets)
     rss_before = bl.peak_rss_mb()
     t0 = time.monotonic()
     result = env["crm.ai.driver"].sudo().with_company(company)._ai_train_unit(TASK, company)
     seconds = time.monotonic() - t0
+    propensity.LeadPropensityModel.fit = original_fit
     env.cr.commit()
     model = env["crm.ai.model"].browse(result["model_id"])
     return {"seconds": seconds, "rss_before_mb": rss_before, "peak_rss_mb": bl.peak_rss_mb(),
             "message": result["message"], "n_train": model.n_train, "n_holdout": model.n_holdout,
             "auc": model.score, "pls_auc": model.baseline_score, "hyperparameters": model.hyperparameters,
-            "status": result["status"]}
+            "status": result["status"], "phases": {"extract": round(buckets["extract"], 2),
+                                                   "pls_port": round(buckets["fit"] + buckets["predict_proba"], 2),
+                                                   "model_fits": fits}}
 
 
 def step_score(env):
@@ -266,6 +287,9 @@ def report(folder):
         f"history read (trend) {ph.get('history_state', 0):.1f} s, history rows {ph.get('after_write', 0):.1f} s, "
         f"UPDATE + commit {ph.get('write_and_commit', 0):.1f} s; {sc['history_rows']:,} history rows",
         f"training: {tr['message']}",
+        f"training phases: extraction {tr.get('phases', {}).get('extract', 0):.1f} s, PLS port "
+        f"{tr.get('phases', {}).get('pls_port', 0):.1f} s, LeadPropensityModel.fit calls (search on the training "
+        f"part, search on every closed lead, ...): {tr.get('phases', {}).get('model_fits', [])} s",
     ]
     if "batches" in r:
         lines += ["", "score cron with other batch sizes (all open leads pending each time; one process, "
