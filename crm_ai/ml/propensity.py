@@ -48,7 +48,7 @@ import pandas as pd
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.metrics import roc_auc_score
 from sklearn.utils.validation import check_is_fitted
 
 from .features import LeadFeatureEncoder
@@ -108,10 +108,55 @@ def naive_bayes_weights(Xt, y, sample_weight, bernoulli, smoothing):
     return coef, float(intercept)
 
 
-def platt(z, y, sample_weight=None):
-    """``(a, b)`` such that ``sigmoid(a * z + b)`` best fits ``y`` (log-loss)."""
-    fit = LogisticRegression(C=_UNPENALISED_C, max_iter=1000).fit(np.asarray(z)[:, None], y, sample_weight=sample_weight)
-    return float(fit.coef_[0][0]), float(fit.intercept_[0])
+def logit_log_loss(y, z):
+    """Mean log-loss of probabilities ``sigmoid(z)`` against 0/1 ``y``, computed from the
+    log-odds (stable, and without scikit-learn's per-call validation: the search scores
+    hundreds of candidates)."""
+    z = np.asarray(z, dtype=float)
+    y = np.asarray(y, dtype=float)
+    return float(np.mean(np.logaddexp(0.0, z) - y * z))
+
+
+def platt(z, y, sample_weight=None, max_iter=100):
+    """``(a, b)`` such that ``sigmoid(a * z + b)`` best fits ``y`` (weighted log-loss).
+
+    Newton's method on the two parameters with step halving, and the same tiny penalty
+    on ``a`` as an almost unpenalised logistic regression (``1 / _UNPENALISED_C``), so a
+    perfectly separated input still has a finite answer.  A one-input logistic
+    regression, solved exactly instead of by a general solver (tempering and calibration
+    run it dozens of times per training).
+    """
+    z = np.asarray(z, dtype=float)
+    y = np.asarray(y, dtype=float)
+    w = np.ones_like(z) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    penalty = 1.0 / _UNPENALISED_C
+    prior = min(max(np.average(y, weights=w), 1e-9), 1 - 1e-9)
+    a, b = 0.0, float(np.log(prior / (1 - prior)))
+
+    def objective(a, b):
+        t = a * z + b
+        return float(np.sum(w * (np.logaddexp(0.0, t) - y * t)) + 0.5 * penalty * a * a)
+
+    current = objective(a, b)
+    for _ in range(max_iter):
+        p = expit(a * z + b)
+        r, h = w * (p - y), w * p * (1 - p)
+        grad = np.array([np.dot(r, z) + penalty * a, r.sum()])
+        hess = np.array([[np.dot(h, z * z) + penalty, np.dot(h, z)], [np.dot(h, z), h.sum() + 1e-12]])
+        try:
+            step = np.linalg.solve(hess, grad)
+        except np.linalg.LinAlgError:
+            step = grad / max(np.abs(np.diag(hess)).max(), 1e-12)
+        scale = 1.0
+        while scale > 1e-8:
+            trial = objective(a - scale * step[0], b - scale * step[1])
+            if trial <= current:
+                break
+            scale /= 2
+        a, b, previous, current = a - scale * step[0], b - scale * step[1], current, trial
+        if abs(previous - current) <= 1e-12 * max(1.0, abs(current)):
+            break
+    return float(a), float(b)
 
 
 class LeadPropensityModel(ClassifierMixin, BaseEstimator):
@@ -150,8 +195,8 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
         (``C_`` None for naive Bayes, ``smoothing_`` None for logistic)
     calibration_ : ``(a, b)`` or None
     candidates_ : list of dicts, every candidate tried with its mean validation
-        ``log_loss`` and ``auc`` over the windows, best first (empty when nothing
-        was chosen)
+        ``log_loss`` over the windows, best first (empty when nothing was chosen); ``auc``
+        (mean validation AUC) for the best candidate of each family, None for the others
     selection_ : dict, how the choice was made (windows, rows, reason)
     reference_logit_ : float, log-odds of the "average" training lead
     group_mean_ : ndarray, ``E[g_f]`` per input field on the training rows
@@ -366,13 +411,19 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
             logits, specs = self._window_logits(X, y, age_days, windows, space)
             candidates = []
             for key, zs in logits.items():
-                losses = [log_loss(yw, expit(z), labels=[0, 1]) for z, yw in zip(zs, y_windows)]
-                aucs = [roc_auc_score(yw, z) for z, yw in zip(zs, y_windows) if len(np.unique(yw)) == 2]
-                candidates.append({**specs[key], "log_loss": float(np.mean(losses)),
-                                   "auc": float(np.mean(aucs)) if aucs else None, "_key": key})
+                losses = [logit_log_loss(yw, z) for z, yw in zip(zs, y_windows)]
+                candidates.append({**specs[key], "log_loss": float(np.mean(losses)), "auc": None, "_key": key})
             # ties (a blend equal to a family) go to the simpler model: fewer parts first
             rank = {"logistic": 0, "naive_bayes": 1, "blend": 2}
             candidates.sort(key=lambda c: (round(c["log_loss"], 12), rank[c["family"]]))
+            # the validation AUC, for the registry, of the best candidate of each family only
+            shown = set()
+            for c in candidates:
+                if c["family"] not in shown:
+                    shown.add(c["family"])
+                    aucs = [roc_auc_score(yw, z) for z, yw in zip(logits[c["_key"]], y_windows)
+                            if len(np.unique(yw)) == 2]
+                    c["auc"] = float(np.mean(aucs)) if aucs else None
             key = candidates[0].pop("_key")
             for c in candidates[1:]:
                 c.pop("_key")
@@ -387,8 +438,8 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
                     older_z, older_y = np.concatenate(zs[:-1]), np.concatenate(y_windows[:-1])
                     if len(np.unique(older_y)) == 2:
                         a, b = platt(older_z, older_y)
-                        raw = log_loss(y_windows[-1], expit(zs[-1]), labels=[0, 1])
-                        scaled = log_loss(y_windows[-1], expit(a * zs[-1] + b), labels=[0, 1])
+                        raw = logit_log_loss(y_windows[-1], zs[-1])
+                        scaled = logit_log_loss(y_windows[-1], a * zs[-1] + b)
                         selection["calibration_test"] = {"raw_log_loss": float(raw), "platt_log_loss": float(scaled)}
                         # a slope <= 0 would turn the ranking over: never a calibration
                         calibration = "platt" if scaled < raw and a > 0 else None
