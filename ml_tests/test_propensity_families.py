@@ -66,6 +66,12 @@ def test_every_candidate_is_scored_on_the_rolling_windows_and_the_best_wins():
     for c in model.candidates_:
         if c["family"] == "logistic":
             assert c["log_loss"] == pytest.approx(expected[(c["C"], c["half_life_days"])], abs=1e-9)
+    # the validation AUC is computed for the best of each family (what the registry shows), only
+    firsts = {}
+    for c in model.candidates_:
+        firsts.setdefault(c["family"], c)
+    assert all(0.5 < c["auc"] < 1 for c in firsts.values())
+    assert all(c["auc"] is None for c in model.candidates_ if c is not firsts[c["family"]])
     assert model.selection_["windows"] == 3
     assert model.selection_["validation_rows"] == 3 * int(len(y) * VALIDATION_WINDOW_FRACTION)
 
