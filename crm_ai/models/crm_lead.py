@@ -150,6 +150,7 @@ class CrmLead(models.Model):
         for row in History.search_read([("lead_id", "in", self.ids)], ["lead_id", "date", "propensity", "reason_data"],
                                        order="date desc, id desc"):
             rows_by_lead.setdefault(row["lead_id"][0], []).append(row)
+        pairs = {}  # lead -> (rows compared); their reasons are put in words in one call for all leads
         for lead in self:
             rows = rows_by_lead.get(lead.id, [])[:CHART_POINTS][::-1]  # oldest first
             if not rows or lead.ai_propensity_state not in ("scored", "stale"):
@@ -165,7 +166,18 @@ class CrmLead(models.Model):
                 "datasets": [{"label": self.env._("Propensity (%)"), "data": [round(v, 1) for _d, v in points]}],
                 "y": {"min": 0, "max": 100, "suffix": " %"},
             })
-            lead.ai_propensity_changes_html = self._ai_reason_changes_html(rows, lead)
+            if len(rows) < 2:
+                lead.ai_propensity_changes_html = Markup("<p class='text-muted mb-0'>%s</p>") % self.env._(
+                    "First score on %(date)s; changes will show here.", date=format_date(self.env, rows[0]["date"]))
+                continue
+            after = rows[-1]
+            # the latest point that reads differently (a retraining that moved nothing adds a point too)
+            before = next((row for row in reversed(rows[:-1]) if round(row["propensity"]) != round(after["propensity"])
+                           or row["reason_data"] != after["reason_data"]), rows[-2])
+            pairs[lead] = (before, after)
+        described = describe_reasons(self.env, [row["reason_data"] or [] for pair in pairs.values() for row in pair])
+        for k, (lead, (before, after)) in enumerate(pairs.items()):
+            lead.ai_propensity_changes_html = self._ai_reason_changes_html(before, after, *described[2 * k:2 * k + 2])
 
     def _ai_chart_labels(self, moments):
         """Dates in the user's format; with the time when two points share a day (a
@@ -175,17 +187,10 @@ class CrmLead(models.Model):
             return days
         return [format_datetime(self.env, moment, dt_format="short") for moment in moments]
 
-    def _ai_reason_changes_html(self, rows, lead):
-        """"Since <date>: 45 % -> 53 % (+8)" and the reasons that appeared, went or moved."""
-        if len(rows) < 2:
-            return Markup("<p class='text-muted mb-0'>%s</p>") % self.env._(
-                "First score on %(date)s; changes will show here.", date=format_date(self.env, rows[0]["date"]))
-        after = rows[-1]
-        # the latest point that reads differently (a retraining that moved nothing adds a point too)
-        before = next((row for row in reversed(rows[:-1]) if round(row["propensity"]) != round(after["propensity"])
-                       or row["reason_data"] != after["reason_data"]), rows[-2])
+    def _ai_reason_changes_html(self, before, after, old, new):
+        """"Since <date>: 45 % -> 53 % (+8)" and the reasons that appeared, went or moved
+        between two history points (``old`` / ``new``: their reasons in words)."""
         old_raw, new_raw = before["reason_data"] or [], after["reason_data"] or []
-        old, new = describe_reasons(self.env, [old_raw, new_raw])
         # one line per field: a value that changed reads "Source: Newsletter (+9), was Website (+2)"
         old_by_label = {raw["field"]: r for raw, r in zip(old_raw, old)}
         new_by_label = {raw["field"]: r for raw, r in zip(new_raw, new)}
