@@ -182,6 +182,20 @@ class TestPropensityHistory(TestCrmAiCommon):
         self.assertIn(", was crm_ai old value (", html, "a field whose value changed is one line")
         self.assertNotIn("crm_ai old value (%+d) gone" % round(second["points"]), html)
 
+    def test_what_changed_is_each_leads_own_when_read_together(self):
+        self._score()
+        first, second = self.open_leads[0], self.open_leads[1]
+        for lead, marker in ((first, "crm_ai marker one"), (second, "crm_ai marker two")):
+            self._age_history(lead, 8, propensity=lead.ai_propensity - 10,
+                              reason_data=[{"field": "x_crm_ai_gone", "value": marker, "points": -3.0}])
+        self._rescore(first | second)
+        both = self.env["crm.lead"].browse([second.id, first.id])  # one compute for both, second first
+        html = {lead.id: str(lead.ai_propensity_changes_html) for lead in both}
+        self.assertIn("crm_ai marker one", html[first.id])
+        self.assertNotIn("crm_ai marker two", html[first.id])
+        self.assertIn("crm_ai marker two", html[second.id])
+        self.assertNotIn("crm_ai marker one", html[second.id])
+
     def test_salespeople_see_the_history_of_the_leads_they_see(self):
         self._score()
         own_only = new_test_user(self.env, "crm_ai_own_docs", groups="sales_team.group_sale_salesman")
