@@ -57,11 +57,12 @@ _sha() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 ensure_venv() {
     local with_odoo="${1:-}" stamp ml_hash odoo_hash="" stamp_ml="" stamp_odoo=""
     ml_hash="$(_sha "$CRM_AI_ROOT/requirements.txt" "$CRM_AI_ROOT/requirements-test.txt")"
-    [ "$with_odoo" = odoo ] && odoo_hash="$(_sha "$ODOO_SRC/requirements.txt")"
+    [ "$with_odoo" = odoo ] && odoo_hash="$(_sha "$ODOO_SRC/requirements.txt" "$CRM_AI_ROOT/requirements-odoo-addons.txt")"
     stamp="$CRM_AI_VENV/.crm_ai-stamp"
     # The stamp holds "<ml hash> <odoo hash>"; a venv built with Odoo also serves the ml tier.
     if [ -f "$stamp" ] && read -r stamp_ml stamp_odoo <"$stamp" && [ "$stamp_ml" = "$ml_hash" ] \
         && { [ -z "$odoo_hash" ] || [ "$stamp_odoo" = "$odoo_hash" ]; }; then
+        [ -n "$odoo_hash" ] && _add_venv_addons
         return 0
     fi
     log "Building the virtualenv $CRM_AI_VENV (a few minutes the first time)"
@@ -79,6 +80,9 @@ ensure_venv() {
         grep -viE '^python-ldap' "$ODOO_SRC/requirements.txt" >"$CRM_AI_VENV/odoo-requirements.txt"
         "${pip[@]}" install -r "$CRM_AI_VENV/odoo-requirements.txt"
         constraints=(-c "$CRM_AI_VENV/odoo-requirements.txt")
+        # OCA addons (queue_job) are wheels on the package registry; without their
+        # dependencies, which are Odoo itself (from ODOO_SRC) and Odoo's own requirements.
+        "${pip[@]}" install --no-deps -r "$CRM_AI_ROOT/requirements-odoo-addons.txt"
     fi
     grep -v '^lightfm' "$CRM_AI_ROOT/requirements.txt" >"$CRM_AI_VENV/ml-requirements.txt"
     "${pip[@]}" install "${constraints[@]}" -r "$CRM_AI_VENV/ml-requirements.txt" -r "$CRM_AI_ROOT/requirements-test.txt"
@@ -91,6 +95,18 @@ ensure_venv() {
     "$CRM_AI_VENV/bin/python" -c 'import sklearn, pandas, joblib, textblob, vaderSentiment, py3langid, lightfm, pytest' \
         || die "the virtualenv misses an ML library"
     echo "$ml_hash $odoo_hash" >"$stamp"
+    [ -n "$odoo_hash" ] && _add_venv_addons
+    return 0
+}
+
+# _add_venv_addons: the venv's addons folder (OCA wheels install odoo/addons/<name> there)
+# goes on the addons path, after Odoo's own and crm_ai's.
+_add_venv_addons() {
+    local site
+    site="$("$CRM_AI_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+    [ -f "$site/odoo/addons/queue_job/__manifest__.py" ] || die "queue_job is missing from $site/odoo/addons"
+    case ",$ODOO_ADDONS_PATH," in *",$site/odoo/addons,"*) ;; *) ODOO_ADDONS_PATH="$ODOO_ADDONS_PATH,$site/odoo/addons" ;; esac
+    export ODOO_ADDONS_PATH
 }
 
 # ensure_postgres: export PGHOST/PGPORT/PGUSER for a server where PGUSER may create

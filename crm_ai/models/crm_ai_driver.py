@@ -1,14 +1,16 @@
 """The driver: runs every engine the same way (see ``crm_ai_engine`` for the contract).
 
-Units of work, each runnable on its own (a job queue can hand them out later):
+Units of work, each runnable on its own (``crm_ai_queue`` runs them as queue_job jobs):
 
 - ``_ai_train_unit(task, company)``: train, measure, gate and register one engine for
   one company;
-- ``_ai_score_unit(task, company, ids)``: score one batch of records.
+- ``_ai_score_unit(task, company, ids)``: score those of a batch of records still pending.
 
 The crons loop over (engine, company) pairs and call those units, each pair isolated
 (one company's failure is logged and undone, the others go on), with a commit per
 unit, ``ir.cron`` progress, and a time budget checked before every pair and batch.
+``_ai_score_pending`` is where a pair's pending records are scored inline; a job
+queue overrides it to hand the batches out instead.
 """
 
 import json
@@ -49,9 +51,20 @@ RECORD_STATES = [
 ]
 
 
+#: Context key of a caller that owns the transaction (a job queue's job): the driver then
+#: never commits or rolls back, and leaves concurrency errors to the caller's retries.
+CALLER_COMMITS = "crm_ai_caller_commits"
+
+
+def in_test_transaction(env):
+    """Whether this runs inside a test's single transaction."""
+    return getattr(threading.current_thread(), "testing", False) or env.registry.in_test_mode()
+
+
 def auto_commit(env):
-    """Whether the crons may commit as they go (never inside a test's transaction)."""
-    return not getattr(threading.current_thread(), "testing", False) and not env.registry.in_test_mode()
+    """Whether the crons may commit and roll back as they go: never inside a test's
+    transaction, nor inside a caller's (``CALLER_COMMITS`` in the context)."""
+    return not in_test_transaction(env) and not env.context.get(CALLER_COMMITS)
 
 
 class CrmAiDriver(models.AbstractModel):
@@ -148,6 +161,11 @@ class CrmAiDriver(models.AbstractModel):
     @api.model
     def _ai_auto_commit(self):
         return auto_commit(self.env)
+
+    @api.model
+    def _ai_may_open_cursor(self):
+        """Whether bookkeeping may go through a transaction of its own (not in a test)."""
+        return not in_test_transaction(self.env)
 
     @api.model
     def _ai_commit(self):
@@ -391,6 +409,14 @@ class CrmAiDriver(models.AbstractModel):
             self._ai_pending_sql(engine, model)))]
 
     @api.model
+    def _ai_pending_among(self, engine, model, ids):
+        """Those of the records ``ids`` that are pending for ``model``, in id order."""
+        self.env.flush_all()
+        return [row[0] for row in self._ai_pending_query(SQL(
+            "SELECT t.id FROM %s t WHERE t.id = ANY(%s) AND %s ORDER BY t.id", SQL.identifier(engine.table),
+            [int(i) for i in ids], self._ai_pending_sql(engine, model)))]
+
+    @api.model
     def _ai_pending_count(self, task, company):
         engine = self._ai_engine(task, company)
         model = self.env["crm.ai.model"].sudo()._ai_active(task, company)
@@ -466,6 +492,12 @@ class CrmAiDriver(models.AbstractModel):
         except ModelRefused as error:
             self._ai_refuse(engine, model, error)
             return 0, 0
+        return self._ai_score_pending(engine, model, estimator, pending, out_of_time, progress, batches)
+
+    @api.model
+    def _ai_score_pending(self, engine, model, estimator, pending, out_of_time=None, progress=None, batches=None):
+        """Score the records ``pending`` (ids, pending for ``model``) in committed batches,
+        in this process; returns ``(done, remaining)`` as ``_ai_score_pair``."""
         done = reached = 0
         for batch in split_every(engine.batch_size, pending, list):
             if out_of_time and out_of_time():
@@ -513,11 +545,15 @@ class CrmAiDriver(models.AbstractModel):
 
     @api.model
     def _ai_score_unit(self, task, company, ids):
-        """Score the records ``ids`` of ``company`` with ``task``'s active model (one batch:
-        the unit a job queue would run).  Returns the rows written."""
+        """Score those of the records ``ids`` of ``company`` still pending for ``task``'s
+        active model (one batch: the unit a job queue runs; run twice, it scores nothing
+        the second time).  Returns the rows written."""
         engine = self._ai_engine(task, company)
         model = self._ai_scoring_model(engine)
         if not model:
+            return 0
+        ids = self._ai_pending_among(engine, model, ids)
+        if not ids:
             return 0
         try:
             estimator = self._ai_load(engine, model)

@@ -112,7 +112,7 @@ class CrmAiTraining(models.Model):
         (inside a test, the test's transaction).  Retried when a concurrent "Train now"
         updated the row; the training's own transaction never touches it."""
         self.ensure_one()
-        if not self.env["crm.ai.driver"]._ai_auto_commit():
+        if not self.env["crm.ai.driver"]._ai_may_open_cursor():
             self.sudo().write(values)  # a test's single transaction: never another cursor
             return
         for attempt in range(1, BOOKKEEPING_ATTEMPTS + 1):

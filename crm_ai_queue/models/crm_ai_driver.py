@@ -1,0 +1,178 @@
+"""crm_ai's units of work as queue_job jobs.
+
+The crons stop working inline: the score cron enqueues one job per (engine, company,
+batch of pending records), the train cron one job per due (engine, company).  A job
+runs the driver's own unit (``_ai_score_unit`` / ``_ai_train_pair``): same SQL
+writer, same row locks skipped, same "refused model" path.  Only the transaction
+changes hands: queue_job commits a job at its end, rolls it back when it fails and
+retries it (``CALLER_COMMITS``: the driver neither commits nor rolls back then).
+"""
+
+import hashlib
+import logging
+from datetime import datetime
+
+from psycopg2 import OperationalError
+
+from odoo import SUPERUSER_ID, _, api, models
+from odoo.exceptions import AccessError
+from odoo.tools import split_every
+
+from odoo.addons.crm_ai.models.crm_ai_driver import CALLER_COMMITS, MAX_TRAINING_ATTEMPTS
+from odoo.addons.crm_ai.models.crm_ai_engine import ENGINES
+from odoo.addons.queue_job.exception import FailedJobError, RetryableJobError
+from odoo.addons.queue_job.job import ENQUEUED, PENDING, STARTED, WAIT_DEPENDENCIES
+
+_logger = logging.getLogger(__name__)
+
+#: Context key that makes the crons work inline, as without this module (scripts, benchmarks).
+INLINE = "crm_ai_inline"
+#: Tries of a scoring job before it shows as failed (concurrency errors count too).
+SCORE_JOB_MAX_RETRIES = 5
+#: Tries of a training job: as many as the driver's starts of one training.
+TRAIN_JOB_MAX_RETRIES = MAX_TRAINING_ATTEMPTS
+#: Job states in which a queued batch still waits to be (or is being) performed.
+WAITING_STATES = (WAIT_DEPENDENCIES, PENDING, ENQUEUED, STARTED)
+
+
+class CrmAiDriver(models.AbstractModel):
+    _inherit = "crm.ai.driver"
+
+    # -- enqueueing --------------------------------------------------------------------------
+    @api.model
+    def _ai_queued(self):
+        return not self.env.context.get(INLINE)
+
+    @api.model
+    def _ai_identity_prefix(self, what, task, company):
+        return f"crm_ai.{what}:{task}:{company.id or 0}:"
+
+    @api.model
+    def _ai_score_pending(self, engine, model, estimator, pending, out_of_time=None, progress=None, batches=None):
+        """Enqueue ``pending`` in batches instead of scoring it here.
+
+        Records already in a waiting job of this engine and company are left out (an
+        hourly cron must not queue a slow backlog again), and each batch's identity key
+        is its content, so the same batch is never queued twice.  Returns ``(0, 0)``:
+        nothing scored by this call, nothing left for ir.cron to call again for.
+        """
+        if not self._ai_queued():
+            return super()._ai_score_pending(engine, model, estimator, pending, out_of_time, progress, batches)
+        prefix = self._ai_identity_prefix("score", engine.task, engine.company)
+        queued = self._ai_ids_in_waiting_jobs(prefix)
+        pending = [record_id for record_id in pending if record_id not in queued]
+        label = self.env[engine.target_model]._description
+        for batch in split_every(engine.batch_size, pending, list):
+            digest = hashlib.sha1(",".join(map(str, batch)).encode()).hexdigest()
+            self.with_delay(
+                max_retries=SCORE_JOB_MAX_RETRIES,
+                identity_key=f"{prefix}{digest}",
+                description=_("CRM AI: score %(count)s %(records)s (%(task)s, %(company)s)", count=len(batch),
+                              records=label, task=engine.label or engine.task,
+                              company=engine.company.name or _("records without a company")),
+            )._ai_score_job(engine.task, engine.company.id or False, batch)
+        if pending:
+            _logger.info("crm_ai: %s records of %s for %s queued in jobs of %s", len(pending), engine.task,
+                         engine.company.name or "records without a company", engine.batch_size)
+        return 0, 0
+
+    @api.model
+    def _ai_ids_in_waiting_jobs(self, prefix):
+        """Record ids of the scoring jobs whose identity key starts with ``prefix`` and
+        that wait to be performed (or run now)."""
+        jobs = self.env["queue.job"].sudo().search(
+            [("identity_key", "=like", prefix.replace("%", r"\%").replace("_", r"\_") + "%"),
+             ("state", "in", WAITING_STATES)])
+        return {record_id for job in jobs for record_id in job.args[2]}
+
+    @api.model
+    def _cron_train(self, time_budget=None):
+        """Enqueue one training job per due (engine, company) pair; returns ``[]``.
+
+        The pairs are requested as the inline cron does; a pair with a job still waiting
+        is not queued again (its identity key is the pair)."""
+        if not self._ai_queued():
+            return super()._cron_train(time_budget)
+        tasks = self._ai_tasks()
+        if not tasks:
+            _logger.info("crm_ai: disabled in settings, training skipped")
+            return []
+        Status = self.env["crm.ai.training"].sudo()
+        companies = self._ai_companies()
+        Status._ai_request(tasks, companies, older_than=self._ai_schedule_start())
+        for status in Status._ai_due(tasks, companies):
+            company = status.company_id
+            self.with_delay(
+                max_retries=TRAIN_JOB_MAX_RETRIES,
+                identity_key=self._ai_identity_prefix("train", status.task, company),
+                description=_("CRM AI: train %(task)s (%(company)s)", task=status.task_label,
+                              company=company.name or _("records without a company")),
+            )._ai_train_job(status.task, company.id or False)
+        return []
+
+    # -- the jobs --------------------------------------------------------------------------------
+    @api.model
+    def _ai_job_company(self, company_id):
+        """The company a job works for; refused when the job's user may not see it (a job
+        is performed as the user who queued it: the crons' user sees every company)."""
+        company = self.env["res.company"].sudo().browse(company_id or [])
+        if company_id and not company.exists():
+            raise FailedJobError(_("The company (id %s) no longer exists.", company_id))
+        if company and not (self.env.su or self.env.uid == SUPERUSER_ID or company in self.env.user.company_ids):
+            raise AccessError(_("%(user)s may not work for %(company)s: nothing was done.",
+                                user=self.env.user.name, company=company.name))
+        return company
+
+    @api.model
+    def _ai_job_task(self, task):
+        """``task`` if its engine is still installed and enabled, else None."""
+        return task if task in ENGINES and task in self._ai_tasks() else None
+
+    @api.model
+    def _ai_run_job(self, what, work):
+        """``work()`` in the job's transaction; a failure is retried with the job function's
+        retry pattern, then shows as failed in the Job Queue with ``what`` in its message.
+        Concurrency errors are queue_job's own to retry."""
+        try:
+            return work()
+        except (RetryableJobError, FailedJobError, AccessError):
+            raise
+        except OperationalError:
+            raise
+        except Exception as error:
+            _logger.warning("crm_ai: %s failed: %s", what, error, exc_info=True)
+            raise RetryableJobError(_("%(what)s failed: %(error)s", what=what, error=error)) from error
+
+    def _ai_score_job(self, task, company_id, ids):
+        """Job: score those of the records ``ids`` still pending for ``task``'s active model
+        of company ``company_id`` (a company removed, an engine disabled, a model refused or
+        replaced meanwhile: nothing, or the new model's scores).  Returns a summary."""
+        company = self._ai_job_company(company_id)
+        if not self._ai_job_task(task):
+            return _("%s is disabled: nothing scored.", task)
+        driver = self.with_context(**{CALLER_COMMITS: True})
+        what = _("Scoring %(count)s records (%(task)s, %(company)s)", count=len(ids), task=task,
+                 company=company.name or _("records without a company"))
+        written = driver._ai_run_job(what, lambda: driver._ai_score_unit(task, company, ids))
+        return _("%(written)s of %(count)s records scored.", written=written, count=len(ids))
+
+    def _ai_train_job(self, task, company_id):
+        """Job: train ``task`` for company ``company_id`` if that is still due (the status
+        row is the one the inline cron keeps: Settings show it the same way)."""
+        company = self._ai_job_company(company_id)
+        if not self._ai_job_task(task):
+            return _("%s is disabled: nothing trained.", task)
+        driver = self.with_context(**{CALLER_COMMITS: True})
+        status = self.env["crm.ai.training"].sudo()._ai_status(task, company)
+        if not status or not status.is_due:
+            return _("Not due any more (trained since this job was queued).")
+        result = driver._ai_train_pair(status)
+        if result["status"] == "error":
+            if status.attempts >= MAX_TRAINING_ATTEMPTS:
+                raise FailedJobError(result["message"])
+            # Due again for the retry; the driver counts starts and gives up at its limit.
+            status._ai_bookkeep({"date_requested": datetime.now()})
+            raise RetryableJobError(result["message"])
+        if result["status"] == "active":
+            self.env.ref("crm_ai.ir_cron_score").sudo()._trigger()
+        return result["message"]

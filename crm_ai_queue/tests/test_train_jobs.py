@@ -1,0 +1,78 @@
+from unittest.mock import patch
+
+from odoo.tests import tagged
+from odoo.tools import mute_logger
+
+from odoo.addons.queue_job.exception import FailedJobError, RetryableJobError
+from odoo.addons.queue_job.job import Job
+from odoo.addons.queue_job.tests.common import trap_jobs
+
+from ..models.crm_ai_driver import TRAIN_JOB_MAX_RETRIES
+from .common import TASK, CrmAiQueueCase
+
+
+@tagged("crm_ai_queue", "post_install", "-at_install")
+class TestTrainJobs(CrmAiQueueCase):
+
+    def _request(self):
+        """Our company's training requested; every other pair done (the crons request a pair
+        for records without a company too)."""
+        Status = self.env["crm.ai.training"]
+        Status._ai_request([TASK], self.Driver._ai_companies())
+        ours = Status._ai_status(TASK, self.company)
+        (Status.search([]) - ours).write({"date_started": "2099-01-01"})
+        return ours
+
+    def test_train_cron_queues_one_job_per_due_pair(self):
+        status = self._request()
+        with trap_jobs() as trap:
+            self.assertEqual(self.Registry._cron_ai_train(), [])
+        trap.assert_jobs_count(1)
+        trap.assert_enqueued_job(self.Driver._ai_train_job, args=(TASK, self.company.id),
+                                 properties={"max_retries": TRAIN_JOB_MAX_RETRIES,
+                                             "identity_key": f"crm_ai.train:{TASK}:{self.company.id}:"})
+        self.assertEqual(trap.enqueued_jobs[0].channel, "root.crm_ai")
+        self.assertTrue(status.is_due, "queued, not trained inline")
+        models = self.Registry.search_count([("task", "=", TASK)])
+        score_cron = self.env.ref("crm_ai.ir_cron_score")
+        triggers = self.env["ir.cron.trigger"].search_count([("cron_id", "=", score_cron.id)])
+        trap.perform_enqueued_jobs()
+        status.invalidate_recordset()
+        self.assertFalse(status.is_due)
+        self.assertEqual(status.result, "active")
+        self.assertEqual(self.Registry.search_count([("task", "=", TASK)]), models + 1)
+        self.assertGreater(self.env["ir.cron.trigger"].search_count([("cron_id", "=", score_cron.id)]), triggers,
+                           "a new model: the score cron runs next")
+        # done: performing the job again trains nothing
+        self.assertIn("Not due", self.Driver._ai_train_job(TASK, self.company.id))
+
+    def test_a_waiting_training_is_not_queued_twice(self):
+        self._request()
+        self.Registry._cron_ai_train()
+        self.Registry._cron_ai_train()
+        jobs = self.Job.search([("method_name", "=", "_ai_train_job")])
+        self.assertEqual(len(jobs), 1)
+        self.assertEqual(jobs.args, [TASK, self.company.id])
+
+    def test_a_failing_training_is_retried_then_fails_with_a_readable_message(self):
+        status = self._request()
+        self.Registry._cron_ai_train()
+        record = self.Job.search([("method_name", "=", "_ai_train_job")])
+        self.assertEqual(len(record), 1)
+        models = self.Registry.search_count([("task", "=", TASK)])
+
+        def broken(*_args, **_kwargs):
+            raise ValueError("the data broke")
+
+        job = Job.load(self.env, record.uuid)
+        with patch.object(type(self.Driver), "_ai_train_unit", broken), \
+                mute_logger("odoo.addons.crm_ai.models.crm_ai_driver"):
+            for attempt in range(1, TRAIN_JOB_MAX_RETRIES):
+                with self.assertRaisesRegex(RetryableJobError, "Training failed for .*: the data broke"):
+                    job.perform()
+                status.invalidate_recordset()
+                self.assertEqual((status.attempts, status.result, status.is_due), (attempt, "error", True),
+                                 "counted, and due again for the retry")
+            with self.assertRaisesRegex(FailedJobError, "the data broke"):
+                job.perform()
+        self.assertEqual(self.Registry.search_count([("task", "=", TASK)]), models, "no model registered")
