@@ -220,7 +220,7 @@ class Server:
         self.name, self.http_port = name, http_port
         env = {**os.environ, "ODOO_QUEUE_JOB_CHANNELS": channels, "ODOO_QUEUE_JOB_PORT": str(runner_port),
                "ODOO_QUEUE_JOB_HOST": "127.0.0.1"}
-        self.log = open(Path(log_dir) / f"crm_ai_bench_queue_{name}.log", "w")  # noqa: SIM115
+        self.log = open(Path(log_dir) / f"crm_ai_bench_queue_{name}.log", "w")
         self.proc = subprocess.Popen(
             odoo_cmd(db, f"--workers={workers}", "--max-cron-threads=0", "--load=base,web,queue_job",
                      f"--http-port={http_port}", f"--gevent-port={http_port + 100}", "--http-interface=127.0.0.1",
@@ -240,7 +240,15 @@ class Server:
 
     def sample(self):
         for pid in process_tree(self.proc.pid):
-            role = "main" if pid == self.proc.pid else "child"
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"odoo-bin" not in cmdline:
+                continue
+            # workers and queue_job's runner are forks of the main process; the websocket
+            # process is started apart (its command line says gevent)
+            role = "main" if pid == self.proc.pid else "gevent" if b"gevent" in cmdline.split(b"\0") else "child"
             self.peak[(role, pid)] = max(self.peak.get((role, pid), 0.0), rss_mb(pid))
 
     def kill(self):
@@ -258,9 +266,23 @@ class Server:
         self.log.close()
 
     def peaks(self):
-        main = max((v for (role, _pid), v in self.peak.items() if role == "main"), default=0.0)
+        def peak(role):
+            return round(max((v for (r, _pid), v in self.peak.items() if r == role), default=0.0), 1)
         children = sorted((v for (role, _pid), v in self.peak.items() if role == "child"), reverse=True)
-        return {"main_mb": round(main, 1), "children_mb": [round(v, 1) for v in children]}
+        return {"main_mb": peak("main"), "gevent_mb": peak("gevent"), "children_mb": [round(v, 1) for v in children],
+                "processes": len(self.peak)}
+
+
+def wait_runner(db, timeout=120):
+    """Until a queue_job runner holds its election lock on ``db`` (it is then listening)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if int(psql(db, f"""SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+                             WHERE l.locktype = 'advisory' AND l.granted AND d.datname = '{db}'""")[0][0]):
+            time.sleep(1.0)  # its first requeue / notification pass
+            return
+        time.sleep(0.5)
+    raise RuntimeError("no queue_job runner started")
 
 
 def job_counts(db):
@@ -297,6 +319,7 @@ def run_queue(db, mode, log_dir):
         proxy = Proxy(proxy_port, [s.http_port for s in servers])
     for server in servers:
         server.wait_ready()
+    wait_runner(db)
     stop = threading.Event()
 
     def sampler():
@@ -313,16 +336,28 @@ def run_queue(db, mode, log_dir):
         counts = job_counts(db)
         left = sum(n for state, n in counts.items() if state in ("pending", "enqueued", "started", "wait_dependencies"))
         if mode == "fault" and killed_at is None and counts.get("done", 0) >= KILL_AT * enqueue["jobs"]:
-            started = int(psql(db, "SELECT count(*) FROM queue_job WHERE method_name = '_ai_score_job' "
-                                   "AND state = 'started'")[0][0])
-            servers[1].kill()
-            killed_at = {"seconds": time.time() - enqueue["started_at"], "done_jobs": counts.get("done", 0),
-                         "started_jobs_then": started}
+            # kill the second server while it performs a job (the case to recover from)
+            victims = set(process_tree(servers[1].proc.pid))
+            running = [uuid for uuid, pid in psql(db, "SELECT uuid, worker_pid FROM queue_job WHERE method_name = "
+                                                      "'_ai_score_job' AND state = 'started'")
+                       if pid and int(pid) in victims]
+            if running:
+                servers[1].kill()
+                killed_at = {"seconds": time.time() - enqueue["started_at"], "done_jobs": counts.get("done", 0),
+                             "its_started_jobs": running}
         if not left:
             break
         time.sleep(0.2)
     ended = time.time()
     stop.set()
+    per_server = {}
+    for pid, n in psql(db, "SELECT worker_pid, count(*) FROM queue_job WHERE method_name = '_ai_score_job' "
+                           "AND state = 'done' GROUP BY 1"):
+        name = next((s.name for s in servers if any(p == int(pid or 0) for _r, p in s.peak)), "?")
+        per_server[name] = per_server.get(name, 0) + int(n)
+    if killed_at:
+        killed_at["finished_by"] = psql(db, "SELECT uuid, state, retry, worker_pid FROM queue_job WHERE uuid IN (%s)"
+                                        % ",".join(f"'{u}'" for u in killed_at["its_started_jobs"]))
     for server in servers:
         server.stop()
     if mode in ("2 servers", "fault"):
@@ -332,14 +367,15 @@ def run_queue(db, mode, log_dir):
                                  "FROM queue_job WHERE method_name = '_ai_score_job' AND state = 'done'")
     return {"mode": mode, "seconds": seconds, "enqueue_seconds": enqueue["seconds"], "jobs": enqueue["jobs"],
             "leads_per_s": N_OPEN / seconds, "job_exec_seconds_sum": float(exec_sum or 0),
-            "first_start_to_last_done": float(span or 0), "killed": killed_at,
+            "first_start_to_last_done": float(span or 0), "killed": killed_at, "jobs_done_by_server": per_server,
             "rss": {server.name: server.peaks() for server in servers}, "check": check(db)}
 
 
 def orchestrate(template, out_dir):
     results = []
     run_db = template + "_run"
-    for mode in ("inline", "1 worker", "2 workers", "2 servers", "fault"):
+    modes = os.environ.get("BENCH_QUEUE_MODES", "inline,1 worker,2 workers,2 servers,fault").split(",")
+    for mode in modes:
         subprocess.run(["dropdb", "--if-exists", run_db], check=True)
         t0 = time.monotonic()
         subprocess.run(["createdb", "-T", template, run_db], check=True)
@@ -375,7 +411,8 @@ def report(folder):
     for mode, r in results.items():
         c = r["check"]
         rss = "; ".join(f"{name}: main {p['main_mb']:.0f} MB" + (
-            f", others {', '.join(f'{v:.0f}' for v in p['children_mb'])} MB" if p["children_mb"] else "")
+            f", workers + runner {', '.join(f'{v:.0f}' for v in p['children_mb'])} MB" if p["children_mb"] else "")
+            + (f", websocket {p['gevent_mb']:.0f} MB" if p.get("gevent_mb") else "")
             for name, p in r["rss"].items())
         once = c["scored"] == data["leads"] and c["history_points"] == data["leads"] and not c["leads_scored_twice"]
         print(f"| {mode} | {r['seconds']:.1f} s | {r['leads_per_s']:,.0f} | {r.get('jobs', '-')} | {rss} | "
@@ -389,7 +426,8 @@ def report(folder):
         one, inline = results["1 worker"], results["inline"]
         print(f"per-job overhead (1 worker vs inline, per batch): "
               f"{(one['seconds'] - inline['seconds']) / one['jobs']:.3f} s; "
-              f"job time outside perform(): {(one['first_start_to_last_done'] - one['job_exec_seconds_sum']) / one['jobs']:.3f} s")
+              f"job time outside perform(): "
+              f"{(one['first_start_to_last_done'] - one['job_exec_seconds_sum']) / one['jobs']:.3f} s")
     if "fault" in results:
         f = results["fault"]
         print(f"fault: killed after {f['killed']}; retried jobs {f['check']['retried_jobs']}; jobs {f['check']['jobs']}")

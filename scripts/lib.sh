@@ -57,7 +57,7 @@ _sha() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 ensure_venv() {
     local with_odoo="${1:-}" stamp ml_hash odoo_hash="" stamp_ml="" stamp_odoo=""
     ml_hash="$(_sha "$CRM_AI_ROOT/requirements.txt" "$CRM_AI_ROOT/requirements-test.txt")"
-    [ "$with_odoo" = odoo ] && odoo_hash="$(_sha "$ODOO_SRC/requirements.txt" "$CRM_AI_ROOT/requirements-odoo-addons.txt")"
+    [ "$with_odoo" = odoo ] && odoo_hash="$(_sha "$ODOO_SRC/requirements.txt" "$CRM_AI_ROOT/requirements-odoo.txt")"
     stamp="$CRM_AI_VENV/.crm_ai-stamp"
     # The stamp holds "<ml hash> <odoo hash>"; a venv built with Odoo also serves the ml tier.
     if [ -f "$stamp" ] && read -r stamp_ml stamp_odoo <"$stamp" && [ "$stamp_ml" = "$ml_hash" ] \
@@ -80,9 +80,9 @@ ensure_venv() {
         grep -viE '^python-ldap' "$ODOO_SRC/requirements.txt" >"$CRM_AI_VENV/odoo-requirements.txt"
         "${pip[@]}" install -r "$CRM_AI_VENV/odoo-requirements.txt"
         constraints=(-c "$CRM_AI_VENV/odoo-requirements.txt")
-        # OCA addons (queue_job) are wheels on the package registry; without their
+        # OCA addons (queue_job) and pins (requirements-odoo.txt), without their
         # dependencies, which are Odoo itself (from ODOO_SRC) and Odoo's own requirements.
-        "${pip[@]}" install --no-deps -r "$CRM_AI_ROOT/requirements-odoo-addons.txt"
+        "${pip[@]}" install --no-deps -r "$CRM_AI_ROOT/requirements-odoo.txt"
     fi
     grep -v '^lightfm' "$CRM_AI_ROOT/requirements.txt" >"$CRM_AI_VENV/ml-requirements.txt"
     "${pip[@]}" install "${constraints[@]}" -r "$CRM_AI_VENV/ml-requirements.txt" -r "$CRM_AI_ROOT/requirements-test.txt"

@@ -14,6 +14,10 @@ from .common import TASK, CrmAiQueueCase
 @tagged("crm_ai_queue", "post_install", "-at_install")
 class TestTrainJobs(CrmAiQueueCase):
 
+    def setUp(self):
+        super().setUp()
+        self.secret = self.env["ir.config_parameter"].sudo().get_param("database.secret")
+
     def _request(self):
         """Our company's training requested; every other pair done (the crons request a pair
         for records without a company too)."""
@@ -76,3 +80,24 @@ class TestTrainJobs(CrmAiQueueCase):
             with self.assertRaisesRegex(FailedJobError, "the data broke"):
                 job.perform()
         self.assertEqual(self.Registry.search_count([("task", "=", TASK)]), models, "no model registered")
+
+    def test_a_job_never_commits_or_rolls_back_its_transaction(self):
+        """queue_job forbids commits in a job (its lock would be released): the driver's own
+        commits, rollbacks and conflict retries must stay off, as outside a test."""
+        status = self._request()
+        self.Registry._cron_ai_score()
+        self.env["ir.config_parameter"].sudo().set_param("database.secret", "another secret")
+        driver_module = "odoo.addons.crm_ai.models.crm_ai_driver"
+        with patch(f"{driver_module}.in_test_transaction", return_value=False), \
+                patch.object(type(self.Driver), "_ai_may_open_cursor", return_value=False), \
+                patch.object(self.env.cr, "commit", side_effect=AssertionError("commit in a job")), \
+                patch.object(self.env.cr, "rollback", side_effect=AssertionError("rollback in a job")), \
+                mute_logger(driver_module, "odoo.addons.crm_ai.models.crm_ai_model"):
+            # a forged model: refused, records marked, training requested (the driver commits that inline)
+            job = self.Job.search([("method_name", "=", "_ai_score_job")], limit=1)
+            self.assertIn("0 of", self.Driver._ai_score_job(*job.args))
+            self.assertEqual(self.model.state, "refused")
+            self.env["ir.config_parameter"].sudo().set_param("database.secret", self.secret)
+            self.assertIn("activated", self.Driver._ai_train_job(TASK, self.company.id))
+        status.invalidate_recordset()
+        self.assertEqual(status.result, "active")
