@@ -6,4 +6,4 @@ import odoo.tests.common
 if not hasattr(odoo.tests.common, "SETATTR_SOURCES"):
     odoo.tests.common.SETATTR_SOURCES = {}
 
-from . import test_score_jobs, test_train_jobs
+from . import test_score_jobs, test_security_rpc, test_train_jobs
