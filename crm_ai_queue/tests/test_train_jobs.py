@@ -1,4 +1,4 @@
-from unittest.mock import patch
+from unittest.mock import MagicMock, patch
 
 from odoo.tests import tagged
 from odoo.tools import mute_logger
@@ -101,3 +101,15 @@ class TestTrainJobs(CrmAiQueueCase):
             self.assertIn("activated", self.Driver._ai_train_job(TASK, self.company.id))
         status.invalidate_recordset()
         self.assertEqual(status.result, "active")
+
+    def test_training_bookkeeping_outlives_a_failed_job(self):
+        """Inside a job the training status is still written in a transaction of its own:
+        queue_job rolls a failed job's back, and what failed must stay visible."""
+        status = self._request()
+        cursor = MagicMock()
+        cursor.__enter__.return_value = self.env.cr
+        with patch("odoo.addons.crm_ai.models.crm_ai_driver.in_test_transaction", return_value=False), \
+                patch.object(type(self.env.registry), "cursor", return_value=cursor) as opened:
+            status.with_context(crm_ai_caller_commits=True)._ai_bookkeep({"message": "written apart"})
+        opened.assert_called_once()
+        self.assertEqual(status.message, "written apart")
