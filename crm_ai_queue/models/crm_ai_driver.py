@@ -31,6 +31,9 @@ INLINE = "crm_ai_inline"
 SCORE_JOB_MAX_RETRIES = 5
 #: Tries of a training job: as many as the driver's starts of one training.
 TRAIN_JOB_MAX_RETRIES = MAX_TRAINING_ATTEMPTS
+#: Follow-up jobs for the records of a batch that another transaction held, and the seconds before each.
+HELD_RECORDS_FOLLOW_UPS = 3
+HELD_RECORDS_DELAY = 10
 #: Job states in which a queued batch still waits to be (or is being) performed.
 WAITING_STATES = (WAIT_DEPENDENCIES, PENDING, ENQUEUED, STARTED)
 
@@ -58,23 +61,28 @@ class CrmAiDriver(models.AbstractModel):
         """
         if not self._ai_queued():
             return super()._ai_score_pending(engine, model, estimator, pending, out_of_time, progress, batches)
-        prefix = self._ai_identity_prefix("score", engine.task, engine.company)
-        queued = self._ai_ids_in_waiting_jobs(prefix)
+        queued = self._ai_ids_in_waiting_jobs(self._ai_identity_prefix("score", engine.task, engine.company))
         pending = [record_id for record_id in pending if record_id not in queued]
-        label = self.env[engine.target_model]._description
         for batch in split_every(engine.batch_size, pending, list):
-            digest = hashlib.sha1(",".join(map(str, batch)).encode()).hexdigest()
-            self.with_delay(
-                max_retries=SCORE_JOB_MAX_RETRIES,
-                identity_key=f"{prefix}{digest}",
-                description=_("CRM AI: score %(count)s %(records)s (%(task)s, %(company)s)", count=len(batch),
-                              records=label, task=engine.label or engine.task,
-                              company=engine.company.name or _("records without a company")),
-            )._ai_score_job(engine.task, engine.company.id or False, batch)
+            self._ai_enqueue_batch(engine, batch)
         if pending:
             _logger.info("crm_ai: %s records of %s for %s queued in jobs of %s", len(pending), engine.task,
                          engine.company.name or "records without a company", engine.batch_size)
         return 0, 0
+
+    @api.model
+    def _ai_enqueue_batch(self, engine, batch, follow_up=0):
+        """One scoring job for the records ``batch``; a follow-up (records another
+        transaction held) waits ``HELD_RECORDS_DELAY`` seconds."""
+        digest = hashlib.sha1(",".join(map(str, batch)).encode()).hexdigest()
+        self.with_delay(
+            max_retries=SCORE_JOB_MAX_RETRIES,
+            eta=HELD_RECORDS_DELAY if follow_up else None,
+            identity_key=f"{self._ai_identity_prefix('score', engine.task, engine.company)}{digest}",
+            description=_("CRM AI: score %(count)s %(records)s (%(task)s, %(company)s)", count=len(batch),
+                          records=self.env[engine.target_model]._description, task=engine.label or engine.task,
+                          company=engine.company.name or _("records without a company")),
+        )._ai_score_job(engine.task, engine.company.id or False, batch, **({"follow_up": follow_up} if follow_up else {}))
 
     @api.model
     def _ai_ids_in_waiting_jobs(self, prefix):
@@ -143,10 +151,15 @@ class CrmAiDriver(models.AbstractModel):
             _logger.warning("crm_ai: %s failed: %s", what, error, exc_info=True)
             raise RetryableJobError(_("%(what)s failed: %(error)s", what=what, error=error)) from error
 
-    def _ai_score_job(self, task, company_id, ids):
+    def _ai_score_job(self, task, company_id, ids, follow_up=0):
         """Job: score those of the records ``ids`` still pending for ``task``'s active model
         of company ``company_id`` (a company removed, an engine disabled, a model refused or
-        replaced meanwhile: nothing, or the new model's scores).  Returns a summary."""
+        replaced meanwhile: nothing, or the new model's scores).  Returns a summary.
+
+        The writer skips records another transaction holds (a user saving one, or another
+        engine's job on the same records: the jobs of the engines of res.partner run side
+        by side).  Those are queued again, a few seconds later, up to
+        ``HELD_RECORDS_FOLLOW_UPS`` times; after that they wait for the next cron run."""
         company = self._ai_job_company(company_id)
         if not self._ai_job_task(task):
             return _("%s is disabled: nothing scored.", task)
@@ -154,7 +167,16 @@ class CrmAiDriver(models.AbstractModel):
         what = _("Scoring %(count)s records (%(task)s, %(company)s)", count=len(ids), task=task,
                  company=company.name or _("records without a company"))
         written = driver._ai_run_job(what, lambda: driver._ai_score_unit(task, company, ids))
-        return _("%(written)s of %(count)s records scored.", written=written, count=len(ids))
+        summary = _("%(written)s of %(count)s records scored.", written=written, count=len(ids))
+        if follow_up >= HELD_RECORDS_FOLLOW_UPS:
+            return summary
+        engine = driver._ai_engine(task, company)
+        model = driver._ai_scoring_model(engine)
+        held = driver._ai_pending_among(engine, model, ids) if model else []
+        if not held:
+            return summary
+        driver._ai_enqueue_batch(engine, held, follow_up + 1)
+        return _("%(summary)s %(held)s held by another transaction: queued again.", summary=summary, held=len(held))
 
     def _ai_train_job(self, task, company_id):
         """Job: train ``task`` for company ``company_id`` if that is still due (the status

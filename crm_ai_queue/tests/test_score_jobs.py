@@ -9,7 +9,7 @@ from odoo.addons.queue_job.exception import FailedJobError, RetryableJobError
 from odoo.addons.queue_job.job import Job
 from odoo.addons.queue_job.tests.common import trap_jobs
 
-from ..models.crm_ai_driver import SCORE_JOB_MAX_RETRIES
+from ..models.crm_ai_driver import HELD_RECORDS_DELAY, HELD_RECORDS_FOLLOW_UPS, SCORE_JOB_MAX_RETRIES
 from .common import TASK, CrmAiQueueCase
 
 BATCH = 5
@@ -62,6 +62,30 @@ class TestScoreJobs(CrmAiQueueCase):
             self.Registry._cron_ai_score()
         rest = (self.open_leads - batch).sorted("id").ids
         self.assertEqual(sorted(i for job in trap.enqueued_jobs for i in job.args[2]), rest)
+
+    def test_records_another_transaction_held_are_queued_again_a_few_times(self):
+        """The writer skips rows held elsewhere (another engine's job on the same records, a
+        user saving one): they get a follow-up job, a few seconds later, a few times."""
+        batch = self.open_leads.sorted("id")[:BATCH]
+        original = type(self.Driver)._ai_score_batch
+
+        def holding_the_last_two(driver, engine, model, estimator, ids):
+            return original(driver, engine, model, estimator, ids[:-2])
+
+        with patch.object(type(self.Driver), "_ai_score_batch", holding_the_last_two):
+            with trap_jobs() as trap:
+                result = self.Driver._ai_score_job(TASK, self.company.id, batch.ids)
+            self.assertIn("3 of 5 records scored. 2 held by another transaction", result)
+            trap.assert_jobs_count(1)
+            trap.assert_enqueued_job(self.Driver._ai_score_job, args=(TASK, self.company.id, batch.ids[-2:]),
+                                     kwargs={"follow_up": 1}, properties={"eta": HELD_RECORDS_DELAY})
+            self.assertEqual(trap.enqueued_jobs[0].identity_key.split(":")[:3], ["crm_ai.score", TASK,
+                                                                                 str(self.company.id)])
+            with trap_jobs() as last:
+                self.Driver._ai_score_job(TASK, self.company.id, batch.ids[-2:], follow_up=HELD_RECORDS_FOLLOW_UPS)
+            last.assert_jobs_count(0)  # then they wait for the next run of the cron
+        trap.perform_enqueued_jobs()
+        self.assertEqual(self._states(batch), {"scored"})
 
     def test_a_waiting_batch_is_never_queued_twice(self):
         self.Registry._cron_ai_score()
