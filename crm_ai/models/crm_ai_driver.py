@@ -304,15 +304,9 @@ class CrmAiDriver(models.AbstractModel):
         one time-limit window): a long run goes on over several runs, and one killed
         resumes with the pairs still due.
         """
-        tasks = self._ai_tasks()
-        if not tasks:
-            _logger.info("crm_ai: disabled in settings, training skipped")
+        due = self._ai_due_trainings()
+        if due is None:
             return []
-        Status = self.env["crm.ai.training"].sudo()
-        companies = self._ai_companies()
-        Status._ai_request(tasks, companies, older_than=self._ai_schedule_start())
-        self._ai_commit()  # the status rows, before their bookkeeping transactions write them
-        due = Status._ai_due(tasks, companies)
         deadline = time.monotonic() + (time_budget or self._ai_time_budget())
         cron = self.env["ir.cron"]
         results = []
@@ -330,6 +324,20 @@ class CrmAiDriver(models.AbstractModel):
         if any(result["status"] == "active" for result in results):
             self.env.ref("crm_ai.ir_cron_score").sudo()._trigger()
         return results
+
+    @api.model
+    def _ai_due_trainings(self):
+        """The training status rows due now, once the schedule has requested the pairs not
+        requested within its interval, in (task, company) order; ``None`` when disabled."""
+        tasks = self._ai_tasks()
+        if not tasks:
+            _logger.info("crm_ai: disabled in settings, training skipped")
+            return None
+        Status = self.env["crm.ai.training"].sudo()
+        companies = self._ai_companies()
+        Status._ai_request(tasks, companies, older_than=self._ai_schedule_start())
+        self._ai_commit()  # the status rows, before their bookkeeping transactions write them
+        return Status._ai_due(tasks, companies)
 
     @api.model
     def _ai_schedule_start(self):

@@ -101,14 +101,7 @@ class CrmAiDriver(models.AbstractModel):
         is not queued again (its identity key is the pair)."""
         if not self._ai_queued():
             return super()._cron_train(time_budget)
-        tasks = self._ai_tasks()
-        if not tasks:
-            _logger.info("crm_ai: disabled in settings, training skipped")
-            return []
-        Status = self.env["crm.ai.training"].sudo()
-        companies = self._ai_companies()
-        Status._ai_request(tasks, companies, older_than=self._ai_schedule_start())
-        for status in Status._ai_due(tasks, companies):
+        for status in self._ai_due_trainings() or []:
             company = status.company_id
             self.with_delay(
                 max_retries=TRAIN_JOB_MAX_RETRIES,
@@ -168,8 +161,8 @@ class CrmAiDriver(models.AbstractModel):
                  company=company.name or _("records without a company"))
         written = driver._ai_run_job(what, lambda: driver._ai_score_unit(task, company, ids))
         summary = _("%(written)s of %(count)s records scored.", written=written, count=len(ids))
-        if follow_up >= HELD_RECORDS_FOLLOW_UPS:
-            return summary
+        if written == len(ids) or follow_up >= HELD_RECORDS_FOLLOW_UPS:
+            return summary  # (all written: none held, no query)
         engine = driver._ai_engine(task, company)
         model = driver._ai_scoring_model(engine)
         held = driver._ai_pending_among(engine, model, ids) if model else []
