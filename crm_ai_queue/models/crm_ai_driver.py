@@ -3,9 +3,14 @@
 The crons stop working inline: the score cron enqueues one job per (engine, company,
 batch of pending records), the train cron one job per due (engine, company).  A job
 runs the driver's own unit (``_ai_score_unit`` / ``_ai_train_pair``): same SQL
-writer, same row locks skipped, same "refused model" path.  Only the transaction
-changes hands: queue_job commits a job at its end, rolls it back when it fails and
-retries it (``CALLER_COMMITS``: the driver neither commits nor rolls back then).
+writer, same row locks skipped, same "refused model" path.
+
+Transactions: a scoring job is one transaction of queue_job's, committed at its end,
+rolled back and retried when it fails (``CALLER_COMMITS``: the driver neither commits
+nor rolls back then).  A training job commits as the inline cron does (its start, the
+new model before the status that refers to it, written in a transaction of its own):
+its job function allows commits, so queue_job runs it in a cursor of its own and keeps
+the job's lock in another (``data/queue_job_data.xml``).
 """
 
 import hashlib
@@ -51,6 +56,12 @@ class CrmAiDriver(models.AbstractModel):
         return f"crm_ai.{what}:{task}:{company.id or 0}:"
 
     @api.model
+    def _ai_may_work_for(self, company):
+        """Whether this user's jobs may work for ``company`` (records without a company:
+        yes).  A job runs as the user who queued it; the crons' user sees every company."""
+        return not company or self.env.su or self.env.uid == SUPERUSER_ID or company in self.env.user.company_ids
+
+    @api.model
     def _ai_score_pending(self, engine, model, estimator, pending, out_of_time=None, progress=None, batches=None):
         """Enqueue ``pending`` in batches instead of scoring it here.
 
@@ -61,6 +72,10 @@ class CrmAiDriver(models.AbstractModel):
         """
         if not self._ai_queued():
             return super()._ai_score_pending(engine, model, estimator, pending, out_of_time, progress, batches)
+        if not self._ai_may_work_for(engine.company):
+            _logger.warning("crm_ai: %s may not work for %s: its %s records are not queued (set the scheduled "
+                            "action's user to one who may)", self.env.user.name, engine.company.name, engine.task)
+            return 0, 0
         queued = self._ai_ids_in_waiting_jobs(self._ai_identity_prefix("score", engine.task, engine.company))
         pending = [record_id for record_id in pending if record_id not in queued]
         for batch in split_every(engine.batch_size, pending, list):
@@ -85,13 +100,17 @@ class CrmAiDriver(models.AbstractModel):
         )._ai_score_job(engine.task, engine.company.id or False, batch, **({"follow_up": follow_up} if follow_up else {}))
 
     @api.model
-    def _ai_ids_in_waiting_jobs(self, prefix):
-        """Record ids of the scoring jobs whose identity key starts with ``prefix`` and
-        that wait to be performed (or run now)."""
-        jobs = self.env["queue.job"].sudo().search(
+    def _ai_waiting_jobs(self, prefix):
+        """The jobs whose identity key starts with ``prefix`` that wait to be performed or run now."""
+        return self.env["queue.job"].sudo().search(
             [("identity_key", "=like", prefix.replace("%", r"\%").replace("_", r"\_") + "%"),
              ("state", "in", WAITING_STATES)])
-        return {record_id for job in jobs for record_id in job.args[2]}
+
+    @api.model
+    def _ai_ids_in_waiting_jobs(self, prefix):
+        """Record ids of the scoring jobs whose identity key starts with ``prefix`` that
+        wait to be performed or run now."""
+        return {record_id for job in self._ai_waiting_jobs(prefix) for record_id in job.args[2]}
 
     @api.model
     def _cron_train(self, time_budget=None):
@@ -103,9 +122,16 @@ class CrmAiDriver(models.AbstractModel):
             return super()._cron_train(time_budget)
         for status in self._ai_due_trainings() or []:
             company = status.company_id
+            if not self._ai_may_work_for(company):
+                _logger.warning("crm_ai: %s may not work for %s: its %s training is not queued", self.env.user.name,
+                                company.name, status.task)
+                continue
+            prefix = self._ai_identity_prefix("train", status.task, company)
+            if self._ai_waiting_jobs(prefix):
+                continue  # one training of a pair at a time (queue_job's identity key ignores started jobs)
             self.with_delay(
                 max_retries=TRAIN_JOB_MAX_RETRIES,
-                identity_key=self._ai_identity_prefix("train", status.task, company),
+                identity_key=prefix,
                 description=_("CRM AI: train %(task)s (%(company)s)", task=status.task_label,
                               company=company.name or _("records without a company")),
             )._ai_train_job(status.task, company.id or False)
@@ -119,7 +145,7 @@ class CrmAiDriver(models.AbstractModel):
         company = self.env["res.company"].sudo().browse(company_id or [])
         if company_id and not company.exists():
             raise FailedJobError(_("The company (id %s) no longer exists.", company_id))
-        if company and not (self.env.su or self.env.uid == SUPERUSER_ID or company in self.env.user.company_ids):
+        if not self._ai_may_work_for(company):
             raise AccessError(_("%(user)s may not work for %(company)s: nothing was done.",
                                 user=self.env.user.name, company=company.name))
         return company
@@ -133,7 +159,7 @@ class CrmAiDriver(models.AbstractModel):
     def _ai_run_job(self, what, work):
         """``work()`` in the job's transaction; a failure is retried with the job function's
         retry pattern, then shows as failed in the Job Queue with ``what`` in its message.
-        Concurrency errors are queue_job's own to retry."""
+        Concurrency errors are queue_job's own to retry (5 s later, without limit)."""
         try:
             return work()
         except (RetryableJobError, FailedJobError, AccessError):
@@ -172,22 +198,25 @@ class CrmAiDriver(models.AbstractModel):
         return _("%(summary)s %(held)s held by another transaction: queued again.", summary=summary, held=len(held))
 
     def _ai_train_job(self, task, company_id):
-        """Job: train ``task`` for company ``company_id`` if that is still due (the status
-        row is the one the inline cron keeps: Settings show it the same way)."""
+        """Job: train ``task`` for company ``company_id`` if that is still due, as the inline
+        cron does (``_ai_train_pair``: the status row Settings show, its commits; the job
+        function allows them, see the module's docstring).  A failed training is due again
+        for queue_job's retry, until the driver's limit of starts."""
         company = self._ai_job_company(company_id)
         if not self._ai_job_task(task):
             return _("%s is disabled: nothing trained.", task)
-        driver = self.with_context(**{CALLER_COMMITS: True})
         status = self.env["crm.ai.training"].sudo()._ai_status(task, company)
         if not status or not status.is_due:
             return _("Not due any more (trained since this job was queued).")
-        result = driver._ai_train_pair(status)
+        starts = status.attempts + 1  # counted here: the row is written in another transaction
+        result = self._ai_train_pair(status)
         if result["status"] == "error":
-            if status.attempts >= MAX_TRAINING_ATTEMPTS:
-                raise FailedJobError(result["message"])
-            # Due again for the retry; the driver counts starts and gives up at its limit.
+            message = _("Training %(task)s: %(message)s", task=status.task_label, message=result["message"])
+            if starts >= MAX_TRAINING_ATTEMPTS:
+                raise FailedJobError(message)
+            # due again for the retry; the driver gives up after MAX_TRAINING_ATTEMPTS starts
             status._ai_bookkeep({"date_requested": datetime.now()})
-            raise RetryableJobError(result["message"])
+            raise RetryableJobError(message)
         if result["status"] == "active":
             self.env.ref("crm_ai.ir_cron_score").sudo()._trigger()
         return result["message"]

@@ -126,6 +126,17 @@ class TestScoreJobs(CrmAiQueueCase):
         with self.assertRaisesRegex(FailedJobError, "no longer exists"):
             self.Driver._ai_score_job(TASK, 999999, other_leads.ids)
 
+    def test_nothing_is_queued_for_a_company_the_crons_user_may_not_see(self):
+        other = self.env["res.company"].create({"name": "crm_ai_queue hidden company"})
+        user = new_test_user(self.env, "crm_ai_queue_cron_user", groups="base.group_system,sales_team.group_sale_manager",
+                             company_id=self.company.id, company_ids=[(6, 0, self.company.ids)])
+        driver = self.Driver.with_user(user)
+        with trap_jobs() as trap, mute_logger("odoo.addons.crm_ai_queue.models.crm_ai_driver"):
+            driver._ai_score_pending(self.Driver._ai_engine(TASK, other), self.model, None, [1, 2])
+            trap.assert_jobs_count(0)
+            driver._ai_score_pending(self.Driver._ai_engine(TASK, self.company), self.model, None, self.open_leads.ids)
+            trap.assert_jobs_count(3)
+
     def test_a_job_whose_model_was_refused_meanwhile_writes_nothing(self):
         with trap_jobs() as trap:
             self.Registry._cron_ai_score()

@@ -77,14 +77,13 @@ class TestTrainJobs(CrmAiQueueCase):
                 status.invalidate_recordset()
                 self.assertEqual((status.attempts, status.result, status.is_due), (attempt, "error", True),
                                  "counted, and due again for the retry")
-            with self.assertRaisesRegex(FailedJobError, "the data broke"):
+            with self.assertRaisesRegex(FailedJobError, "Training Lead propensity: .*the data broke"):
                 job.perform()
         self.assertEqual(self.Registry.search_count([("task", "=", TASK)]), models, "no model registered")
 
-    def test_a_job_never_commits_or_rolls_back_its_transaction(self):
+    def test_a_scoring_job_never_commits_or_rolls_back_its_transaction(self):
         """queue_job forbids commits in a job (its lock would be released): the driver's own
-        commits, rollbacks and conflict retries must stay off, as outside a test."""
-        status = self._request()
+        commits, rollbacks and conflict retries stay off in a scoring job, as outside a test."""
         self.Registry._cron_ai_score()
         self.env["ir.config_parameter"].sudo().set_param("database.secret", "another secret")
         driver_module = "odoo.addons.crm_ai.models.crm_ai_driver"
@@ -96,11 +95,37 @@ class TestTrainJobs(CrmAiQueueCase):
             # a forged model: refused, records marked, training requested (the driver commits that inline)
             job = self.Job.search([("method_name", "=", "_ai_score_job")], limit=1)
             self.assertIn("0 of", self.Driver._ai_score_job(*job.args))
-            self.assertEqual(self.model.state, "refused")
-            self.env["ir.config_parameter"].sudo().set_param("database.secret", self.secret)
-            self.assertIn("activated", self.Driver._ai_train_job(TASK, self.company.id))
+        self.assertEqual(self.model.state, "refused")
+
+    def test_a_training_job_commits_in_a_cursor_of_its_own(self):
+        """A training commits as inline (its start; the new model before the status that
+        names it, written in another transaction): its job function allows commits, so
+        queue_job runs it in a cursor of its own and the job's lock stays in the job's."""
+        self.assertTrue(self.env.ref("crm_ai_queue.job_function_train").allow_commit)
+        self.assertFalse(self.env.ref("crm_ai_queue.job_function_score").allow_commit)
+        status = self._request()
+        self.Registry._cron_ai_train()
+        job = Job.load(self.env, self.Job.search([("method_name", "=", "_ai_train_job")]).uuid)
+        with patch("odoo.addons.crm_ai.models.crm_ai_driver.in_test_transaction", return_value=False), \
+                patch.object(type(self.Driver), "_ai_may_open_cursor", return_value=False), \
+                patch.object(self.env.cr, "commit", side_effect=AssertionError("commit on the job's cursor")), \
+                patch.object(self.env.cr, "rollback", side_effect=AssertionError("rollback on the job's cursor")):
+            job.perform()
+        self.assertIn("activated", job.result)
         status.invalidate_recordset()
         self.assertEqual(status.result, "active")
+
+    def test_a_pair_whose_training_job_waits_or_runs_is_not_queued_again(self):
+        self._request()
+        self.Registry._cron_ai_train()
+        first = self.Job.search([("method_name", "=", "_ai_train_job")])
+        first.state = "started"
+        self._request()  # "Train now" while it runs: due again
+        self.Registry._cron_ai_train()
+        self.assertEqual(self.Job.search([("method_name", "=", "_ai_train_job")]), first)
+        first.state = "done"
+        self.Registry._cron_ai_train()
+        self.assertEqual(len(self.Job.search([("method_name", "=", "_ai_train_job")])), 2)
 
     def test_training_bookkeeping_outlives_a_failed_job(self):
         """Inside a job the training status is still written in a transaction of its own:
