@@ -118,7 +118,11 @@ class CrmAiTraining(models.Model):
         for attempt in range(1, BOOKKEEPING_ATTEMPTS + 1):
             try:
                 with self.env.registry.cursor() as cr:
-                    self.with_env(self.env(cr=cr, su=True)).write(values)
+                    env = self.env(cr=cr, su=True)
+                    self.with_env(env).write(values)
+                    # flushed here: the cursor's commit flushes through its live environments
+                    # only, and an environment nothing refers to any more is gone by then
+                    env.flush_all()
                 break
             except errors.SerializationFailure:
                 if attempt == BOOKKEEPING_ATTEMPTS:

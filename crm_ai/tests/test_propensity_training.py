@@ -3,6 +3,7 @@ from unittest.mock import patch
 from psycopg2.errors import SerializationFailure
 
 from odoo import fields
+from odoo.sql_db import TestCursor
 from odoo.tests import tagged
 
 from odoo.addons.crm_ai.models import crm_ai_driver as driver_module
@@ -34,6 +35,36 @@ class TestPropensityTraining(TestCrmAiCommon):
         self.assertTrue(model.artifact)
         self.assertIn("Source", model.importance.splitlines()[0], "source is the strongest field")
         self.assertLessEqual(model.holdout_date_to, model.date_trained)
+
+    def test_training_status_reaches_the_database_through_its_own_cursor(self):
+        """Outside a test the status row is written through a cursor of its own, committed at
+        once (a training's rollback must not undo "started"): the write must be flushed before
+        that commit.  Here the other cursor works inside this test's transaction (test mode)."""
+        Status = self.env["crm.ai.training"]
+        Status._ai_request([TASK], [self.company])
+        status = Status._ai_status(TASK, self.company)
+        self.env.flush_all()
+        self.registry.enter_test_mode(self.cr)
+        self.addCleanup(self.registry.leave_test_mode)
+        commit = TestCursor.commit
+        unflushed = []
+
+        def commit_as_in_production(cursor):
+            # A commit flushes through the cursor's live environments only: outside tests one
+            # nothing refers to any more is gone by then, and its writes with it (here a test
+            # keeps it alive).  So nothing may be left to flush when the commit comes.
+            if cursor.transaction is not None:
+                unflushed.extend(cursor.transaction.cache.get_dirty_fields())
+            return commit(cursor)
+
+        with patch.object(type(self.env["crm.ai.driver"]), "_ai_may_open_cursor", return_value=True), \
+                patch.object(TestCursor, "commit", commit_as_in_production):
+            status._ai_start()
+            status._ai_done({"status": "active", "message": "trained", "model_id": False})
+        self.assertFalse(unflushed)
+        self.env.cr.execute("SELECT attempts, date_started IS NOT NULL, result FROM crm_ai_training WHERE id = %s",
+                            [status.id])
+        self.assertEqual(self.env.cr.fetchone(), (1, True, "active"))
 
     def test_not_enough_data_trains_nothing_and_says_so(self):
         self._crm_ai_param("min_closed_per_class", max(self.n_won, self.n_lost) + 1)

@@ -17,6 +17,10 @@ class TestTrainJobs(CrmAiQueueCase):
     def setUp(self):
         super().setUp()
         self.secret = self.env["ir.config_parameter"].sudo().get_param("database.secret")
+        # A training job runs in a cursor of its own (its job function allows commits): in
+        # test mode that cursor works inside this test's transaction, as an HttpCase's do.
+        self.registry.enter_test_mode(self.cr)
+        self.addCleanup(self.registry.leave_test_mode)
 
     def _request(self):
         """Our company's training requested; every other pair done (the crons request a pair
@@ -40,7 +44,10 @@ class TestTrainJobs(CrmAiQueueCase):
         models = self.Registry.search_count([("task", "=", TASK)])
         score_cron = self.env.ref("crm_ai.ir_cron_score")
         triggers = self.env["ir.cron.trigger"].search_count([("cron_id", "=", score_cron.id)])
+        # a training job runs in a cursor of its own (as after the cron's commit in production)
+        self.env.flush_all()
         trap.perform_enqueued_jobs()
+        self.env.invalidate_all()
         status.invalidate_recordset()
         self.assertFalse(status.is_due)
         self.assertEqual(status.result, "active")
@@ -68,16 +75,27 @@ class TestTrainJobs(CrmAiQueueCase):
         def broken(*_args, **_kwargs):
             raise ValueError("the data broke")
 
-        job = Job.load(self.env, record.uuid)
+        # The job's method, called as queue_job's tries would (the status row is written in a
+        # transaction of its own in production; here in the test's, which a job's rollback undoes)
         with patch.object(type(self.Driver), "_ai_train_unit", broken), \
                 mute_logger("odoo.addons.crm_ai.models.crm_ai_driver"):
             for attempt in range(1, TRAIN_JOB_MAX_RETRIES):
-                with self.assertRaisesRegex(RetryableJobError, "Training failed for .*: the data broke"):
-                    job.perform()
-                status.invalidate_recordset()
+                with self.assertRaisesRegex(RetryableJobError, "Training Lead propensity: Training failed for .*: "
+                                                               "the data broke"):
+                    self.Driver._ai_train_job(*record.args)
+                self.env.invalidate_all()
                 self.assertEqual((status.attempts, status.result, status.is_due), (attempt, "error", True),
                                  "counted, and due again for the retry")
             with self.assertRaisesRegex(FailedJobError, "Training Lead propensity: .*the data broke"):
+                self.Driver._ai_train_job(*record.args)
+            self.env.invalidate_all()
+            self.assertEqual((status.attempts, status.is_due), (TRAIN_JOB_MAX_RETRIES, False), "given up")
+            # the same through queue_job: its last try fails the job with that message
+            job = Job.load(self.env, record.uuid)
+            job.retry = TRAIN_JOB_MAX_RETRIES - 1
+            self._request()
+            self.env.flush_all()
+            with self.assertRaisesRegex(FailedJobError, r"Max. retries \(3\) reached: Training Lead propensity: "):
                 job.perform()
         self.assertEqual(self.Registry.search_count([("task", "=", TASK)]), models, "no model registered")
 
@@ -106,13 +124,14 @@ class TestTrainJobs(CrmAiQueueCase):
         status = self._request()
         self.Registry._cron_ai_train()
         job = Job.load(self.env, self.Job.search([("method_name", "=", "_ai_train_job")]).uuid)
+        self.env.flush_all()  # as the cron's commit would
         with patch("odoo.addons.crm_ai.models.crm_ai_driver.in_test_transaction", return_value=False), \
                 patch.object(type(self.Driver), "_ai_may_open_cursor", return_value=False), \
                 patch.object(self.env.cr, "commit", side_effect=AssertionError("commit on the job's cursor")), \
                 patch.object(self.env.cr, "rollback", side_effect=AssertionError("rollback on the job's cursor")):
             job.perform()
         self.assertIn("activated", job.result)
-        status.invalidate_recordset()
+        self.env.invalidate_all()
         self.assertEqual(status.result, "active")
 
     def test_a_pair_whose_training_job_waits_or_runs_is_not_queued_again(self):
