@@ -162,7 +162,7 @@ class CrmAiDriver(models.AbstractModel):
         Concurrency errors are queue_job's own to retry (5 s later, without limit)."""
         try:
             return work()
-        except (RetryableJobError, FailedJobError, AccessError, OperationalError):
+        except (RetryableJobError, FailedJobError, OperationalError):
             raise
         except Exception as error:
             _logger.warning("crm_ai: %s failed: %s", what, error, exc_info=True)

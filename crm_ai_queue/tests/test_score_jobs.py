@@ -1,5 +1,7 @@
 from unittest.mock import patch
 
+from psycopg2.errors import SerializationFailure
+
 from odoo.exceptions import AccessError
 from odoo.tests import new_test_user, tagged
 from odoo.tools import mute_logger
@@ -173,6 +175,19 @@ class TestScoreJobs(CrmAiQueueCase):
             with self.assertRaisesRegex(FailedJobError, "Max. retries .* the engine broke"):
                 job.perform()
         self.assertEqual(self._states(), {"pending"})
+
+    def test_a_concurrent_edit_is_left_to_queue_jobs_own_retry(self):
+        """A serialization failure reaches queue_job as it is: its controller retries such
+        errors 5 s later on a fresh snapshot (a RetryableJobError would be counted as a
+        failure and wait for the job function's pattern)."""
+        record = self.Driver.with_delay()._ai_score_job(TASK, self.company.id, self.open_leads.ids)
+
+        def conflicting(*_args, **_kwargs):
+            raise SerializationFailure("could not serialize access due to concurrent update")
+
+        with patch.object(type(self.Driver), "_ai_score_unit", conflicting), \
+                self.assertRaises(SerializationFailure):
+            self.Driver._ai_score_job(*record.args)
 
     def test_a_disabled_engine_job_does_nothing(self):
         with trap_jobs() as trap:
