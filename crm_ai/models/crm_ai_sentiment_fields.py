@@ -9,13 +9,15 @@ from .engine_sentiment import SENTIMENT_LABELS, WORSENED_BY, describe_trend
 SALES = "sales_team.group_sale_salesman"
 
 
-def sentiment_fields(company_dependent=False, groups=None):
+def sentiment_fields(company_dependent=False, groups=None, excerpt_groups=None):
     """The sentiment columns of a target model (company-dependent on partners: one value
     per company, as the customer value, without the (value IS NOT NULL) index Odoo would
-    add to each; ``groups``: who reads them)."""
+    add to each; ``groups``: who reads them; ``excerpt_groups``: who reads the excerpt and
+    its words as stored, when they may come from records other readers cannot open)."""
     cd = {"company_dependent": True, "index": False} if company_dependent else {}
     if groups:
         cd["groups"] = groups
+    excerpt = {**cd, "groups": excerpt_groups} if excerpt_groups else cd
     return {
         "ai_sentiment": fields.Float(
             "Sentiment", digits=(3, 2), readonly=True, copy=False, aggregator="avg", **cd,
@@ -28,10 +30,10 @@ def sentiment_fields(company_dependent=False, groups=None):
             help="Positive / Neutral / Negative; Unsupported language: the customer wrote in a language "
                  "the engine cannot read (only English is); No customer text: nothing written by the customer."),
         "ai_sentiment_excerpt": fields.Text(
-            "Why (sentiment)", readonly=True, copy=False, **cd,
+            "Sentiment Excerpt (stored)" if excerpt_groups else "Why (sentiment)", readonly=True, copy=False, **excerpt,
             help="The customer's words that weigh most negatively in the sentiment."),
         "ai_sentiment_evidence": fields.Char(
-            "Words Behind It", readonly=True, copy=False, **cd,
+            "Sentiment Evidence (stored)" if excerpt_groups else "Words Behind It", readonly=True, copy=False, **excerpt,
             help="The words or phrases of that excerpt that drove its sentiment, strongest first."),
         "ai_sentiment_count": fields.Integer("Texts Read", readonly=True, copy=False, **cd),
         "ai_sentiment_date": fields.Datetime("Latest Customer Text", readonly=True, copy=False, **cd),

@@ -97,6 +97,9 @@ class SentimentEngine:
     value_fields = ("ai_sentiment", "ai_sentiment_label", "ai_sentiment_excerpt", "ai_sentiment_evidence",
                     "ai_sentiment_count", "ai_sentiment_date", "ai_sentiment_trend")
     params_common = {"half_life_days": Param("float", DEFAULT_HALF_LIFE_DAYS, minimum=1, maximum=3650)}
+    #: whether the target stores the id of the message its excerpt quotes (a customer's excerpt
+    #: may quote a lead its reader cannot open: the partner shows it only to who may read it)
+    excerpt_message = False
 
     def untrained_estimator(self):
         return text_sentiment()
@@ -144,12 +147,15 @@ class SentimentEngine:
 
     def aggregate_values(self, ids, texts_by_record, now, current):
         """``{column: [value per id]}`` from ``texts_by_record[id] = [(analysis, date,
-        excerpt, evidence)]`` and the records' current ``(score, count, trend)``."""
+        excerpt, evidence, message id or None)]`` and the records' current ``(score, count,
+        trend)``.  With ``excerpt_message``, also the id of the message the excerpt quotes."""
         half_life = self.param("half_life_days")
         prefix = self.value_prefix
         values = {f"{prefix}": [], f"{prefix}_label": [], f"{prefix}_excerpt": [], f"{prefix}_evidence": [],
                   f"{prefix}_count": [],
                   f"{prefix}_date": [], f"{prefix}_trend": []}
+        if self.excerpt_message:
+            values[f"{prefix}_message"] = []
         for record_id in ids:
             texts = texts_by_record.get(record_id, [])
             result = aggregate([t[0] for t in texts], [max((now - t[1]).total_seconds(), 0) / 86400 for t in texts],
@@ -168,6 +174,8 @@ class SentimentEngine:
             values[f"{prefix}_count"].append(result["count"])
             values[f"{prefix}_date"].append(max((t[1] for t in texts), default=None))
             values[f"{prefix}_trend"].append(trend)
+            if self.excerpt_message:
+                values[f"{prefix}_message"].append(texts[worst][4] if worst is not None else None)
         return values
 
     def current_values(self, ids):
@@ -210,7 +218,7 @@ class LeadSentimentEngine(SentimentEngine, CrmAiEngine):
             list(ids), customer_written_sql("m")))
         texts = {}
         for lead_id, score, label, date, text, evidence in self.env.cr.fetchall():
-            texts.setdefault(lead_id, []).append((self.stored_analysis(score, label), date, text, evidence))
+            texts.setdefault(lead_id, []).append((self.stored_analysis(score, label), date, text, evidence, None))
         # the description: what the customer asked for, dated at the lead's creation
         self.env["crm.lead"].flush_model(["description"])
         self.env.cr.execute(SQL("""
@@ -226,7 +234,7 @@ class LeadSentimentEngine(SentimentEngine, CrmAiEngine):
             if analysis["label"] != NO_TEXT:
                 stored = self.stored_analysis(analysis["score"] if analysis["signal"] else None, analysis["label"])
                 texts.setdefault(lead_id, []).append(
-                    (stored, created, self.excerpt_of(analysis), ", ".join(analysis["evidence"]) or None))
+                    (stored, created, self.excerpt_of(analysis), ", ".join(analysis["evidence"]) or None, None))
         return self.aggregate_values(ids, texts, now, self.current_values(ids))
 
 
@@ -238,6 +246,8 @@ class PartnerSentimentEngine(SentimentEngine, CustomerValueEngine, CrmAiEngine):
     # a batch holds every message of its customers (and of their leads) at once: 500 customers
     # keep the peak well under the 2,000-lead batches' (bench/bench_sentiment_odoo.py: +87 MB at 2,000)
     batch_size = 500
+    excerpt_message = True
+    value_fields = (*SentimentEngine.value_fields, "ai_sentiment_message")
 
     def data_shortfall(self):
         return None  # CustomerValueEngine's minimum of customers is for models that learn
@@ -276,12 +286,13 @@ class PartnerSentimentEngine(SentimentEngine, CustomerValueEngine, CrmAiEngine):
         self.analyze_new_messages([message_id for _c, message_id in pairs])
         self.env.cr.execute(SQL("""
             SELECT v.customer, m.ai_sentiment_score, m.ai_sentiment_label, m.date, m.ai_sentiment_excerpt,
-                   m.ai_sentiment_evidence
+                   m.ai_sentiment_evidence, m.id
               FROM unnest(%s::int[], %s::int[]) AS v(customer, message) JOIN mail_message m ON m.id = v.message
              WHERE m.ai_sentiment_label IS NOT NULL""", [c for c, _m in pairs], [m for _c, m in pairs]))
         by_customer = {}
-        for customer, score, label, date, text, evidence in self.env.cr.fetchall():
-            by_customer.setdefault(customer, []).append((self.stored_analysis(score, label), date, text, evidence))
+        for customer, score, label, date, text, evidence, message in self.env.cr.fetchall():
+            by_customer.setdefault(customer, []).append(
+                (self.stored_analysis(score, label), date, text, evidence, message))
         # once per customer (its own row holds the previous value, for the trend), then on each of
         # the batch's partners, contacts included
         values = self.aggregate_values(customers, by_customer, now, self.current_values(customers))

@@ -18,6 +18,9 @@ from .engine_repeat_purchase import HIGH_REPEAT_PROPENSITY, describe_customer_re
 
 #: Who reads a partner's AI values (portal users may read their own partner: not these).
 SALES = "sales_team.group_sale_salesman"
+#: Who reads a customer's sentiment excerpt as stored: it may quote a lead a salesperson
+#: limited to their own documents cannot open (sales managers read every lead).
+SALES_MANAGERS = "sales_team.group_sale_manager"
 #: A plain engine-written value of a partner: one per company, for salespeople, not indexed.
 VALUE = {"company_dependent": True, "groups": SALES, "index": False, "readonly": True, "copy": False}
 
@@ -27,7 +30,16 @@ class ResPartner(models.Model):
     _inherit = ["res.partner", "crm.ai.scored.mixin", "crm.ai.sentiment.mixin"]
 
     # the same sentiment columns on leads and partners, declared once (a class body's namespace is a dict)
-    locals().update(sentiment_fields(company_dependent=True, groups=SALES))
+    locals().update(sentiment_fields(company_dependent=True, groups=SALES, excerpt_groups=SALES_MANAGERS))
+    # The excerpt's message: an id, not a many2one (a company-dependent many2one would make every
+    # message deletion search the partners' jsonb); a deleted message simply hides the excerpt.
+    ai_sentiment_message = fields.Integer("Sentiment Excerpt Message", company_dependent=True, groups=SALES_MANAGERS,
+                                          index=False, readonly=True, copy=False)
+    ai_sentiment_why = fields.Text(
+        "Why (sentiment)", compute="_compute_ai_sentiment_why", groups=SALES,
+        help="The customer's words that weigh most negatively in the sentiment, when you may open the "
+             "conversation they come from (a lead of another salesperson's stays hidden).")
+    ai_sentiment_why_words = fields.Char("Words Behind It", compute="_compute_ai_sentiment_why", groups=SALES)
 
     # -- segment (customer_segment engine) ----------------------------------------------------------
     # Company-dependent values: stored as jsonb {company: value}.  Plain values get no index
@@ -108,6 +120,22 @@ class ResPartner(models.Model):
         """Quotation with the recommended products the salesperson keeps."""
         self.ensure_one()
         return self.env["crm.ai.recommendation"]._ai_action_quotation(self)
+
+    @api.depends("ai_sentiment_excerpt", "ai_sentiment_message")
+    @api.depends_context("company", "uid")
+    def _compute_ai_sentiment_why(self):
+        """The stored excerpt, shown only to a reader who may read the message it quotes:
+        a customer's sentiment reads the chatter of all its leads, and a salesperson limited
+        to their own documents must not read another's conversation through the customer."""
+        stored = {partner.id: (partner.ai_sentiment_excerpt, partner.ai_sentiment_evidence, partner.ai_sentiment_message)
+                  for partner in self.sudo()}
+        messages = self.env["mail.message"].browse({m for _e, _w, m in stored.values() if m})
+        readable = set(messages.exists()._filtered_access("read").ids)
+        for partner in self:
+            text, words, message = stored[partner.id]
+            shown = bool(text) and message in readable
+            partner.ai_sentiment_why = text if shown else False
+            partner.ai_sentiment_why_words = words if shown else False
 
     @api.depends_context("company")
     def _compute_ai_segment_history_ids(self):

@@ -95,6 +95,6 @@ class TestSecurityOverRpc(CrmAiDataMixin, HttpCase):
         own = self.portal.partner_id.id
         self.assertTrue(self._rpc(self.portal, "res.partner", "read", [own], fields=["name"]))
         for field in ("ai_segment_id", "ai_propensity", "ai_rfm_monetary", "ai_sentiment_excerpt",
-                      "ai_sentiment_label", "ai_propensity_reasons"):
+                      "ai_sentiment_why", "ai_sentiment_message", "ai_sentiment_label", "ai_propensity_reasons"):
             with self.assertRaises(Fault, msg=field):
                 self._rpc(self.portal, "res.partner", "read", [own], fields=[field])

@@ -195,3 +195,36 @@ class TestSentiment(TransactionCase):
         self.score()
         self.assertEqual(self.lead.ai_sentiment_label, "no_text")
         self.assertFalse(self.lead.ai_sentiment_excerpt)
+
+    def test_a_customers_excerpt_is_shown_only_to_who_may_read_its_conversation(self):
+        """A customer's sentiment reads the chatter of all its leads: a salesperson limited to
+        their own leads must not read another salesperson's conversation through the customer."""
+        own_docs = "sales_team.group_sale_salesman"  # "User: Own Documents Only"
+        ann = new_test_user(self.env, "crm_ai_excerpt_ann", groups=own_docs)
+        bob = new_test_user(self.env, "crm_ai_excerpt_bob", groups=own_docs)
+        manager = new_test_user(self.env, "crm_ai_excerpt_manager", groups="sales_team.group_sale_manager")
+        bobs_lead = self.env["crm.lead"].create({"name": "crm_ai Bob's deal", "partner_id": self.customer.id,
+                                                 "user_id": bob.id})
+        self.lead.user_id = ann
+        message = self.post(bobs_lead, NEGATIVE_TEXT)
+        self.post(self.lead, POSITIVE_TEXT)
+        self.score()
+        stored = self.customer.sudo()
+        self.assertIn("disappointed", stored.ai_sentiment_excerpt)
+        self.assertEqual(stored.ai_sentiment_message, message.id)
+        self.assertFalse(bobs_lead.with_user(ann).has_access("read"), "the premise: Ann cannot open Bob's lead")
+        for user, shown in ((ann, False), (bob, True), (manager, True)):
+            for partner in (self.customer, self.contact):  # a contact shows its company's
+                partner = partner.with_user(user)
+                self.assertEqual(bool(partner.ai_sentiment_why), shown, user.login)
+                self.assertEqual(partner.ai_sentiment_why_words or False, shown and "very disappointed", user.login)
+                self.assertEqual(partner.ai_sentiment_label, stored.ai_sentiment_label, "the label is for everyone")
+        for user in (ann, bob):
+            with self.assertRaises(AccessError, msg="the stored excerpt is for sales managers"):
+                self.customer.with_user(user).read(["ai_sentiment_excerpt"])
+        self.assertIn("disappointed", self.customer.with_user(manager).read(["ai_sentiment_excerpt"])[0]
+                      ["ai_sentiment_excerpt"])
+        # the message gone, so is the excerpt (the id is no many2one: nothing to clean up)
+        message.sudo().unlink()
+        self.env.invalidate_all()
+        self.assertFalse(self.customer.with_user(bob).ai_sentiment_why)
