@@ -40,6 +40,8 @@ class ResPartner(models.Model):
         help="The customer's words that weigh most negatively in the sentiment, when you may open the "
              "conversation they come from (a lead of another salesperson's stays hidden).")
     ai_sentiment_why_words = fields.Char("Words Behind It", compute="_compute_ai_sentiment_why", groups=SALES)
+    ai_sentiment_why_hidden = fields.Boolean("Sentiment Excerpt Hidden", compute="_compute_ai_sentiment_why",
+                                             groups=SALES)
 
     # -- segment (customer_segment engine) ----------------------------------------------------------
     # Company-dependent values: stored as jsonb {company: value}.  Plain values get no index
@@ -136,6 +138,7 @@ class ResPartner(models.Model):
             shown = bool(text) and message in readable
             partner.ai_sentiment_why = text if shown else False
             partner.ai_sentiment_why_words = words if shown else False
+            partner.ai_sentiment_why_hidden = bool(text) and not shown
 
     @api.depends_context("company")
     def _compute_ai_segment_history_ids(self):

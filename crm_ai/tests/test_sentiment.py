@@ -218,6 +218,7 @@ class TestSentiment(TransactionCase):
                 partner = partner.with_user(user)
                 self.assertEqual(bool(partner.ai_sentiment_why), shown, user.login)
                 self.assertEqual(partner.ai_sentiment_why_words or False, shown and "very disappointed", user.login)
+                self.assertEqual(partner.ai_sentiment_why_hidden, not shown, "and says so when hidden")
                 self.assertEqual(partner.ai_sentiment_label, stored.ai_sentiment_label, "the label is for everyone")
         for user in (ann, bob):
             with self.assertRaises(AccessError, msg="the stored excerpt is for sales managers"):
