@@ -7,10 +7,23 @@ popular new products per country, sales team and lead tag, for leads that have n
 creates, edits or deletes a row through the ORM (access rights give read only; the
 engine writes as superuser in SQL).  The quotation wizard turns chosen products into a
 quotation.
+
+What a salesperson reads follows what he may read of the sales (``Personal Orders``):
+with *Own Documents Only*, a customer's "Order again" row is readable only if one of his
+readable confirmed order lines holds that product for that customer (rows whose reason is
+a purchase: "Ordered regularly", "Bought before"; a short history completed with other
+products shows those to all) (record rule on
+``purchase_readable``), and "Customers who buy X also buy this" names X only on the
+same condition.  Otherwise the lists would tell him what the customer buys through a
+colleague's orders, which Odoo does not show him.
 """
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import SQL
+
+#: Users of this group read every sale order of their companies, hence every row.
+ALL_SALES = "sales_team.group_sale_salesman_all_leads"
 
 LIST_TYPES = [("reorder", "Order again"), ("new", "New for this customer")]
 REASONS = [
@@ -53,11 +66,18 @@ class CrmAiRecommendation(models.Model):
                               "them; for new products, the model's score (standardised: above 0 is above this "
                               "customer's average product).")
     reason = fields.Selection(REASONS, readonly=True, required=True)
-    reason_product_id = fields.Many2one("product.product", "Bought with", readonly=True, ondelete="set null")
+    # one of the customer's own products: read through reason_text, which names it only to
+    # users who may see that purchase
+    reason_product_id = fields.Many2one("product.product", "Bought with", readonly=True, ondelete="set null",
+                                        groups=ALL_SALES)
     reason_value = fields.Char(readonly=True, help="Days between orders, number of orders, country or category id.")
     reason_text = fields.Char("Why", compute="_compute_reason_text")
     model_id = fields.Many2one("crm.ai.model", "Model", readonly=True, ondelete="set null")
     date = fields.Datetime("Recommended on", readonly=True)
+    purchase_readable = fields.Boolean(
+        compute="_compute_purchase_readable", search="_search_purchase_readable",
+        help="False for a row saying the customer bought its product when the current user may read none of "
+             "those purchases (bought only through other salespeople's orders): the record rule hides it.")
 
     _sql_constraints = [
         ("rank_positive", "CHECK(rank > 0)", "A rank starts at 1."),
@@ -68,9 +88,52 @@ class CrmAiRecommendation(models.Model):
         self.env.cr.execute("""CREATE INDEX IF NOT EXISTS crm_ai_recommendation_company_partner_idx
                                ON crm_ai_recommendation (company_id, partner_id, list_type, rank)""")
 
+    # -- what the user may read of a customer's purchases -----------------------------------
+    @api.model
+    def _ai_readable_lines(self):
+        """SQL of the confirmed order lines the current user may read (his record rules)."""
+        return self.env["sale.order.line"].with_user(self.env.uid)._search([("order_id.state", "=", "sale")]).subselect()
+
+    @api.model
+    def _ai_bought_sql(self, customer, product):
+        """SQL: the customer (a commercial partner) bought the product on a line the user may read."""
+        self.env["sale.order.line"].flush_model(["product_id", "order_partner_id"])
+        self.env["res.partner"].flush_model(["commercial_partner_id"])
+        return SQL("""EXISTS (SELECT 1 FROM sale_order_line sol JOIN res_partner sop ON sop.id = sol.order_partner_id
+                               WHERE sol.product_id = %s AND sop.commercial_partner_id = %s AND sol.id IN %s)""",
+                   product, customer, self._ai_readable_lines())
+
+    def _search_purchase_readable(self, operator, value):
+        if operator not in ("=", "!=") or not isinstance(value, bool):
+            raise UserError(_("Unsupported search on readable purchases: %s %s", operator, value))
+        # called by the record rule (on a superuser model, for the real user: env.uid)
+        readable = SQL("""(SELECT r.id FROM crm_ai_recommendation r
+                            WHERE r.reason NOT IN ('every', 'bought') OR r.partner_id IS NULL OR %s)""",
+                       self._ai_bought_sql(SQL("r.partner_id"), SQL("r.product_id")))
+        return [("id", "in" if (operator == "=") == value else "not in", readable)]
+
+    @api.depends_context("uid")
+    def _compute_purchase_readable(self):
+        if self.env.su or self.env.user.has_group(ALL_SALES):
+            self.purchase_readable = True
+            return
+        readable = set(self.sudo()._search([("id", "in", self.ids), ("purchase_readable", "=", True)]))
+        for row in self:
+            row.purchase_readable = row.id in readable
+
+    def _ai_readable_reason_products(self):
+        """Ids of the rows whose ``reason_product_id`` the user may see the customer bought."""
+        rows = self.sudo().filtered(lambda r: r.reason_product_id and r.partner_id)
+        if not rows or self.env.su or self.env.user.has_group(ALL_SALES):
+            return set(rows.ids)
+        self.env.cr.execute(SQL("SELECT r.id FROM crm_ai_recommendation r WHERE r.id = ANY(%s) AND %s",
+                                rows.ids, self._ai_bought_sql(SQL("r.partner_id"), SQL("r.reason_product_id"))))
+        return {row_id for row_id, in self.env.cr.fetchall()}
+
     @api.depends("reason", "reason_value", "reason_product_id")
-    @api.depends_context("lang")
+    @api.depends_context("lang", "uid")
     def _compute_reason_text(self):
+        named = self._ai_readable_reason_products()
         countries = self.env["res.country"].browse(
             {int(r.reason_value) for r in self if r.reason == "popular_group" and (r.reason_value or "").isdigit()})
         categories = self.env["product.category"].sudo().browse(
@@ -90,8 +153,8 @@ class CrmAiRecommendation(models.Model):
             elif row.reason == "bought":
                 row.reason_text = _("Bought before (%s orders)", value) if value not in ("", "1") else _(
                     "Bought before (once)")
-            elif row.reason == "also_buy" and row.reason_product_id:
-                row.reason_text = _("Customers who buy %s also buy this", row.reason_product_id.display_name)
+            elif row.reason == "also_buy" and row.id in named:
+                row.reason_text = _("Customers who buy %s also buy this", row.sudo().reason_product_id.display_name)
             elif row.reason in ("also_buy", "similar_customers"):
                 row.reason_text = _("Customers who buy like this one buy this")
             elif row.reason == "popular_group":

@@ -80,6 +80,7 @@ class CrmLead(models.Model):
         string="Recommended Products")
 
     @api.depends("partner_id.commercial_partner_id", "company_id", "country_id", "team_id", "tag_ids")
+    @api.depends_context("uid")  # the rows a user reads follow his access to the sales
     def _compute_ai_recommendations(self):
         Recommendation = self.env["crm.ai.recommendation"]
         by_company = {}  # one query per company for every lead with a customer

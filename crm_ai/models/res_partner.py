@@ -105,7 +105,7 @@ class ResPartner(models.Model):
         string="Recommended Products", groups=SALES)
 
     @api.depends("commercial_partner_id")
-    @api.depends_context("company")
+    @api.depends_context("company", "uid")  # the rows a user reads follow his access to the sales
     def _compute_ai_recommendations(self):
         Recommendation = self.env["crm.ai.recommendation"]
         rows = Recommendation._ai_rows(self.commercial_partner_id, self.env.company)

@@ -262,17 +262,22 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
         with self.assertRaises(AccessError):
             Recommendation.search([("company_id", "=", other.id)], limit=1).with_user(seller).read(["product_id"])
 
+    def confirmed_order(self, customer, product, salesperson):
+        order = self.env["sale.order"].create({"partner_id": customer.id, "user_id": salesperson.id, "order_line": [
+            (0, 0, {"product_id": product.id, "product_uom_qty": 1})]})
+        self.env.flush_all()
+        self.env.cr.execute("UPDATE sale_order SET state = 'sale' WHERE id = %s", (order.id,))
+        order.invalidate_recordset(["state"])
+        order.order_line.invalidate_recordset(["state"])
+        return order
+
     # -- quotation, access -----------------------------------------------------------------------
     def test_quotation_button_creates_a_quotation_with_the_products_kept(self):
         # a customer of one product: its reorder list is completed with new products, also on its new list
         customer = self.env["res.partner"].create({"name": "crm_ai one-product shopper", "is_company": True})
-        order = self.env["sale.order"].create({"partner_id": customer.id, "order_line": [
-            (0, 0, {"product_id": self.products_a[0].id, "product_uom_qty": 1})]})
-        self.env.flush_all()
-        self.env.cr.execute("UPDATE sale_order SET state = 'sale' WHERE id = %s", (order.id,))
-        order.invalidate_recordset(["state"])
-        self.score()
         seller = new_test_user(self.env, "crm_ai_quoter", groups="sales_team.group_sale_salesman")
+        self.confirmed_order(customer, self.products_a[0], seller)  # his own sale: he may read it
+        self.score()
         lead = self.env["crm.lead"].create({"name": "crm_ai deal", "partner_id": customer.id, "type": "opportunity",
                                             "user_id": seller.id})
         action = lead.with_user(seller).action_ai_quotation()
@@ -298,6 +303,57 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
             wizard.action_create_quotation()
         with self.assertRaises(UserError):  # no customer yet
             self.env["crm.lead"].with_user(seller).create({"name": "crm_ai nobody"}).action_ai_quotation()
+
+    def test_own_documents_salespeople_see_only_the_purchases_they_may_read(self):
+        """"Order again" and "customers who buy X" must not tell a salesperson with Own Documents
+        Only what the customer buys through a colleague's orders (sale's Personal Orders)."""
+        mine, theirs = self.products_a[0], self.products_a[1]
+        alice = new_test_user(self.env, "crm_ai_reco_alice", groups="sales_team.group_sale_salesman")
+        bob = new_test_user(self.env, "crm_ai_reco_bob", groups="sales_team.group_sale_salesman")
+        boss = new_test_user(self.env, "crm_ai_reco_boss", groups="sales_team.group_sale_salesman_all_leads")
+        customer = self.env["res.partner"].create({"name": "crm_ai shared customer", "is_company": True})
+        contact = self.env["res.partner"].create({"name": "crm_ai buyer", "parent_id": customer.id})
+        self.confirmed_order(customer, mine, alice)
+        self.confirmed_order(contact, theirs, bob)  # bought by its contact: still the customer's purchase
+        self.score()
+        Recommendation = self.env["crm.ai.recommendation"]
+        reorder = Recommendation.search([("partner_id", "=", customer.id), ("list_type", "=", "reorder")])
+        self.assertLessEqual(mine | theirs, reorder.product_id, "the engine lists both purchases")
+
+        def order_again(user, partner=customer):
+            return partner.with_user(user).ai_reorder_recommendation_ids.product_id
+
+        self.assertIn(mine, order_again(alice))
+        self.assertNotIn(theirs, order_again(alice), "bought only through Bob's order")
+        self.assertNotIn(theirs, order_again(alice, contact))
+        self.assertNotIn(theirs, customer.with_user(alice).ai_recommended_product_ids)
+        self.assertIn(theirs, order_again(bob))
+        self.assertNotIn(mine, order_again(bob))
+        self.assertLessEqual(mine | theirs, order_again(boss))
+        lead = self.env["crm.lead"].create({"name": "crm_ai alice's deal", "partner_id": contact.id, "user_id": alice.id})
+        self.assertNotIn(theirs, lead.with_user(alice).ai_reorder_recommendation_ids.product_id)
+        self.assertIn(theirs, lead.with_user(boss).ai_reorder_recommendation_ids.product_id, "per user, not cached")
+        # over RPC too: searching, reading, and finding customers by recommended product
+        hidden = reorder.filtered(lambda r: r.product_id == theirs)
+        as_alice = Recommendation.with_user(alice)
+        self.assertFalse(as_alice.search([("id", "in", hidden.ids)]))
+        with self.assertRaises(AccessError):
+            hidden.with_user(alice).read(["product_id"])
+        by_product = [("ai_recommended_product_ids", "=", theirs.id)]
+        self.assertNotIn(customer, self.env["res.partner"].with_user(alice).search(by_product))
+        self.assertIn(customer, self.env["res.partner"].with_user(bob).search(by_product))
+        self.assertTrue(as_alice.search([("partner_id", "=", customer.id), ("list_type", "=", "new")]),
+                        "new products are no one's purchase: every salesperson reads them")
+        # "Customers who buy <Bob's product> also buy this" names it only to who may see that purchase
+        also = Recommendation.create({
+            "partner_id": customer.id, "company_id": self.company.id, "list_type": "new", "rank": 99,
+            "product_id": self.products_b[0].id, "reason": "also_buy", "reason_product_id": theirs.id})
+        self.assertIn(theirs.display_name, also.with_user(bob).reason_text)
+        self.assertIn(theirs.display_name, also.with_user(boss).reason_text)
+        self.assertNotIn(theirs.display_name, also.with_user(alice).reason_text)
+        self.assertEqual(also.with_user(alice).reason_text, "Customers who buy like this one buy this")
+        with self.assertRaises(AccessError):
+            also.with_user(alice).read(["reason_product_id"])
 
     def test_salespeople_read_only_the_engine_writes(self):
         self.score()

@@ -98,3 +98,33 @@ class TestSecurityOverRpc(CrmAiDataMixin, HttpCase):
                       "ai_sentiment_why", "ai_sentiment_message", "ai_sentiment_label", "ai_propensity_reasons"):
             with self.assertRaises(Fault, msg=field):
                 self._rpc(self.portal, "res.partner", "read", [own], fields=[field])
+
+    def test_an_own_documents_salesperson_does_not_read_a_colleagues_sales_in_recommendations(self):
+        alice = new_test_user(self.env, "crm_ai_rpc_alice", groups="sales_team.group_sale_salesman")
+        bob = new_test_user(self.env, "crm_ai_rpc_bob", groups="sales_team.group_sale_salesman")
+        customer = self.env["res.partner"].create({"name": "crm_ai rpc buyer", "is_company": True})
+        mine, theirs, new = self.env["product.product"].create([{"name": f"crm_ai rpc {n}"} for n in "abc"])
+        for product, seller in ((mine, alice), (theirs, bob)):
+            order = self.env["sale.order"].create({"partner_id": customer.id, "user_id": seller.id, "order_line": [
+                (0, 0, {"product_id": product.id, "product_uom_qty": 1})]})
+            self.env.flush_all()
+            self.env.cr.execute("UPDATE sale_order SET state = 'sale' WHERE id = %s", (order.id,))
+        row = {"partner_id": customer.id, "company_id": self.company.id, "list_type": "reorder", "reason": "bought"}
+        rows = self.env["crm.ai.recommendation"].create([
+            {**row, "rank": 1, "product_id": mine.id}, {**row, "rank": 2, "product_id": theirs.id},
+            {**row, "rank": 1, "list_type": "new", "product_id": new.id, "reason": "also_buy",
+             "reason_product_id": theirs.id}])
+        read = self._rpc(alice, "crm.ai.recommendation", "search_read", [("partner_id", "=", customer.id)])
+        self.assertEqual({r["product_id"][0] for r in read}, {mine.id, new.id}, "Bob's sale is not listed to Alice")
+        self.assertNotIn("reason_product_id", read[0])
+        self.assertEqual({r["reason_text"] for r in read if r["list_type"] == "new"},
+                         {"Customers who buy like this one buy this"})
+        for row, field in ((rows[1], "product_id"), (rows[2], "reason_product_id")):
+            with self.assertRaises(Fault, msg=field):
+                self._rpc(alice, "crm.ai.recommendation", "read", [row.id], fields=[field])
+        read = self._rpc(bob, "crm.ai.recommendation", "search_read", [("partner_id", "=", customer.id)],
+                         fields=["product_id", "reason_text"])
+        self.assertEqual({r["product_id"][0] for r in read}, {theirs.id, new.id})
+        self.assertIn(theirs.name, {r["reason_text"] for r in read if r["product_id"][0] == new.id}.pop())
+        read = self._rpc(alice, "res.partner", "read", [customer.id], fields=["ai_reorder_recommendation_ids"])
+        self.assertEqual(read[0]["ai_reorder_recommendation_ids"], rows[0].ids)
