@@ -59,6 +59,8 @@ class CrmAiRecommendation(models.Model):
     company_id = fields.Many2one("res.company", required=True, readonly=True, ondelete="cascade")
     list_type = fields.Selection(LIST_TYPES, "List", required=True, readonly=True)
     rank = fields.Integer(required=True, readonly=True, aggregator=None)
+    position = fields.Integer("#", compute="_compute_position", aggregator=None,
+                              help="Rank among the rows you see (a hidden row leaves no gap).")
     product_id = fields.Many2one("product.product", "Product", required=True, readonly=True, index=True,
                                  ondelete="cascade")
     score = fields.Float(readonly=True, digits=(16, 4), aggregator=None,
@@ -120,6 +122,23 @@ class CrmAiRecommendation(models.Model):
         readable = set(self.sudo()._search([("id", "in", self.ids), ("purchase_readable", "=", True)]))
         for row in self:
             row.purchase_readable = row.id in readable
+
+    @api.depends("rank")
+    @api.depends_context("uid")
+    def _compute_position(self):
+        for row in self:
+            row.position = row.rank
+        if self.env.su or self.env.user.has_group(ALL_SALES) or not self.partner_id:
+            return
+        # only a customer's purchase rows can be hidden: count the rows this user reads
+        visible = self.search([("partner_id", "in", self.partner_id.ids), ("company_id", "in", self.company_id.ids)])
+        lists = {}
+        for row in visible.sorted("rank"):
+            lists.setdefault((row.company_id, row.partner_id, row.list_type), []).append(row.id)
+        for row in self.filtered("partner_id"):
+            ids = lists.get((row.company_id, row.partner_id, row.list_type), [])
+            if row.id in ids:
+                row.position = ids.index(row.id) + 1
 
     def _ai_readable_reason_products(self):
         """Ids of the rows whose ``reason_product_id`` the user may see the customer bought."""

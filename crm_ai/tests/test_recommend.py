@@ -330,6 +330,12 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
         self.assertIn(theirs, order_again(bob))
         self.assertNotIn(mine, order_again(bob))
         self.assertLessEqual(mine | theirs, order_again(boss))
+        gaps = 0
+        for user in (alice, bob, boss):  # numbered 1, 2, 3...: a hidden row leaves no gap
+            rows = customer.with_user(user).ai_reorder_recommendation_ids
+            self.assertEqual(rows.mapped("position"), list(range(1, len(rows) + 1)), user.login)
+            gaps += rows.mapped("rank") != rows.mapped("position")
+        self.assertTrue(gaps, "the test needs a row hidden before one shown")
         lead = self.env["crm.lead"].create({"name": "crm_ai alice's deal", "partner_id": contact.id, "user_id": alice.id})
         self.assertNotIn(theirs, lead.with_user(alice).ai_reorder_recommendation_ids.product_id)
         self.assertIn(theirs, lead.with_user(boss).ai_reorder_recommendation_ids.product_id, "per user, not cached")
