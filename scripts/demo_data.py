@@ -223,10 +223,12 @@ for customer in customers:
         order_specs.append((customer.id, when, lines, "cancel" if rng.random() < 0.05 else "sale"))
         when += timedelta(days=rng.expovariate(rate))
 SaleOrder = env["sale.order"].with_context(tracking_disable=True, mail_create_nolog=True)  # noqa: F821
+# a customer's orders are sold by the salesperson of its latest deal (own-documents users see those)
+account_owner = {s["vals"]["partner_id"]: s["vals"]["user_id"] for s in specs if s["vals"]["partner_id"]}
 orders = env["sale.order"].browse()  # noqa: F821
 for start in range(0, len(order_specs), 500):
     orders |= SaleOrder.create([{
-        "partner_id": partner_id, "date_order": when,
+        "partner_id": partner_id, "date_order": when, "user_id": account_owner.get(partner_id, env.uid),  # noqa: F821
         "order_line": [(0, 0, {"product_id": product.id, "product_uom_qty": qty, "price_unit": product.list_price})
                        for product, qty in lines],
     } for partner_id, when, lines, _state in order_specs[start:start + 500]])
@@ -235,12 +237,16 @@ env.flush_all()  # noqa: F821
 cr.execute("UPDATE sale_order o SET state = v.s, date_order = v.d, create_date = v.d, write_date = v.d "
            "FROM unnest(%s::int[], %s::varchar[], %s::timestamp[]) AS v(id, s, d) WHERE o.id = v.id",
            (orders.ids, [s[3] for s in order_specs], [s[1] for s in order_specs]))
+# the lines' stored copy of the state, as confirming through the ORM would set it
+cr.execute("UPDATE sale_order_line l SET state = o.state FROM sale_order o WHERE o.id = l.order_id AND o.id = ANY(%s)",
+           (orders.ids,))
 # an order came out of the customer's won deal when it has one (its tags then say what sells in such deals)
 cr.execute("""UPDATE sale_order so SET opportunity_id = (
                   SELECT l.id FROM crm_lead l WHERE l.partner_id = so.partner_id AND l.probability = 100
                    ORDER BY l.id LIMIT 1)
                WHERE so.id = ANY(%s)""", (orders.ids,))
 env["sale.order"].invalidate_model()  # noqa: F821
+env["sale.order.line"].invalidate_model()  # noqa: F821
 
 # -- what customers wrote (sentiment) --------------------------------------------------------------
 # Incoming emails on a third of the open leads with a customer, from the customer: mostly

@@ -10,12 +10,14 @@ quotation.
 
 What a salesperson reads follows what he may read of the sales (``Personal Orders``):
 with *Own Documents Only*, a customer's "Order again" row is readable only if one of his
-readable confirmed order lines holds that product for that customer (rows whose reason is
+readable confirmed order lines holds that product for that customer in that company (rows whose reason is
 a purchase: "Ordered regularly", "Bought before"; a short history completed with other
 products shows those to all) (record rule on
 ``purchase_readable``), and "Customers who buy X also buy this" names X only on the
-same condition.  Otherwise the lists would tell him what the customer buys through a
-colleague's orders, which Odoo does not show him.
+same condition; ``rank`` and ``score`` (where a hidden row sits, how often it was bought)
+are for users who read every sale, the others see ``position``.  Otherwise the lists
+would tell him what the customer buys through a colleague's orders, which Odoo does not
+show him.
 """
 
 from odoo import _, api, fields, models
@@ -58,12 +60,15 @@ class CrmAiRecommendation(models.Model):
                              help="For rows without a customer: the lead tag whose won deals' orders hold them most.")
     company_id = fields.Many2one("res.company", required=True, readonly=True, ondelete="cascade")
     list_type = fields.Selection(LIST_TYPES, "List", required=True, readonly=True)
-    rank = fields.Integer(required=True, readonly=True, aggregator=None)
+    # rank and score would say where (and how often bought) a hidden purchase is: users who
+    # may not read every sale see ``position`` instead (the lists still sort by rank)
+    rank = fields.Integer(required=True, readonly=True, aggregator=None, groups=ALL_SALES)
     position = fields.Integer("#", compute="_compute_position", aggregator=None,
-                              help="Rank among the rows you see (a hidden row leaves no gap).")
+                              help="Place in the list as you see it: 1, 2, 3... among the products still sold "
+                                   "that you may see.")
     product_id = fields.Many2one("product.product", "Product", required=True, readonly=True, index=True,
                                  ondelete="cascade")
-    score = fields.Float(readonly=True, digits=(16, 4), aggregator=None,
+    score = fields.Float(readonly=True, digits=(16, 4), aggregator=None, groups=ALL_SALES,
                          help="What ranks the list: for products bought before, the number of orders holding "
                               "them; for new products, the model's score (standardised: above 0 is above this "
                               "customer's average product).")
@@ -92,62 +97,82 @@ class CrmAiRecommendation(models.Model):
 
     # -- what the user may read of a customer's purchases -----------------------------------
     @api.model
-    def _ai_readable_lines(self):
-        """SQL of the confirmed order lines the current user may read (his record rules)."""
-        return self.env["sale.order.line"].with_user(self.env.uid)._search([("order_id.state", "=", "sale")]).subselect()
+    def _ai_reads_all_sales(self):
+        """Whether the real user (sudo or not) reads every sale order of his companies."""
+        return self.env.user._is_superuser() or self.env.user.has_group(ALL_SALES)
 
     @api.model
-    def _ai_bought_sql(self, customer, product):
-        """SQL: the customer (a commercial partner) bought the product on a line the user may read."""
-        self.env["sale.order.line"].flush_model(["product_id", "order_partner_id"])
+    def _ai_bought_sql(self, row, product):
+        """SQL: the customer of ``row`` (alias of a recommendation row) bought ``product`` in
+        the row's company on a confirmed order line the real user may read (his record rules)."""
+        self.env["sale.order.line"].flush_model(["product_id", "order_partner_id", "company_id"])
         self.env["res.partner"].flush_model(["commercial_partner_id"])
+        # the order's state, as the engine reads it (an order confirmed in SQL may leave its lines' copy behind)
+        lines = self.env["sale.order.line"].with_user(self.env.uid)._search([("order_id.state", "=", "sale")])
         return SQL("""EXISTS (SELECT 1 FROM sale_order_line sol JOIN res_partner sop ON sop.id = sol.order_partner_id
-                               WHERE sol.product_id = %s AND sop.commercial_partner_id = %s AND sol.id IN %s)""",
-                   product, customer, self._ai_readable_lines())
+                               WHERE sol.product_id = %(product)s AND sop.commercial_partner_id = %(row)s.partner_id
+                                 AND sol.company_id = %(row)s.company_id AND sol.id IN %(lines)s)""",
+                   row=SQL.identifier(row), product=product, lines=lines.subselect())
 
     def _search_purchase_readable(self, operator, value):
         if operator not in ("=", "!=") or not isinstance(value, bool):
             raise UserError(_("Unsupported search on readable purchases: %s %s", operator, value))
-        # called by the record rule (on a superuser model, for the real user: env.uid)
+        # called by the record rule, on a superuser model but for the real user (env.uid)
         readable = SQL("""(SELECT r.id FROM crm_ai_recommendation r
                             WHERE r.reason NOT IN ('every', 'bought') OR r.partner_id IS NULL OR %s)""",
-                       self._ai_bought_sql(SQL("r.partner_id"), SQL("r.product_id")))
+                       self._ai_bought_sql("r", SQL("r.product_id")))
         return [("id", "in" if (operator == "=") == value else "not in", readable)]
 
     @api.depends_context("uid")
     def _compute_purchase_readable(self):
-        if self.env.su or self.env.user.has_group(ALL_SALES):
+        # decided for the real user even under sudo: Odoo checks record rules on sudo records
+        # (check_access, filtered_domain), which must not let every row through
+        if self._ai_reads_all_sales():
             self.purchase_readable = True
             return
         readable = set(self.sudo()._search([("id", "in", self.ids), ("purchase_readable", "=", True)]))
         for row in self:
             row.purchase_readable = row.id in readable
 
+    @api.depends("product_id")
+    @api.depends_context("uid")
+    def _compute_display_name(self):
+        # shown in access errors (debug mode) for rows the user may not read: never the product
+        for row in self:
+            row.display_name = row.sudo().product_id.display_name if row.purchase_readable else _("Hidden product")
+
     @api.depends("rank")
     @api.depends_context("uid")
     def _compute_position(self):
-        for row in self:
-            row.position = row.rank
-        if self.env.su or self.env.user.has_group(ALL_SALES) or not self.partner_id:
-            return
-        # only a customer's purchase rows can be hidden: count the rows this user reads
-        visible = self.search([("partner_id", "in", self.partner_id.ids), ("company_id", "in", self.company_id.ids)])
+        self.position = 0
+        # the rows of the same lists this user reads, products still sold (as the forms show them)
+        shown = self.search([("company_id", "in", self.company_id.ids), "|", ("partner_id", "in", self.partner_id.ids),
+                             ("partner_id", "=", False), ("product_id.active", "=", True),
+                             ("product_id.sale_ok", "=", True)])
+        def key(row):
+            return row.company_id, row.partner_id, row.country_id, row.team_id, row.tag_id, row.list_type
+
         lists = {}
-        for row in visible.sorted("rank"):
-            lists.setdefault((row.company_id, row.partner_id, row.list_type), []).append(row.id)
-        for row in self.filtered("partner_id"):
-            ids = lists.get((row.company_id, row.partner_id, row.list_type), [])
+        for row in shown.sudo().sorted("rank"):
+            lists.setdefault(key(row), []).append(row.id)
+        for row in self:
+            ids = lists.get(key(row), [])
             if row.id in ids:
                 row.position = ids.index(row.id) + 1
 
+    def _order_field_to_sql(self, alias, field_name, direction, nulls, query):
+        if field_name == "rank":  # the lists' order, for everyone; the value itself stays hidden
+            return SQL("%s %s %s", SQL.identifier(alias, "rank"), direction, nulls)
+        return super()._order_field_to_sql(alias, field_name, direction, nulls, query)
+
     def _ai_readable_reason_products(self):
-        """Ids of the rows whose ``reason_product_id`` the user may see the customer bought."""
+        """Ids of the rows whose ``reason_product_id`` the real user may see the customer bought."""
         rows = self.sudo().filtered(lambda r: r.reason_product_id and r.partner_id)
-        if not rows or self.env.su or self.env.user.has_group(ALL_SALES):
+        if not rows or self._ai_reads_all_sales():
             return set(rows.ids)
-        self.env.cr.execute(SQL("SELECT r.id FROM crm_ai_recommendation r WHERE r.id = ANY(%s) AND %s",
-                                rows.ids, self._ai_bought_sql(SQL("r.partner_id"), SQL("r.reason_product_id"))))
-        return {row_id for row_id, in self.env.cr.fetchall()}
+        return {row_id for row_id, in self.env.execute_query(SQL(
+            "SELECT r.id FROM crm_ai_recommendation r WHERE r.id = ANY(%s) AND %s",
+            rows.ids, self._ai_bought_sql("r", SQL("r.reason_product_id"))))}
 
     @api.depends("reason", "reason_value", "reason_product_id")
     @api.depends_context("lang", "uid")

@@ -109,6 +109,7 @@ class TestSecurityOverRpc(CrmAiDataMixin, HttpCase):
                 (0, 0, {"product_id": product.id, "product_uom_qty": 1})]})
             self.env.flush_all()
             self.env.cr.execute("UPDATE sale_order SET state = 'sale' WHERE id = %s", (order.id,))
+            self.env.cr.execute("UPDATE sale_order_line SET state = 'sale' WHERE order_id = %s", (order.id,))
         row = {"partner_id": customer.id, "company_id": self.company.id, "list_type": "reorder", "reason": "bought"}
         rows = self.env["crm.ai.recommendation"].create([
             {**row, "rank": 1, "product_id": mine.id}, {**row, "rank": 2, "product_id": theirs.id},
@@ -116,7 +117,9 @@ class TestSecurityOverRpc(CrmAiDataMixin, HttpCase):
              "reason_product_id": theirs.id}])
         read = self._rpc(alice, "crm.ai.recommendation", "search_read", [("partner_id", "=", customer.id)])
         self.assertEqual({r["product_id"][0] for r in read}, {mine.id, new.id}, "Bob's sale is not listed to Alice")
-        self.assertNotIn("reason_product_id", read[0])
+        for field in ("reason_product_id", "rank", "score"):  # who bought it with, where it sits, how often
+            self.assertNotIn(field, read[0])
+        self.assertEqual(sorted(r["position"] for r in read), [1, 1])
         self.assertEqual({r["reason_text"] for r in read if r["list_type"] == "new"},
                          {"Customers who buy like this one buy this"})
         for row, field in ((rows[1], "product_id"), (rows[2], "reason_product_id")):

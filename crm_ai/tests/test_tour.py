@@ -101,6 +101,8 @@ class TestCrmAiRecommendTour(CrmAiRecommendMixin, HttpCase):
             lambda r: r.reason in ("every", "bought"))))
         lead = self.env["crm.lead"].create({"name": "AI Tour Upsell", "partner_id": customer.id,
                                             "user_id": self.salesperson.id, "type": "opportunity"})
+        # his customer: its orders are his (own documents: he sees only what he may read of its sales)
+        self.env["sale.order"].search([("partner_id", "=", customer.id)]).user_id = self.salesperson
         reorder = customer.ai_reorder_recommendation_ids
         offered = reorder.product_id | customer.ai_new_recommendation_ids.product_id  # each product once
         self.assertTrue(customer.ai_new_recommendation_ids.filtered(lambda r: r.reason == "also_buy"))
