@@ -8,16 +8,15 @@ creates, edits or deletes a row through the ORM (access rights give read only; t
 engine writes as superuser in SQL).  The quotation wizard turns chosen products into a
 quotation.
 
-What a salesperson reads follows what he may read of the sales (``Personal Orders``):
-with *Own Documents Only*, a customer's "Order again" row is readable only if one of his
-readable confirmed order lines holds that product for that customer in that company (rows whose reason is
-a purchase: "Ordered regularly", "Bought before"; a short history completed with other
-products shows those to all) (record rule on
-``purchase_readable``), and "Customers who buy X also buy this" names X only on the
-same condition; ``rank`` and ``score`` (where a hidden row sits, how often it was bought)
-are for users who read every sale, the others see ``position``.  Otherwise the lists
-would tell him what the customer buys through a colleague's orders, which Odoo does not
-show him.
+What a salesperson reads follows what he may read of the sales (``Personal Orders``).
+With *Own Documents Only*, a row saying the customer bought its product ("Ordered
+regularly", "Bought before") is readable only if one of his readable confirmed order
+lines holds that product for that customer in that company (record rule on
+``purchase_readable``); "Customers who buy X also buy this" names X on the same
+condition; ``rank`` and ``score`` (where a hidden row sits, how often it sold) are for
+users who read every sale, the others see ``position``.  Otherwise the lists would tell
+him what the customer buys through a colleague's orders, which Odoo does not show him.
+A short history completed with other products shows those to everyone.
 """
 
 from odoo import _, api, fields, models
@@ -149,6 +148,7 @@ class CrmAiRecommendation(models.Model):
         shown = self.search([("company_id", "in", self.company_id.ids), "|", ("partner_id", "in", self.partner_id.ids),
                              ("partner_id", "=", False), ("product_id.active", "=", True),
                              ("product_id.sale_ok", "=", True)])
+
         def key(row):
             return row.company_id, row.partner_id, row.country_id, row.team_id, row.tag_id, row.list_type
 
