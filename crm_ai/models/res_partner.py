@@ -123,22 +123,29 @@ class ResPartner(models.Model):
         self.ensure_one()
         return self.env["crm.ai.recommendation"]._ai_action_quotation(self)
 
-    @api.depends("ai_sentiment_excerpt", "ai_sentiment_message")
-    @api.depends_context("company", "uid")
+    @api.depends("ai_sentiment_excerpt", "ai_sentiment_evidence", "ai_sentiment_message")
+    @api.depends_context("company", "uid", "allowed_company_ids")
     def _compute_ai_sentiment_why(self):
         """The stored excerpt, shown only to a reader who may read the message it quotes:
         a customer's sentiment reads the chatter of all its leads, and a salesperson limited
-        to their own documents must not read another's conversation through the customer."""
-        stored = {partner.id: (partner.ai_sentiment_excerpt, partner.ai_sentiment_evidence, partner.ai_sentiment_message)
-                  for partner in self.sudo()}
-        messages = self.env["mail.message"].browse({m for _e, _w, m in stored.values() if m})
-        readable = set(messages.exists()._filtered_access("read").ids)
+        to their own documents must not read another's conversation through the customer.
+
+        Read from the saved partner, never from a form's values: an onchange call may put
+        any message id (one the caller may read) in the record it computes on."""
+        origins = self._origin.sudo()
+        stored = {partner.id: (partner.ai_sentiment_excerpt, partner.ai_sentiment_evidence,
+                               partner.ai_sentiment_message) for partner in origins}
+        # the message still says it: not deleted, not edited since (an edit clears its reading)
+        quoted = self.env["mail.message"].sudo().browse({m for _e, _w, m in stored.values() if m}).exists()
+        current = quoted.filtered("ai_sentiment_label")
+        readable = set(current.with_env(self.env)._filtered_access("read").ids)
         for partner in self:
-            text, words, message = stored[partner.id]
+            text, words, message = stored.get(partner._origin.id, (False, False, 0))
             shown = bool(text) and message in readable
             partner.ai_sentiment_why = text if shown else False
             partner.ai_sentiment_why_words = words if shown else False
-            partner.ai_sentiment_why_hidden = bool(text) and not shown
+            # "you cannot open it" only when that is why (a message gone waits for the next run)
+            partner.ai_sentiment_why_hidden = bool(text) and message in current.ids and not shown
 
     @api.depends_context("company")
     def _compute_ai_segment_history_ids(self):

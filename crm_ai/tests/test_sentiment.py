@@ -148,6 +148,10 @@ class TestSentiment(TransactionCase):
                              (message, {"ai_sentiment_label": "positive"})):
             with self.assertRaises(AccessError):
                 record.with_user(salesman).write(vals)
+        manager = new_test_user(self.env, "crm_ai_sentiment_manager", groups="sales_team.group_sale_manager")
+        for vals in ({"ai_sentiment_excerpt": "All good"}, {"ai_sentiment_message": message.id}):
+            with self.assertRaisesRegex(AccessError, "cannot be set by hand", msg=vals):  # not only the field's group
+                self.customer.with_user(manager).write(vals)
         with self.assertRaises(AccessError):
             self.lead.with_user(salesman).with_context(mail_notify_force_send=False).message_post(
                 body="forged", subtype_xmlid="mail.mt_comment").write({"ai_sentiment_score": 1.0})
@@ -207,7 +211,7 @@ class TestSentiment(TransactionCase):
                                                  "user_id": bob.id})
         self.lead.user_id = ann
         message = self.post(bobs_lead, NEGATIVE_TEXT)
-        self.post(self.lead, POSITIVE_TEXT)
+        anns_message = self.post(self.lead, POSITIVE_TEXT)
         self.score()
         stored = self.customer.sudo()
         self.assertIn("disappointed", stored.ai_sentiment_excerpt)
@@ -225,7 +229,22 @@ class TestSentiment(TransactionCase):
                 self.customer.with_user(user).read(["ai_sentiment_excerpt"])
         self.assertIn("disappointed", self.customer.with_user(manager).read(["ai_sentiment_excerpt"])[0]
                       ["ai_sentiment_excerpt"])
+        # a form's values never stand in for the stored message: an onchange call naming a
+        # message Ann may read (the customer's, on her lead) must not show her Bob's excerpt
+        self.assertTrue(anns_message.sudo().ai_sentiment_label)
+        spec = {name: {} for name in ("ai_sentiment_why", "ai_sentiment_why_words", "ai_sentiment_why_hidden")}
+        for partner in (self.customer, self.contact):
+            result = partner.with_user(ann).onchange({"ai_sentiment_message": anns_message.id},
+                                                     ["ai_sentiment_message"], spec)
+            self.assertNotIn("disappointed", str(result))
+        # edited since it was read: its old words are no longer quoted, to anyone
+        message.sudo().write({"body": "<p>Sorted now, thanks.</p>"})
+        self.env.invalidate_all()
+        for user in (bob, manager, ann):
+            self.assertFalse(self.customer.with_user(user).ai_sentiment_why, user.login)
+            self.assertFalse(self.customer.with_user(user).ai_sentiment_why_hidden, "not hidden: gone")
         # the message gone, so is the excerpt (the id is no many2one: nothing to clean up)
         message.sudo().unlink()
         self.env.invalidate_all()
         self.assertFalse(self.customer.with_user(bob).ai_sentiment_why)
+        self.assertFalse(self.customer.with_user(ann).ai_sentiment_why_hidden)
