@@ -1,5 +1,8 @@
 """Sentiment on leads and partners: what is read, incrementally, per company."""
 
+import importlib.util
+from pathlib import Path
+
 from odoo.exceptions import AccessError
 from odoo.tests import TransactionCase, new_test_user, tagged
 
@@ -155,6 +158,32 @@ class TestSentiment(TransactionCase):
         with self.assertRaises(AccessError):
             self.lead.with_user(salesman).with_context(mail_notify_force_send=False).message_post(
                 body="forged", subtype_xmlid="mail.mt_comment").write({"ai_sentiment_score": 1.0})
+
+    def test_upgrade_rescores_customer_excerpts_scored_without_their_message(self):
+        """18.0.3.1 migration: an excerpt stored before the message id was gets scored again."""
+        script = Path(__file__).parents[1] / "migrations" / "18.0.3.1.0" / "post-migrate.py"
+        spec = importlib.util.spec_from_file_location("crm_ai_migration_18_0_3_1", script)
+        migration = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(migration)
+        message = self.post(self.lead, NEGATIVE_TEXT)
+        other = self.env["res.partner"].create({"name": "crm_ai sentiment other customer", "is_company": True})
+        self.post(self.env["crm.lead"].create({"name": "crm_ai other deal", "partner_id": other.id}), NEGATIVE_TEXT)
+        self.score()
+        self.assertEqual(self.customer.sudo().ai_sentiment_message, message.id)
+        self.env.flush_all()
+        company = str(self.company.id)
+        self.env.cr.execute("UPDATE res_partner SET ai_sentiment_message = ai_sentiment_message - %s WHERE id = %s",
+                            (company, self.customer.id))  # as scored by 18.0.3.0
+        self.assertEqual(migration.mark_excerpts_without_message(self.env.cr), 1, "only the partner without its id")
+        self.env.invalidate_all()
+        pending = self.Driver._ai_pending_ids(self.Driver._ai_engine("partner_sentiment", self.company),
+                                              self.env["crm.ai.model"].sudo()._ai_active("partner_sentiment",
+                                                                                         self.company))
+        self.assertIn(self.customer.id, pending)
+        self.assertNotIn(other.id, pending)
+        self.score()
+        self.assertEqual(self.customer.sudo().ai_sentiment_message, message.id, "filled by the next run")
+        self.assertEqual(migration.mark_excerpts_without_message(self.env.cr), 0)
 
     def test_scoring_is_silent(self):
         self.post(self.lead, NEGATIVE_TEXT)
