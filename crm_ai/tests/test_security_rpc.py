@@ -131,3 +131,43 @@ class TestSecurityOverRpc(CrmAiDataMixin, HttpCase):
         self.assertIn(theirs.name, {r["reason_text"] for r in read if r["product_id"][0] == new.id}.pop())
         read = self._rpc(alice, "res.partner", "read", [customer.id], fields=["ai_reorder_recommendation_ids"])
         self.assertEqual(read[0]["ai_reorder_recommendation_ids"], rows[0].ids)
+
+    def test_an_own_documents_salesperson_does_not_read_a_colleagues_customer_messages(self):
+        """A customer's sentiment excerpt quotes a message on Bob's lead: Ann (own documents)
+        gets it by no RPC route, nor uses the stored excerpt as a search oracle."""
+        ann = new_test_user(self.env, "crm_ai_rpc_ann", groups="sales_team.group_sale_salesman,base.group_allow_export")
+        bob = new_test_user(self.env, "crm_ai_rpc_bob2", groups="sales_team.group_sale_salesman")
+        customer = self.env["res.partner"].create({"name": "crm_ai rpc writer", "is_company": True})
+        bobs_lead = self.env["crm.lead"].create({"name": "crm_ai rpc Bob's", "partner_id": customer.id, "user_id": bob.id})
+        anns_lead = self.env["crm.lead"].create({"name": "crm_ai rpc Ann's", "partner_id": customer.id, "user_id": ann.id})
+        for lead, body in ((bobs_lead, "Third time I ask for a quote. Very disappointed."),
+                           (anns_lead, "Thanks, the demo was excellent!")):
+            lead.with_context(mail_notify_force_send=False).message_post(
+                body=body, author_id=customer.id, message_type="email", subtype_xmlid="mail.mt_comment")
+        for task in ("lead_sentiment", "partner_sentiment"):
+            self.env["crm.ai.driver"]._ai_score_pair(task, self.company)
+        self.env.invalidate_all()
+        self.assertIn("disappointed", customer.sudo().ai_sentiment_excerpt, "the premise")
+        read = self._rpc(ann, "res.partner", "read", [customer.id],
+                         fields=["ai_sentiment_label", "ai_sentiment_why", "ai_sentiment_why_words",
+                                 "ai_sentiment_why_hidden"])[0]
+        self.assertFalse(read["ai_sentiment_why"] or read["ai_sentiment_why_words"])
+        self.assertTrue(read["ai_sentiment_why_hidden"])
+        oracle = [("ai_sentiment_excerpt", "ilike", "disappointed")]
+        for method, args, kwargs in (
+                ("search_read", [oracle], {"fields": ["name"]}),
+                ("search_read", [[("id", "=", customer.id)]], {"fields": ["name"], "order": "ai_sentiment_excerpt"}),
+                ("read_group", [[("id", "=", customer.id)], ["ai_sentiment_excerpt"], ["ai_sentiment_excerpt"]], {}),
+                ("export_data", [[customer.id], ["ai_sentiment_excerpt"]], {}),
+                ("read", [[customer.id], ["ai_sentiment_evidence"]], {})):
+            with self.assertRaises(Fault, msg=(method, kwargs)):
+                self._rpc(ann, "res.partner", method, *args, **kwargs)
+        with self.assertRaises(Fault):  # through the lead too
+            self._rpc(ann, "crm.lead", "search_read", [("partner_id.ai_sentiment_excerpt", "ilike", "disappointed")],
+                      fields=["name"])
+        anns_message = anns_lead.message_ids.filtered(lambda m: m.author_id == customer)
+        result = self._rpc(ann, "res.partner", "onchange", [customer.id], {"ai_sentiment_message": anns_message.id},
+                           ["ai_sentiment_message"], {"ai_sentiment_why": {}, "ai_sentiment_why_words": {}})
+        self.assertNotIn("disappointed", str(result))
+        self.assertIn("disappointed", self._rpc(bob, "res.partner", "read", [customer.id],
+                                                fields=["ai_sentiment_why"])[0]["ai_sentiment_why"])
