@@ -13,15 +13,20 @@ With *Own Documents Only*, a row saying the customer bought its product ("Ordere
 regularly", "Bought before") is readable only if one of his readable confirmed order
 lines holds that product for that customer in that company (record rule on
 ``purchase_readable``); "Customers who buy X also buy this" names X on the same
-condition; ``rank`` and ``score`` (where a hidden row sits, how often it sold) are for
-users who read every sale, the others see ``position``.  Otherwise the lists would tell
+condition; ``rank``, ``score`` and ``reason_value`` (where a hidden row sits, how often
+it sold) are for users who read every sale: the others see ``position``, and counts and
+rhythms of the orders they may read.  Otherwise the lists would tell
 him what the customer buys through a colleague's orders, which Odoo does not show him.
 A short history completed with other products shows those to everyone.
 """
 
+import numpy as np
+
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL
+
+from ..ml.recommend import MIN_ORDERS_FOR_RHYTHM
 
 #: Users of this group read every sale order of their companies, hence every row.
 ALL_SALES = "sales_team.group_sale_salesman_all_leads"
@@ -76,7 +81,9 @@ class CrmAiRecommendation(models.Model):
     # users who may see that purchase
     reason_product_id = fields.Many2one("product.product", "Bought with", readonly=True, ondelete="set null",
                                         groups=ALL_SALES)
-    reason_value = fields.Char(readonly=True, help="Days between orders, number of orders, country or category id.")
+    # counts every order of the customer: users who may not read every sale get their own counts in reason_text
+    reason_value = fields.Char(readonly=True, groups=ALL_SALES,
+                               help="Days between orders, number of orders, country or category id.")
     reason_text = fields.Char("Why", compute="_compute_reason_text")
     model_id = fields.Many2one("crm.ai.model", "Model", readonly=True, ondelete="set null")
     date = fields.Datetime("Recommended on", readonly=True)
@@ -101,17 +108,23 @@ class CrmAiRecommendation(models.Model):
         return self.env.user._is_superuser() or self.env.user.has_group(ALL_SALES)
 
     @api.model
+    def _ai_readable_lines(self):
+        """SQL: the confirmed order lines the real user may read (his record rules; the
+        order's state, as the engine reads it: an order confirmed in SQL may leave its
+        lines' copy behind)."""
+        self.env["sale.order.line"].flush_model(["product_id", "order_partner_id", "company_id", "order_id"])
+        self.env["sale.order"].flush_model(["date_order"])
+        self.env["res.partner"].flush_model(["commercial_partner_id"])
+        return self.env["sale.order.line"].with_user(self.env.uid)._search([("order_id.state", "=", "sale")]).subselect()
+
+    @api.model
     def _ai_bought_sql(self, row, product):
         """SQL: the customer of ``row`` (alias of a recommendation row) bought ``product`` in
-        the row's company on a confirmed order line the real user may read (his record rules)."""
-        self.env["sale.order.line"].flush_model(["product_id", "order_partner_id", "company_id"])
-        self.env["res.partner"].flush_model(["commercial_partner_id"])
-        # the order's state, as the engine reads it (an order confirmed in SQL may leave its lines' copy behind)
-        lines = self.env["sale.order.line"].with_user(self.env.uid)._search([("order_id.state", "=", "sale")])
+        the row's company on a confirmed order line the real user may read."""
         return SQL("""EXISTS (SELECT 1 FROM sale_order_line sol JOIN res_partner sop ON sop.id = sol.order_partner_id
                                WHERE sol.product_id = %(product)s AND sop.commercial_partner_id = %(row)s.partner_id
                                  AND sol.company_id = %(row)s.company_id AND sol.id IN %(lines)s)""",
-                   row=SQL.identifier(row), product=product, lines=lines.subselect())
+                   row=SQL.identifier(row), product=product, lines=self._ai_readable_lines())
 
     def _search_purchase_readable(self, operator, value):
         if operator not in ("=", "!=") or not isinstance(value, bool):
@@ -129,9 +142,10 @@ class CrmAiRecommendation(models.Model):
         if self._ai_reads_all_sales():
             self.purchase_readable = True
             return
-        readable = set(self.sudo()._search([("id", "in", self.ids), ("purchase_readable", "=", True)]))
+        # _origin: a form's onchange computes on new records standing for the saved rows
+        readable = set(self.sudo()._search([("id", "in", self._origin.ids), ("purchase_readable", "=", True)]))
         for row in self:
-            row.purchase_readable = row.id in readable
+            row.purchase_readable = row._origin.id in readable
 
     @api.depends("product_id")
     @api.depends_context("uid")
@@ -145,8 +159,10 @@ class CrmAiRecommendation(models.Model):
     def _compute_position(self):
         self.position = 0
         # the rows of the same lists this user reads, products still sold (as the forms show them)
-        shown = self.search([("company_id", "in", self.company_id.ids), "|", ("partner_id", "in", self.partner_id.ids),
-                             ("partner_id", "=", False), ("product_id.active", "=", True),
+        lists_of = [("partner_id", "in", self.partner_id.ids)]
+        if not all(self.mapped("partner_id")):
+            lists_of = ["|", *lists_of, ("partner_id", "=", False)]
+        shown = self.search([("company_id", "in", self.company_id.ids), *lists_of, ("product_id.active", "=", True),
                              ("product_id.sale_ok", "=", True)])
 
         def key(row):
@@ -157,58 +173,88 @@ class CrmAiRecommendation(models.Model):
             lists.setdefault(key(row), []).append(row.id)
         for row in self:
             ids = lists.get(key(row), [])
-            if row.id in ids:
-                row.position = ids.index(row.id) + 1
+            if row._origin.id in ids:
+                row.position = ids.index(row._origin.id) + 1
 
     def _order_field_to_sql(self, alias, field_name, direction, nulls, query):
         if field_name == "rank":  # the lists' order, for everyone; the value itself stays hidden
-            return SQL("%s %s %s", SQL.identifier(alias, "rank"), direction, nulls)
+            return super(CrmAiRecommendation, self.sudo())._order_field_to_sql(alias, field_name, direction, nulls,
+                                                                                query)
         return super()._order_field_to_sql(alias, field_name, direction, nulls, query)
 
-    def _ai_readable_reason_products(self):
-        """Ids of the rows whose ``reason_product_id`` the real user may see the customer bought."""
-        rows = self.sudo().filtered(lambda r: r.reason_product_id and r.partner_id)
-        if not rows or self._ai_reads_all_sales():
-            return set(rows.ids)
-        return {row_id for row_id, in self.env.execute_query(SQL(
+    def _ai_own_purchases(self):
+        """What the real user may read of the purchases these rows speak of, or None when he
+        reads every sale: ``(named, dates)``.  ``named``: ids of the "also buy" rows whose
+        product in the reason he may see the customer bought; ``dates``: for the purchase
+        rows, the dates of the customer's orders of that product (company) he may read."""
+        if self._ai_reads_all_sales():
+            return None
+        rows = self._origin.sudo()
+        also = rows.filtered(lambda r: r.reason == "also_buy" and r.reason_product_id and r.partner_id)
+        named = {row_id for row_id, in self.env.execute_query(SQL(
             "SELECT r.id FROM crm_ai_recommendation r WHERE r.id = ANY(%s) AND %s",
-            rows.ids, self._ai_bought_sql("r", SQL("r.reason_product_id"))))}
+            also.ids, self._ai_bought_sql("r", SQL("r.reason_product_id"))))} if also else set()
+        bought = rows.filtered(lambda r: r.reason in ("every", "bought") and r.partner_id)
+        dates = dict(self.env.execute_query(SQL("""
+            SELECT r.id, array_agg(o.date_order ORDER BY o.date_order)
+              FROM crm_ai_recommendation r
+              JOIN LATERAL (SELECT DISTINCT so.id, so.date_order
+                              FROM res_partner sop
+                              JOIN sale_order_line sol ON sol.order_partner_id = sop.id
+                              JOIN sale_order so ON so.id = sol.order_id
+                             WHERE sop.commercial_partner_id = r.partner_id AND sol.product_id = r.product_id
+                               AND sol.company_id = r.company_id AND sol.id IN %s) o ON TRUE
+             WHERE r.id = ANY(%s)
+             GROUP BY r.id""", self._ai_readable_lines(), bought.ids))) if bought else {}
+        return named, dates
 
     @api.depends("reason", "reason_value", "reason_product_id")
     @api.depends_context("lang", "uid")
     def _compute_reason_text(self):
-        named = self._ai_readable_reason_products()
+        """The reason in words.  A user who may not read every sale gets the counts and the
+        rhythm of the orders he may read (the engine's rule: a rhythm from 3 orders on),
+        and "customers who buy X" only for an X he may see the customer bought."""
+        own = self._ai_own_purchases()
+        raw = self.sudo()  # reason_value and reason_product_id are read for the text only
         countries = self.env["res.country"].browse(
-            {int(r.reason_value) for r in self if r.reason == "popular_group" and (r.reason_value or "").isdigit()})
+            {int(r.reason_value) for r in raw if r.reason == "popular_group" and (r.reason_value or "").isdigit()})
         categories = self.env["product.category"].sudo().browse(
-            {int(r.reason_value) for r in self if r.reason == "new_in_category" and (r.reason_value or "").isdigit()})
+            {int(r.reason_value) for r in raw if r.reason == "new_in_category" and (r.reason_value or "").isdigit()})
         teams = self.env["crm.team"].sudo().browse(
-            {int(r.reason_value) for r in self if r.reason == "popular_team" and (r.reason_value or "").isdigit()})
+            {int(r.reason_value) for r in raw if r.reason == "popular_team" and (r.reason_value or "").isdigit()})
         tags = self.env["crm.tag"].sudo().browse(
-            {int(r.reason_value) for r in self if r.reason == "popular_tag" and (r.reason_value or "").isdigit()})
+            {int(r.reason_value) for r in raw if r.reason == "popular_tag" and (r.reason_value or "").isdigit()})
         names = {("popular_group", str(c.id)): c.name for c in countries.exists()}
         names |= {("popular_team", str(t.id)): t.name for t in teams.exists()}
         names |= {("popular_tag", str(t.id)): t.name for t in tags.exists()}
         names |= {("new_in_category", str(c.id)): c.display_name for c in categories.exists()}
-        for row in self:
-            value = row.reason_value or ""
-            if row.reason == "every":
+        for row, row_raw in zip(self, raw):
+            value = row_raw.reason_value or ""
+            reason = row.reason
+            if reason in ("every", "bought") and own is not None:
+                dates = own[1].get(row._origin.id) or []
+                days = [(b - a).total_seconds() / 86400.0 for a, b in zip(dates, dates[1:])]
+                if len(dates) >= MIN_ORDERS_FOR_RHYTHM:
+                    reason, value = "every", str(round(float(np.median(days))))
+                else:
+                    reason, value = "bought", str(len(dates) or 1)
+            if reason == "every":
                 row.reason_text = _("You order this about every %s days", value)
-            elif row.reason == "bought":
+            elif reason == "bought":
                 row.reason_text = _("Bought before (%s orders)", value) if value not in ("", "1") else _(
                     "Bought before (once)")
-            elif row.reason == "also_buy" and row.id in named:
-                row.reason_text = _("Customers who buy %s also buy this", row.sudo().reason_product_id.display_name)
-            elif row.reason in ("also_buy", "similar_customers"):
+            elif reason == "also_buy" and row_raw.reason_product_id and (own is None or row._origin.id in own[0]):
+                row.reason_text = _("Customers who buy %s also buy this", row_raw.reason_product_id.display_name)
+            elif reason in ("also_buy", "similar_customers"):
                 row.reason_text = _("Customers who buy like this one buy this")
-            elif row.reason == "popular_group":
-                row.reason_text = _("Popular in %s", names.get((row.reason, value), _("their country")))
-            elif row.reason == "popular_team":
-                row.reason_text = _("Popular with %s's customers", names.get((row.reason, value), _("the team")))
-            elif row.reason == "popular_tag":
-                row.reason_text = _("Often ordered in %s deals", names.get((row.reason, value), _("such")))
-            elif row.reason == "new_in_category":
-                row.reason_text = _("New in %s, a category they buy", names.get((row.reason, value), _("a category")))
+            elif reason == "popular_group":
+                row.reason_text = _("Popular in %s", names.get((reason, value), _("their country")))
+            elif reason == "popular_team":
+                row.reason_text = _("Popular with %s's customers", names.get((reason, value), _("the team")))
+            elif reason == "popular_tag":
+                row.reason_text = _("Often ordered in %s deals", names.get((reason, value), _("such")))
+            elif reason == "new_in_category":
+                row.reason_text = _("New in %s, a category they buy", names.get((reason, value), _("a category")))
             else:
                 row.reason_text = _("Popular with your customers")
 

@@ -135,12 +135,16 @@ class ResPartner(models.Model):
         origins = self._origin.sudo()
         stored = {partner.id: (partner.ai_sentiment_excerpt, partner.ai_sentiment_evidence,
                                partner.ai_sentiment_message) for partner in origins}
-        # the message still says it: not deleted, not edited since (an edit clears its reading)
+        # the message still says it: not deleted, not edited since (an edit clears its reading,
+        # and a new reading of the new text has another excerpt)
         quoted = self.env["mail.message"].sudo().browse({m for _e, _w, m in stored.values() if m}).exists()
-        current = quoted.filtered("ai_sentiment_label")
+        says = {m.id: m.ai_sentiment_excerpt for m in quoted if m.ai_sentiment_label}
+        current = quoted.filtered(lambda m: m.id in says)
         readable = set(current.with_env(self.env)._filtered_access("read").ids)
         for partner in self:
             text, words, message = stored.get(partner._origin.id, (False, False, 0))
+            if message in says and says[message] != text:
+                message = 0  # re-read since: the stored quote is no longer its words
             shown = bool(text) and message in readable
             partner.ai_sentiment_why = text if shown else False
             partner.ai_sentiment_why_words = words if shown else False

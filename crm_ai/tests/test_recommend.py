@@ -1,9 +1,10 @@
 """Recommended products: both lists with reasons on partners and leads, exclusions,
 multi-company, the quotation button, access, and LightFM missing."""
 
+from datetime import timedelta
 from unittest.mock import patch
 
-from odoo import fields
+from odoo import Command, fields
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import TransactionCase, new_test_user, tagged
 
@@ -262,10 +263,11 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
         with self.assertRaises(AccessError):
             Recommendation.search([("company_id", "=", other.id)], limit=1).with_user(seller).read(["product_id"])
 
-    def confirmed_order(self, customer, product, salesperson, company=None, state="sale"):
+    def confirmed_order(self, customer, product, salesperson, company=None, state="sale", days_ago=0):
         company = company or self.company
         order = self.env["sale.order"].with_company(company).create({
             "partner_id": customer.id, "user_id": salesperson.id, "company_id": company.id,
+            "date_order": fields.Datetime.now() - timedelta(days=days_ago, hours=1),
             "order_line": [(0, 0, {"product_id": product.id, "product_uom_qty": 1})]})
         self.env.flush_all()
         self.env.cr.execute("UPDATE sale_order SET state = %s WHERE id = %s", (state, order.id))
@@ -310,7 +312,7 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
     def test_own_documents_salespeople_see_only_the_purchases_they_may_read(self):
         """"Order again" and "customers who buy X" must not tell a salesperson with Own Documents
         Only what the customer buys through a colleague's orders (sale's Personal Orders)."""
-        mine, theirs, nobodys = self.products_a[0], self.products_a[1], self.products_a[2]
+        mine, theirs, nobodys, often = self.products_a[0], self.products_a[1], self.products_a[2], self.products_a[3]
         other = self.env["res.company"].create({"name": "crm_ai reco shop 2"})
         alice = new_test_user(self.env, "crm_ai_reco_alice", groups="sales_team.group_sale_salesman",
                               company_ids=[self.company.id, other.id])
@@ -324,6 +326,10 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
         # neither Alice's quotation nor her sale in another company shows her this company's purchase
         self.confirmed_order(customer, theirs, alice, state="draft")
         self.confirmed_order(customer, theirs, alice, company=other)
+        # bought once through Alice, twice through Bob: each reads the counts of his own sales
+        self.confirmed_order(customer, often, alice, days_ago=90)
+        for days_ago in (60, 30):
+            self.confirmed_order(contact, often, bob, days_ago=days_ago)
         self.score()
         Recommendation = self.env["crm.ai.recommendation"]
         reorder = Recommendation.search([("partner_id", "=", customer.id), ("list_type", "=", "reorder")])
@@ -334,6 +340,14 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
 
         self.assertIn(mine, order_again(alice))
         self.assertIn(nobodys, order_again(alice))
+
+        def why(user, product):
+            rows = customer.with_user(user).ai_reorder_recommendation_ids
+            return rows.filtered(lambda r: r.product_id == product).reason_text
+
+        self.assertEqual(why(alice, often), "Bought before (once)")
+        self.assertEqual(why(bob, often), "Bought before (2 orders)")
+        self.assertEqual(why(boss, often), "You order this about every 30 days", "every order, as the engine counts")
         self.assertNotIn(theirs, order_again(alice), "bought only through Bob's order")
         both_companies = customer.with_context(allowed_company_ids=[self.company.id, other.id])
         self.assertNotIn(theirs, both_companies.with_user(alice).ai_reorder_recommendation_ids.product_id)
@@ -375,6 +389,10 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
             hidden.with_user(alice).read(["product_id"])
         self.assertIn(str(hidden.id), str(refused.exception), "the debug-mode message lists the row")
         self.assertNotIn(theirs.display_name, str(refused.exception))
+        self.assertIn("Hidden product", str(refused.exception))
+        for field in ("reason_value", "reason_product_id"):
+            with self.assertRaises(AccessError):
+                shown.read([field])
         by_product = [("ai_recommended_product_ids", "=", theirs.id)]
         self.assertNotIn(customer, self.env["res.partner"].with_user(alice).search(by_product))
         self.assertIn(customer, self.env["res.partner"].with_user(bob).search(by_product))
@@ -390,6 +408,22 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
         self.assertEqual(also.with_user(alice).reason_text, "Customers who buy like this one buy this")
         with self.assertRaises(AccessError):
             also.with_user(alice).read(["reason_product_id"])
+        # a lead form picking the customer (onchange: the rows are new records standing for the saved ones)
+        spec = {"ai_reorder_recommendation_ids": {"fields": {"position": {}, "reason_text": {}, "product_id": {}}},
+                "ai_new_recommendation_ids": {"fields": {"position": {}, "reason_text": {}, "product_id": {}}}}
+        deal = self.env["crm.lead"].create({"name": "crm_ai open deal", "user_id": False})
+        for user, record in ((alice, deal), (bob, deal), (boss, deal), (alice, self.env["crm.lead"])):
+            result = record.with_user(user).onchange(
+                {"name": "crm_ai deal", "partner_id": customer.id}, ["partner_id"], spec)["value"]
+            rows = {name: [command[2] for command in result[name] if command[0] == Command.LINK] for name in spec}
+            for name, lines in rows.items():
+                self.assertEqual([line["position"] for line in lines], list(range(1, len(lines) + 1)), name)
+                saved = customer.with_user(user)[name]
+                self.assertEqual({line["id"]: line["reason_text"] for line in lines},
+                                 {row.id: row.reason_text for row in saved}, f"{user.login}: as on the saved customer")
+            also_text = next(line["reason_text"] for line in rows["ai_new_recommendation_ids"]
+                             if line["id"] == also.id)
+            self.assertEqual(theirs.display_name in also_text, user != alice, also_text)
         # a product archived since the scoring leaves the lists, and no gap in the numbers
         mine.active = False
         self.env.invalidate_all()

@@ -174,7 +174,11 @@ class TestSentiment(TransactionCase):
         company = str(self.company.id)
         self.env.cr.execute("UPDATE res_partner SET ai_sentiment_message = ai_sentiment_message - %s WHERE id = %s",
                             (company, self.customer.id))  # as scored by 18.0.3.0
-        self.assertEqual(migration.mark_excerpts_without_message(self.env.cr), 1, "only the partner without its id")
+        self.assertGreaterEqual(migration.mark_excerpts_without_message(self.env.cr), 1)
+        self.env.cr.execute("SELECT id, ai_sentiment_state ? %s FROM res_partner WHERE id IN %s",
+                            (company, (self.customer.id, other.id)))
+        self.assertEqual(dict(self.env.cr.fetchall()), {self.customer.id: False, other.id: True},
+                         "only the partner without its message id is marked")
         self.env.invalidate_all()
         pending = self.Driver._ai_pending_ids(self.Driver._ai_engine("partner_sentiment", self.company),
                                               self.env["crm.ai.model"].sudo()._ai_active("partner_sentiment",
@@ -269,9 +273,18 @@ class TestSentiment(TransactionCase):
         # edited since it was read: its old words are no longer quoted, to anyone
         message.sudo().write({"body": "<p>Sorted now, thanks.</p>"})
         self.env.invalidate_all()
-        for user in (bob, manager, ann):
-            self.assertFalse(self.customer.with_user(user).ai_sentiment_why, user.login)
-            self.assertFalse(self.customer.with_user(user).ai_sentiment_why_hidden, "not hidden: gone")
+        for read_again in (False, True):  # nor once the new text is read (before the customer is scored again)
+            if read_again:  # Bob's lead scored before the edit (one transaction: one now())
+                self.env.flush_all()
+                self.env.cr.execute("UPDATE crm_lead SET ai_sentiment_scored_date = ai_sentiment_scored_date "
+                                    "- interval '1 hour' WHERE id = %s", (bobs_lead.id,))
+                self.Driver._ai_score_pair("lead_sentiment", self.company)
+                self.env.invalidate_all()
+                self.assertTrue(message.sudo().ai_sentiment_label)
+                self.assertIn("disappointed", self.customer.sudo().ai_sentiment_excerpt, "the premise")
+            for user in (bob, manager, ann):
+                self.assertFalse(self.customer.with_user(user).ai_sentiment_why, user.login)
+                self.assertFalse(self.customer.with_user(user).ai_sentiment_why_hidden, "not hidden: gone")
         # the message gone, so is the excerpt (the id is no many2one: nothing to clean up)
         message.sudo().unlink()
         self.env.invalidate_all()

@@ -17,7 +17,7 @@ registry.category("web_tour.tours").add("crm_ai_recommend_tour", {
         },
         {
             content: "New products, with who buys them",
-            trigger: ".o_field_widget[name='ai_new_recommendation_ids'] td:contains('Customers who buy')",
+            trigger: ".o_field_widget[name='ai_new_recommendation_ids'] td:contains('also buy this')",
         },
         {
             content: "Make a quotation of them",
