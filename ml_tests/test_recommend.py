@@ -51,6 +51,14 @@ def test_reorder_lists_own_products_most_ordered_first_with_their_rhythm(lines, 
     assert top["reason"] == "every" and 20 <= top["about"] <= 60  # ordered about monthly
 
 
+def test_orders_on_the_same_day_make_no_rhythm(lines, fitted):
+    # three orders of "a1" within hours: bought three times, not "every 0 days"
+    burst = pd.DataFrame([(999, "a1", 10_000 + k, START + pd.Timedelta(days=300, hours=k)) for k in range(3)],
+                         columns=["customer", "item", "order", "date"])
+    top = fitted.recommend(pd.concat([lines, burst], ignore_index=True), [999], REORDER, n=1)[999][0]
+    assert (top["item"], top["reason"], top["about"]) == ("a1", "bought", 3)
+
+
 def test_reorder_fills_with_new_products_when_history_is_short(lines, fitted):
     lists = fitted.recommend(lines, [0], REORDER, n=12)
     own = set(lines[lines.customer == 0]["item"])

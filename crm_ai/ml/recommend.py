@@ -616,7 +616,8 @@ class ProductRecommender:
             own.sort(key=lambda item: (-bought[item][1], -self._popularity_of(item), str(item)))
             for item in own[:n]:
                 _weight, orders, _last, rhythm = bought[item]
-                reason, about = ("every", round(rhythm)) if rhythm else ("bought", orders)
+                # orders the same day make no rhythm ("every 0 days")
+                reason, about = ("every", round(rhythm)) if rhythm and round(rhythm) >= 1 else ("bought", orders)
                 chosen.append({"item": item, "score": float(orders), "reason": reason, "about": about})
             excluded = set(bought)
         elif kind == REORDER:

@@ -234,10 +234,8 @@ class CrmAiRecommendation(models.Model):
             if reason in ("every", "bought") and own is not None:
                 dates = own[1].get(row._origin.id) or []
                 days = [(b - a).total_seconds() / 86400.0 for a, b in zip(dates, dates[1:])]
-                if len(dates) >= MIN_ORDERS_FOR_RHYTHM:
-                    reason, value = "every", str(round(float(np.median(days))))
-                else:
-                    reason, value = "bought", str(len(dates) or 1)
+                rhythm = round(float(np.median(days))) if len(dates) >= MIN_ORDERS_FOR_RHYTHM else 0
+                reason, value = ("every", str(rhythm)) if rhythm >= 1 else ("bought", str(len(dates) or 1))
             if reason == "every":
                 row.reason_text = _("You order this about every %s days", value)
             elif reason == "bought":
