@@ -30,6 +30,8 @@ from ..ml.recommend import MIN_ORDERS_FOR_RHYTHM
 
 #: Users of this group read every sale order of their companies, hence every row.
 ALL_SALES = "sales_team.group_sale_salesman_all_leads"
+#: What makes one list: its rows are ranked 1, 2, 3...
+LIST_KEY = ("company_id", "partner_id", "country_id", "team_id", "tag_id", "list_type")
 
 LIST_TYPES = [("reorder", "Order again"), ("new", "New for this customer")]
 REASONS = [
@@ -109,13 +111,15 @@ class CrmAiRecommendation(models.Model):
 
     @api.model
     def _ai_readable_lines(self):
-        """SQL: the confirmed order lines the real user may read (his record rules; the
-        order's state, as the engine reads it: an order confirmed in SQL may leave its
-        lines' copy behind)."""
+        """SQL: the purchase lines the real user may read (his record rules): confirmed
+        (the order's state, as the engine reads it: an order confirmed in SQL may leave
+        its lines' copy behind), a product, no down payment, a positive quantity."""
         self.env["sale.order.line"].flush_model(["product_id", "order_partner_id", "company_id", "order_id"])
         self.env["sale.order"].flush_model(["date_order"])
         self.env["res.partner"].flush_model(["commercial_partner_id"])
-        return self.env["sale.order.line"].with_user(self.env.uid)._search([("order_id.state", "=", "sale")]).subselect()
+        return self.env["sale.order.line"].with_user(self.env.uid)._search([
+            ("order_id.state", "=", "sale"), ("display_type", "=", False), ("is_downpayment", "!=", True),
+            ("product_uom_qty", ">", 0)]).subselect()
 
     @api.model
     def _ai_bought_sql(self, row, product):
@@ -160,13 +164,13 @@ class CrmAiRecommendation(models.Model):
         self.position = 0
         # the rows of the same lists this user reads, products still sold (as the forms show them)
         lists_of = [("partner_id", "in", self.partner_id.ids)]
-        if not all(self.mapped("partner_id")):
+        if any(not row.partner_id for row in self):
             lists_of = ["|", *lists_of, ("partner_id", "=", False)]
-        shown = self.search([("company_id", "in", self.company_id.ids), *lists_of, ("product_id.active", "=", True),
-                             ("product_id.sale_ok", "=", True)])
+        shown = self.sudo(False).search([("company_id", "in", self.company_id.ids), *lists_of,
+                                         ("product_id.active", "=", True), ("product_id.sale_ok", "=", True)])
 
         def key(row):
-            return row.company_id, row.partner_id, row.country_id, row.team_id, row.tag_id, row.list_type
+            return tuple(row[name] for name in LIST_KEY)
 
         lists = {}
         for row in shown.sudo().sorted("rank"):
@@ -177,10 +181,16 @@ class CrmAiRecommendation(models.Model):
                 row.position = ids.index(row._origin.id) + 1
 
     def _order_field_to_sql(self, alias, field_name, direction, nulls, query):
-        if field_name == "rank":  # the lists' order, for everyone; the value itself stays hidden
-            return super(CrmAiRecommendation, self.sudo())._order_field_to_sql(alias, field_name, direction, nulls,
-                                                                                query)
-        return super()._order_field_to_sql(alias, field_name, direction, nulls, query)
+        if field_name != "rank":
+            return super()._order_field_to_sql(alias, field_name, direction, nulls, query)
+        # the lists' order, for everyone; the value itself stays hidden: for a user who may
+        # not read every sale, rank orders rows within their list only (never interleaved
+        # with another list's, which would place his rows among the hidden ones)
+        order = super(CrmAiRecommendation, self.sudo())._order_field_to_sql(alias, "rank", direction, nulls, query)
+        if self._ai_reads_all_sales():
+            return order
+        lists = [SQL.identifier(alias, name) for name in LIST_KEY]
+        return SQL(", ").join([*lists, order])
 
     def _ai_own_purchases(self):
         """What the real user may read of the purchases these rows speak of, or None when he
@@ -215,7 +225,11 @@ class CrmAiRecommendation(models.Model):
         rhythm of the orders he may read (the engine's rule: a rhythm from 3 orders on),
         and "customers who buy X" only for an X he may see the customer bought."""
         own = self._ai_own_purchases()
-        raw = self.sudo()  # reason_value and reason_product_id are read for the text only
+        # the saved row's reason, never a form's values (an onchange call could send another
+        # "reason" to have reason_value, hidden from him, put in words); sudo: reason_value
+        # and reason_product_id are read for the text only
+        self._origin.sudo().fetch(["reason", "reason_value", "reason_product_id"])
+        raw = [(row._origin or row).sudo() for row in self]
         countries = self.env["res.country"].browse(
             {int(r.reason_value) for r in raw if r.reason == "popular_group" and (r.reason_value or "").isdigit()})
         categories = self.env["product.category"].sudo().browse(
@@ -230,17 +244,18 @@ class CrmAiRecommendation(models.Model):
         names |= {("new_in_category", str(c.id)): c.display_name for c in categories.exists()}
         for row, row_raw in zip(self, raw):
             value = row_raw.reason_value or ""
-            reason = row.reason
+            reason = row_raw.reason
             if reason in ("every", "bought") and own is not None:
                 dates = own[1].get(row._origin.id) or []
                 days = [(b - a).total_seconds() / 86400.0 for a, b in zip(dates, dates[1:])]
                 rhythm = round(float(np.median(days))) if len(dates) >= MIN_ORDERS_FOR_RHYTHM else 0
-                reason, value = ("every", str(rhythm)) if rhythm >= 1 else ("bought", str(len(dates) or 1))
+                reason, value = ("every", str(rhythm)) if rhythm >= 1 else ("bought", str(len(dates) or ""))
             if reason == "every":
-                row.reason_text = _("You order this about every %s days", value)
+                row.reason_text = _("You order this about every day") if value == "1" else _(
+                    "You order this about every %s days", value)
             elif reason == "bought":
-                row.reason_text = _("Bought before (%s orders)", value) if value not in ("", "1") else _(
-                    "Bought before (once)")
+                row.reason_text = {"": _("Bought before"), "1": _("Bought before (once)")}.get(
+                    value) or _("Bought before (%s orders)", value)
             elif reason == "also_buy" and row_raw.reason_product_id and (own is None or row._origin.id in own[0]):
                 row.reason_text = _("Customers who buy %s also buy this", row_raw.reason_product_id.display_name)
             elif reason in ("also_buy", "similar_customers"):

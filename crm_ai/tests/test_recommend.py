@@ -95,6 +95,10 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
         self.assertLessEqual(rows.product_id, self.products_b)
         self.assertEqual(set(rows.mapped("reason")), {"popular_group"})
         self.assertIn(self.france.name, rows[0].reason_text)
+        seller = new_test_user(self.env, "crm_ai_walk_in_seller", groups="sales_team.group_sale_salesman")
+        for user in (self.env.user, seller):  # numbered 1, 2, 3... like a customer's lists
+            shown = lead.with_user(user).ai_new_recommendation_ids
+            self.assertEqual(shown.mapped("position"), list(range(1, len(shown) + 1)), user.login)
         self.assertFalse(lead.ai_reorder_recommendation_ids)
         nowhere = self.env["crm.lead"].create({"name": "crm_ai no country"})
         self.assertTrue(nowhere.ai_new_recommendation_ids, "everyone's favourites")
@@ -326,10 +330,13 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
         # neither Alice's quotation nor her sale in another company shows her this company's purchase
         self.confirmed_order(customer, theirs, alice, state="draft")
         self.confirmed_order(customer, theirs, alice, company=other)
-        # bought once through Alice, twice through Bob: each reads the counts of his own sales
+        # bought once through Alice, three times through Bob: each reads the counts of his own sales
         self.confirmed_order(customer, often, alice, days_ago=90)
-        for days_ago in (60, 30):
+        for days_ago in (120, 60, 30):
             self.confirmed_order(contact, often, bob, days_ago=days_ago)
+        burst = self.products_a[4]  # three orders within hours: no rhythm
+        for days_ago in (10.1, 10.2, 10.3):
+            self.confirmed_order(contact, burst, bob, days_ago=days_ago)
         self.score()
         Recommendation = self.env["crm.ai.recommendation"]
         reorder = Recommendation.search([("partner_id", "=", customer.id), ("list_type", "=", "reorder")])
@@ -346,8 +353,10 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
             return rows.filtered(lambda r: r.product_id == product).reason_text
 
         self.assertEqual(why(alice, often), "Bought before (once)")
-        self.assertEqual(why(bob, often), "Bought before (2 orders)")
+        self.assertEqual(why(bob, often), "You order this about every 45 days", "his orders: 60 and 30 days apart")
         self.assertEqual(why(boss, often), "You order this about every 30 days", "every order, as the engine counts")
+        self.assertEqual(why(bob, burst), "Bought before (3 orders)")
+        self.assertEqual(why(boss, burst), "Bought before (3 orders)")
         self.assertNotIn(theirs, order_again(alice), "bought only through Bob's order")
         both_companies = customer.with_context(allowed_company_ids=[self.company.id, other.id])
         self.assertNotIn(theirs, both_companies.with_user(alice).ai_reorder_recommendation_ids.product_id)
@@ -424,6 +433,16 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
             also_text = next(line["reason_text"] for line in rows["ai_new_recommendation_ids"]
                              if line["id"] == also.id)
             self.assertEqual(theirs.display_name in also_text, user != alice, also_text)
+        # an onchange sending another reason gets no word out of the hidden reason_value
+        alices_row = customer.with_user(alice).ai_reorder_recommendation_ids.filtered(lambda r: r.product_id == often)
+        for reason in ("popular_group", "popular_team", "popular_tag", "new_in_category", "every"):
+            result = alices_row.onchange({"reason": reason}, ["reason"], {"reason_text": {}})["value"]
+            self.assertIn(result.get("reason_text", "Bought before (once)"), ("Bought before (once)",), reason)
+        # sorting by rank never interleaves her lists (which would place her rows among the hidden ones)
+        for order in ("rank, list_type", "rank desc", "rank, id"):
+            rows = as_alice.search([("partner_id", "=", customer.id)], order=order)
+            kinds = rows.mapped("list_type")
+            self.assertEqual(sum(a != b for a, b in zip(kinds, kinds[1:])), 1, order)
         # a product archived since the scoring leaves the lists, and no gap in the numbers
         mine.active = False
         self.env.invalidate_all()
