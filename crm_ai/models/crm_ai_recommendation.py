@@ -15,9 +15,9 @@ lines holds that product for that customer in that company (record rule on
 ``purchase_readable``); "Customers who buy X also buy this" names X on the same
 condition; ``rank``, ``score`` and ``reason_value`` (where a hidden row sits, how often
 it sold) are for users who read every sale: the others see ``position``, and counts and
-rhythms of the orders they may read.  Otherwise the lists would tell
-him what the customer buys through a colleague's orders, which Odoo does not show him.
-A short history completed with other products shows those to everyone.
+rhythms of the orders they may read.  Otherwise the lists would tell him what the
+customer buys through a colleague's orders, which Odoo does not show him.  A short
+history completed with other products shows those to everyone.
 """
 
 import numpy as np
