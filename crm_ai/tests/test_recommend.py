@@ -267,12 +267,12 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
         with self.assertRaises(AccessError):
             Recommendation.search([("company_id", "=", other.id)], limit=1).with_user(seller).read(["product_id"])
 
-    def confirmed_order(self, customer, product, salesperson, company=None, state="sale", days_ago=0):
+    def confirmed_order(self, customer, product, salesperson, company=None, state="sale", days_ago=0, qty=1):
         company = company or self.company
         order = self.env["sale.order"].with_company(company).create({
             "partner_id": customer.id, "user_id": salesperson.id, "company_id": company.id,
             "date_order": fields.Datetime.now() - timedelta(days=days_ago, hours=1),
-            "order_line": [(0, 0, {"product_id": product.id, "product_uom_qty": 1})]})
+            "order_line": [(0, 0, {"product_id": product.id, "product_uom_qty": qty})]})
         self.env.flush_all()
         self.env.cr.execute("UPDATE sale_order SET state = %s WHERE id = %s", (state, order.id))
         self.env.cr.execute("UPDATE sale_order_line SET state = %s WHERE order_id = %s", (state, order.id))
@@ -330,6 +330,11 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
         # neither Alice's quotation nor her sale in another company shows her this company's purchase
         self.confirmed_order(customer, theirs, alice, state="draft")
         self.confirmed_order(customer, theirs, alice, company=other)
+        # nor lines the engine does not count as purchases: a zero quantity, a down payment
+        self.confirmed_order(customer, theirs, alice, qty=0)
+        down_payment = self.confirmed_order(customer, theirs, alice)
+        self.env.cr.execute("UPDATE sale_order_line SET is_downpayment = TRUE WHERE order_id = %s", (down_payment.id,))
+        down_payment.order_line.invalidate_recordset(["is_downpayment"])
         # bought once through Alice, three times through Bob: each reads the counts of his own sales
         self.confirmed_order(customer, often, alice, days_ago=90)
         for days_ago in (120, 60, 30):
@@ -433,6 +438,13 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
             also_text = next(line["reason_text"] for line in rows["ai_new_recommendation_ids"]
                              if line["id"] == also.id)
             self.assertEqual(theirs.display_name in also_text, user != alice, also_text)
+        # a form computes on new records standing for the saved rows: same number, same words
+        for user in (alice, bob):
+            shown = customer.with_user(user)
+            for saved in shown.ai_reorder_recommendation_ids | shown.ai_new_recommendation_ids:
+                virtual = saved.new(origin=saved)
+                self.assertEqual((virtual.position, virtual.reason_text, virtual.purchase_readable),
+                                 (saved.position, saved.reason_text, True), user.login)
         # an onchange sending another reason gets no word out of the hidden reason_value
         alices_row = customer.with_user(alice).ai_reorder_recommendation_ids.filtered(lambda r: r.product_id == often)
         for reason in ("popular_group", "popular_team", "popular_tag", "new_in_category", "every"):
