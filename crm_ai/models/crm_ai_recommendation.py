@@ -122,13 +122,19 @@ class CrmAiRecommendation(models.Model):
             ("product_uom_qty", ">", 0)]).subselect()
 
     @api.model
-    def _ai_bought_sql(self, row, product):
-        """SQL: the customer of ``row`` (alias of a recommendation row) bought ``product`` in
-        the row's company on a confirmed order line the real user may read."""
-        return SQL("""EXISTS (SELECT 1 FROM sale_order_line sol JOIN res_partner sop ON sop.id = sol.order_partner_id
-                               WHERE sol.product_id = %(product)s AND sop.commercial_partner_id = %(row)s.partner_id
-                                 AND sol.company_id = %(row)s.company_id AND sol.id IN %(lines)s)""",
+    def _ai_purchase_lines_sql(self, row, product):
+        """SQL ``FROM ... WHERE ...`` (alias ``sol``): the lines on which the customer of
+        ``row`` (alias of a recommendation row) bought ``product`` in the row's company,
+        among those the real user may read."""
+        return SQL("""FROM sale_order_line sol JOIN res_partner sop ON sop.id = sol.order_partner_id
+                     WHERE sol.product_id = %(product)s AND sop.commercial_partner_id = %(row)s.partner_id
+                       AND sol.company_id = %(row)s.company_id AND sol.id IN %(lines)s""",
                    row=SQL.identifier(row), product=product, lines=self._ai_readable_lines())
+
+    @api.model
+    def _ai_bought_sql(self, row, product):
+        """SQL: the customer of ``row`` bought ``product`` on a line the real user may read."""
+        return SQL("EXISTS (SELECT 1 %s)", self._ai_purchase_lines_sql(row, product))
 
     def _search_purchase_readable(self, operator, value):
         if operator not in ("=", "!=") or not isinstance(value, bool):
@@ -206,16 +212,12 @@ class CrmAiRecommendation(models.Model):
             also.ids, self._ai_bought_sql("r", SQL("r.reason_product_id"))))} if also else set()
         bought = rows.filtered(lambda r: r.reason in ("every", "bought") and r.partner_id)
         dates = dict(self.env.execute_query(SQL("""
-            SELECT r.id, array_agg(o.date_order ORDER BY o.date_order)
+            SELECT r.id, array_agg(so.date_order ORDER BY so.date_order)
               FROM crm_ai_recommendation r
-              JOIN LATERAL (SELECT DISTINCT so.id, so.date_order
-                              FROM res_partner sop
-                              JOIN sale_order_line sol ON sol.order_partner_id = sop.id
-                              JOIN sale_order so ON so.id = sol.order_id
-                             WHERE sop.commercial_partner_id = r.partner_id AND sol.product_id = r.product_id
-                               AND sol.company_id = r.company_id AND sol.id IN %s) o ON TRUE
+              JOIN LATERAL (SELECT DISTINCT sol.order_id %s) o ON TRUE
+              JOIN sale_order so ON so.id = o.order_id
              WHERE r.id = ANY(%s)
-             GROUP BY r.id""", self._ai_readable_lines(), bought.ids))) if bought else {}
+             GROUP BY r.id""", self._ai_purchase_lines_sql("r", SQL("r.product_id")), bought.ids))) if bought else {}
         return named, dates
 
     @api.depends("reason", "reason_value", "reason_product_id")
