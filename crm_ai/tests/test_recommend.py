@@ -267,12 +267,13 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
         with self.assertRaises(AccessError):
             Recommendation.search([("company_id", "=", other.id)], limit=1).with_user(seller).read(["product_id"])
 
-    def confirmed_order(self, customer, product, salesperson, company=None, state="sale", days_ago=0, qty=1):
+    def confirmed_order(self, customer, product, salesperson, company=None, state="sale", days_ago=0, qty=1,
+                        lines=1):
         company = company or self.company
         order = self.env["sale.order"].with_company(company).create({
             "partner_id": customer.id, "user_id": salesperson.id, "company_id": company.id,
             "date_order": fields.Datetime.now() - timedelta(days=days_ago, hours=1),
-            "order_line": [(0, 0, {"product_id": product.id, "product_uom_qty": qty})]})
+            "order_line": [(0, 0, {"product_id": product.id, "product_uom_qty": qty})] * lines})
         self.env.flush_all()
         self.env.cr.execute("UPDATE sale_order SET state = %s WHERE id = %s", (state, order.id))
         self.env.cr.execute("UPDATE sale_order_line SET state = %s WHERE order_id = %s", (state, order.id))
@@ -336,8 +337,8 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
         self.env.cr.execute("UPDATE sale_order_line SET is_downpayment = TRUE WHERE order_id = %s", (down_payment.id,))
         down_payment.order_line.invalidate_recordset(["is_downpayment"])
         # bought once through Alice, three times through Bob: each reads the counts of his own sales
-        self.confirmed_order(customer, often, alice, days_ago=90)
-        for days_ago in (120, 60, 30):
+        self.confirmed_order(customer, often, alice, days_ago=90, lines=2)  # one order, two lines
+        for days_ago in (60, 120, 30):  # entered out of date order
             self.confirmed_order(contact, often, bob, days_ago=days_ago)
         burst = self.products_a[4]  # three orders within hours: no rhythm
         for days_ago in (10.1, 10.2, 10.3):
