@@ -283,6 +283,16 @@ class CrmAiRecommendation(models.Model):
         return self.search(domain)
 
     @api.model
+    def _ai_lists(self, rows):
+        """``(order again, new)`` as a form shows them.  The engine completes a short history's
+        "order again" list with the best new products (measured as such), which are also at the
+        top of the "new" list: shown there only, with the reason that fits that list."""
+        new = rows.filtered(lambda r: r.list_type == "new")
+        reorder = rows.filtered(lambda r: r.list_type == "reorder" and (
+            r.reason in ("every", "bought") or r.product_id not in new.product_id))
+        return reorder, new
+
+    @api.model
     def _ai_lead_rows(self, lead, company):
         """New-product rows for a lead without a customer, from what the lead says: its tags'
         (the first tag with a list), else its country's, else its team's (every lead has a team,
@@ -322,10 +332,8 @@ class CrmAiRecommendation(models.Model):
         if not customer:
             raise UserError(_("Set a customer first: a quotation needs one."))
         company = (lead.company_id if lead else None) or self.env.company
-        rows = self._ai_rows(customer, company)
-        reorder = rows.filtered(lambda r: r.list_type == "reorder")
-        # a product on both lists (a short history is completed with new products) is offered once
-        rows = reorder | rows.filtered(lambda r: r.list_type == "new" and r.product_id not in reorder.product_id)
+        reorder, new = self._ai_lists(self._ai_rows(customer, company))  # each product once
+        rows = reorder | new
         wizard = self.env["crm.ai.quotation.wizard"].create({
             "partner_id": partner.id, "lead_id": lead.id if lead else False,
             "recommendation_ids": [fields.Command.set(rows.ids)]})

@@ -96,8 +96,7 @@ class CrmLead(models.Model):
                 rows = customer_rows[company].filtered(lambda r: r.partner_id == customer)  # noqa: B023
             else:  # no customer yet: what sells with its tags, in its country or with its team
                 rows = Recommendation._ai_lead_rows(lead, company)
-            lead.ai_reorder_recommendation_ids = rows.filtered(lambda r: r.list_type == "reorder")
-            lead.ai_new_recommendation_ids = rows.filtered(lambda r: r.list_type == "new")
+            lead.ai_reorder_recommendation_ids, lead.ai_new_recommendation_ids = Recommendation._ai_lists(rows)
             lead.ai_recommended_product_ids = rows.product_id
 
     def _search_ai_recommended_product_ids(self, operator, value):

@@ -111,8 +111,7 @@ class ResPartner(models.Model):
         rows = Recommendation._ai_rows(self.commercial_partner_id, self.env.company)
         for partner in self:
             mine = rows.filtered(lambda r: r.partner_id == partner.commercial_partner_id)  # noqa: B023
-            partner.ai_reorder_recommendation_ids = mine.filtered(lambda r: r.list_type == "reorder")
-            partner.ai_new_recommendation_ids = mine.filtered(lambda r: r.list_type == "new")
+            partner.ai_reorder_recommendation_ids, partner.ai_new_recommendation_ids = Recommendation._ai_lists(mine)
             partner.ai_recommended_product_ids = mine.product_id
 
     def _search_ai_recommended_product_ids(self, operator, value):

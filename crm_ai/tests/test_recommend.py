@@ -55,6 +55,10 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
         self.assertEqual(orders, sorted(orders, reverse=True))
         self.assertTrue(new, "new products offered")
         self.assertFalse(new.product_id & bought, "the new list holds products never bought")
+        # a short history is completed with the best new products: the form shows those once, as new
+        completed = self.env["crm.ai.recommendation"]._ai_rows(customer, self.company, "reorder") - own
+        self.assertTrue(completed.product_id & new.product_id, "the test needs a history shorter than the list")
+        self.assertFalse(reorder.product_id & new.product_id, "a product is on one list of the form")
         # what A-buyers buy comes first: the A things it never bought, then B things
         untried = self.products_a - bought
         self.assertTrue(untried, "the test needs a customer who did not buy every A thing")
@@ -292,11 +296,12 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
                                             "user_id": seller.id})
         action = lead.with_user(seller).action_ai_quotation()
         wizard = self.env["crm.ai.quotation.wizard"].with_user(seller).browse(action["res_id"])
-        reorder = customer.ai_reorder_recommendation_ids
-        offered = reorder | customer.ai_new_recommendation_ids.filtered(lambda r: r.product_id not in reorder.product_id)
-        self.assertTrue(reorder.product_id & customer.ai_new_recommendation_ids.product_id,
+        rows = self.env["crm.ai.recommendation"]._ai_rows(customer, self.company)
+        self.assertTrue(rows.filtered(lambda r: r.list_type == "reorder").product_id
+                        & rows.filtered(lambda r: r.list_type == "new").product_id,
                         "the test needs a product on both lists")
-        self.assertEqual(wizard.recommendation_ids, offered, "both lists, each product once")
+        offered = customer.ai_reorder_recommendation_ids | customer.ai_new_recommendation_ids
+        self.assertEqual(wizard.recommendation_ids, offered, "both lists as the form shows them, each product once")
         self.assertEqual(len(wizard.recommendation_ids.product_id), len(wizard.recommendation_ids))
         kept = wizard.recommendation_ids[:2]
         wizard.recommendation_ids = kept
