@@ -47,6 +47,13 @@ class CrmAiScoredMixin(models.AbstractModel):
     @api.model_create_multi
     def create(self, vals_list):
         self._ai_check_no_scores(vals_list)
+        # Odoo fills missing values from ``default_*`` context keys inside create: a score
+        # given that way is dropped, not refused (a kanban grouped by segment puts
+        # ``default_ai_segment_id`` in its quick create's context)
+        defaults = self._ai_score_fields({key[8:] for key in self.env.context if key.startswith("default_")})
+        if defaults:
+            dropped = {f"default_{name}" for name in defaults}
+            self = self.with_context({k: v for k, v in self.env.context.items() if k not in dropped})  # noqa: PLW0642
         return super().create(vals_list)
 
     def write(self, vals):

@@ -34,6 +34,20 @@ class TestSecurityOverRpc(CrmAiDataMixin, HttpCase):
                 self._rpc(self.salesman, "crm.lead", "write", [lead.id], vals)
         with self.assertRaisesRegex(Fault, "cannot be set by hand"):
             self._rpc(self.salesman, "crm.lead", "create", [{"name": "forged", "ai_propensity": 99.0}])
+        # nor through context defaults, which create fills in after the check (on copy too): dropped
+        forged = {"default_ai_propensity": 99.5, "default_ai_propensity_state": "scored",
+                  "default_ai_propensity_trend": 40.0, "default_ai_propensity_model_id": self.model.id,
+                  "default_ai_propensity_date": "2999-01-01 00:00:00", "default_ai_propensity_grade": "a"}
+        created = self._rpc(self.salesman, "crm.lead", "create", {"name": "forged", "type": "opportunity"},
+                            context=forged)
+        copied = self._rpc(self.salesman, "crm.lead", "copy", [lead.id], context=forged)[0]
+        for lead_id in (created, copied):
+            read = self._rpc(self.salesman, "crm.lead", "read", [lead_id],
+                             fields=["ai_propensity", "ai_propensity_state", "ai_propensity_trend",
+                                     "ai_propensity_model_id", "ai_propensity_date", "ai_propensity_grade"])[0]
+            self.assertEqual((read["ai_propensity"], read["ai_propensity_state"], read["ai_propensity_trend"],
+                              read["ai_propensity_model_id"], read["ai_propensity_date"], read["ai_propensity_grade"]),
+                             (0.0, "pending", 0.0, False, False, False), lead_id)
         self.assertTrue(self._rpc(self.salesman, "crm.lead", "write", [lead.id], {"expected_revenue": 4242}))
         read = self._rpc(self.salesman, "crm.lead", "read", [lead.id], fields=["ai_propensity", "ai_propensity_model_id"])
         self.assertEqual(read[0]["ai_propensity_model_id"][0], self.model.id)
@@ -79,6 +93,11 @@ class TestSecurityOverRpc(CrmAiDataMixin, HttpCase):
                 self._rpc(self.salesman, "res.partner", "write", [partner.id], vals)
         with self.assertRaisesRegex(Fault, "cannot be set by hand"):
             self._rpc(self.salesman, "res.partner", "create", [{"name": "forged", "ai_segment_id": segment}])
+        # a quick create in a kanban column of a grouped-by-segment view: created, segment left to the engine
+        quick = self._rpc(self.salesman, "res.partner", "name_create", "crm_ai quick",
+                          context={"default_ai_segment_id": segment, "default_ai_rfm_monetary": 1e9})[0]
+        self.assertEqual(self._rpc(self.salesman, "res.partner", "read", [quick],
+                                   fields=["ai_segment_id", "ai_rfm_monetary"])[0]["ai_segment_id"], False)
         for user in (self.salesman, self.manager):
             with self.assertRaises(Fault):
                 self._rpc(user, "crm.ai.segment.history", "create",
