@@ -129,10 +129,11 @@ class CrmLead(models.Model):
         for lead in self:
             lead.ai_propensity_reasons_html = reasons_html(lead.ai_propensity_reasons)
 
-    @api.depends("ai_propensity_trend")
+    @api.depends("ai_propensity_trend", "active", "stage_id.is_won")
     def _compute_ai_propensity_trend_arrow(self):
         for lead in self:
-            trend = lead.ai_propensity_trend
+            # a won or lost lead is no longer scored: its last trend is not a move any more
+            trend = lead.ai_propensity_trend if lead.active and not lead.stage_id.is_won else 0.0
             if trend >= TREND_SIGNIFICANT_POINTS:
                 lead.ai_propensity_trend_arrow = "▲ %+d" % round(trend)
             elif trend <= -TREND_SIGNIFICANT_POINTS:

@@ -1,9 +1,12 @@
 import json
 from datetime import timedelta
 
+from lxml import etree
+
 from odoo import fields
 from odoo.exceptions import AccessError
 from odoo.tests import new_test_user, tagged
+from odoo.tools.safe_eval import safe_eval
 
 from .common import TestCrmAiCommon
 
@@ -77,6 +80,30 @@ class TestPropensityHistory(TestCrmAiCommon):
         self.assertIn(rising, Lead.search([("ai_propensity_trend", ">=", 5)]), "the 'Propensity rising' filter")
         falling = self.env.ref("crm_ai.crm_lead_action_crm_ai_falling")
         self.assertIn("crm_ai_propensity_falling", falling.context)
+
+    def test_won_and_lost_leads_leave_the_trend_filters_and_the_falling_report(self):
+        """A closed lead is no longer scored: its last trend must not keep it "falling"."""
+        self._score()
+        still_open, won, lost = self.open_leads[0], self.open_leads[1], self.open_leads[2]
+        for lead in still_open | won | lost:
+            self._age_history(lead, 8, propensity=lead.ai_propensity + 12)  # 12 points higher a week ago
+        self._rescore(still_open | won | lost)
+        won.action_set_won()
+        lost.action_set_lost()
+        Lead = self.env["crm.lead"].with_context(active_test=False)  # as the "Lost" filter shows them
+        arch = etree.fromstring(Lead.get_views([(False, "search")])["views"]["search"]["arch"])
+        falling = self.env.ref("crm_ai.crm_lead_action_crm_ai_falling")
+        for name, base in (("crm_ai_propensity_falling", safe_eval(falling.domain)),
+                           ("crm_ai_propensity_falling", []), ("crm_ai_propensity_rising", [])):
+            domain = safe_eval(arch.xpath(f"//filter[@name='{name}']")[0].get("domain"))
+            if name.endswith("rising"):
+                self.assertFalse(Lead.search([*domain, ("id", "in", (won | lost).ids)]))
+                continue
+            found = Lead.search([*base, *domain, ("id", "in", (still_open | won | lost).ids)])
+            self.assertEqual(found, still_open, f"{name} {base}")
+        self.assertEqual(still_open.ai_propensity_trend_arrow, "▼ %+d" % round(still_open.ai_propensity_trend))
+        self.assertFalse(won.ai_propensity_trend_arrow)
+        self.assertFalse(lost.ai_propensity_trend_arrow)
 
     def test_the_trend_compares_with_the_score_a_week_ago_not_the_latest_move(self):
         self._score()
