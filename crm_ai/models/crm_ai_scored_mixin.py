@@ -53,7 +53,8 @@ class CrmAiScoredMixin(models.AbstractModel):
         defaults = self._ai_score_fields({key[8:] for key in self.env.context if key.startswith("default_")})
         if defaults:
             dropped = {f"default_{name}" for name in defaults}
-            self = self.with_context({k: v for k, v in self.env.context.items() if k not in dropped})  # noqa: PLW0642
+            clean = self.with_context({k: v for k, v in self.env.context.items() if k not in dropped})
+            return super(CrmAiScoredMixin, clean).create(vals_list)
         return super().create(vals_list)
 
     def write(self, vals):
