@@ -5,8 +5,20 @@ One row per confirmed sale order (state ``sale``) of the company, for the order'
 commercial partner (contacts buy for their company), dated at ``date_order``, worth its
 untaxed amount converted to the company currency at the order's own rate
 (``currency_rate``, fixed by Odoo at the order date); a net-negative order is a return.
-Posted customer credit notes are refunds (``amount_untaxed_signed``: negative, in the
-company currency).  Cancelled, draft and quotation orders never count.
+Cancelled, draft and quotation orders never count.
+
+Posted customer credit notes are refunds (negative, company currency), on the same basis
+as the orders:
+
+* a credit note of a counted order's invoice (its lines linked to the order's lines) is a
+  return only for what it takes below the order's amount: an order of 1,000 invoiced,
+  credited and invoiced again ("reverse and create invoice") returned nothing; one
+  invoiced and fully credited returned 1,000 (dated at its latest credit note).  Credit
+  notes of cancelled orders, of other companies' orders and of down payments don't count;
+* a credit note of an invoice that no counted order holds reverses revenue the orders
+  never counted: it doesn't count either;
+* a credit note on its own (no order, no reversed invoice: a goodwill gesture, a return
+  booked by hand) counts at its amount.
 
 Values are per company: a partner shared by several companies gets one segment and
 one propensity in each, from that company's orders only (company-dependent fields),
@@ -90,19 +102,64 @@ class CustomerValueEngine:
                 parts.append(SQL("%s < %s", SQL(date_column), until))
             return SQL(" AND ").join(parts)
 
+        move_day = SQL("COALESCE(m.invoice_date, m.date)::timestamp")
         self.env.cr.execute(SQL("""
+            WITH credited_orders AS (  -- orders with a posted credit note (most have none)
+                SELECT DISTINCT sol.order_id
+                  FROM account_move m
+                  JOIN res_partner mp ON mp.id = m.partner_id  -- indexed, unlike account_move.commercial_partner_id
+                  JOIN account_move_line aml ON aml.move_id = m.id
+                  JOIN sale_order_line_invoice_rel rel ON rel.invoice_line_id = aml.id
+                  JOIN sale_order_line sol ON sol.id = rel.order_line_id
+                 WHERE m.move_type = 'out_refund' AND m.state = 'posted' AND m.company_id = %(company)s
+                   AND %(move_condition)s
+            ), linked AS (  -- their posted invoice and credit note lines (down payments aside)
+                SELECT DISTINCT so.id AS order_id, aml.id AS line_id, m.move_type, %(move_day)s AS day,
+                       CASE WHEN m.move_type = 'out_refund' THEN aml.balance ELSE -aml.balance END AS amount
+                  FROM credited_orders c
+                  JOIN sale_order so ON so.id = c.order_id
+                  JOIN res_partner p ON p.id = so.partner_id
+                  JOIN sale_order_line sol ON sol.order_id = so.id AND NOT COALESCE(sol.is_downpayment, FALSE)
+                  JOIN sale_order_line_invoice_rel rel ON rel.order_line_id = sol.id
+                  JOIN account_move_line aml ON aml.id = rel.invoice_line_id
+                  JOIN account_move m ON m.id = aml.move_id
+                 WHERE so.state = 'sale' AND so.company_id = %(company)s AND %(so_condition)s
+                   AND m.move_type IN ('out_invoice', 'out_refund') AND m.state = 'posted'
+                   AND m.company_id = %(company)s AND %(move_until)s
+            ), per_order AS (
+                SELECT order_id, MAX(day) FILTER (WHERE move_type = 'out_refund') AS day,
+                       COALESCE(SUM(amount) FILTER (WHERE move_type = 'out_invoice'), 0) AS invoiced,
+                       COALESCE(SUM(amount) FILTER (WHERE move_type = 'out_refund'), 0) AS credited
+                  FROM linked GROUP BY order_id
+            )
             SELECT p.commercial_partner_id, so.date_order,
                    so.amount_untaxed / COALESCE(NULLIF(so.currency_rate, 0), 1), so.amount_untaxed < 0
               FROM sale_order so
               JOIN res_partner p ON p.id = so.partner_id
              WHERE so.state = 'sale' AND so.company_id = %(company)s AND %(so_condition)s
              UNION ALL
-            SELECT mp.commercial_partner_id, COALESCE(m.invoice_date, m.date)::timestamp, m.amount_untaxed_signed, TRUE
+            -- a counted order's return: what its credit notes take below the order's amount
+            SELECT p.commercial_partner_id, o.day,
+                   -GREATEST(0, o.credited - GREATEST(0, o.invoiced
+                                                         - so.amount_untaxed / COALESCE(NULLIF(so.currency_rate, 0), 1))),
+                   TRUE
+              FROM per_order o
+              JOIN sale_order so ON so.id = o.order_id
+              JOIN res_partner p ON p.id = so.partner_id
+             WHERE o.credited > 0
+               AND o.credited > GREATEST(0, o.invoiced - so.amount_untaxed / COALESCE(NULLIF(so.currency_rate, 0), 1))
+             UNION ALL
+            -- a credit note on its own (no order line, no reversed invoice)
+            SELECT mp.commercial_partner_id, %(move_day)s, m.amount_untaxed_signed, TRUE
               FROM account_move m
-              JOIN res_partner mp ON mp.id = m.partner_id  -- indexed, unlike account_move.commercial_partner_id
+              JOIN res_partner mp ON mp.id = m.partner_id
              WHERE m.move_type = 'out_refund' AND m.state = 'posted' AND m.company_id = %(company)s
-               AND %(move_condition)s
-        """, company=self.company.id,
+               AND m.reversed_entry_id IS NULL AND %(move_condition)s
+               AND NOT EXISTS (SELECT 1 FROM account_move_line aml
+                                 JOIN sale_order_line_invoice_rel rel ON rel.invoice_line_id = aml.id
+                                WHERE aml.move_id = m.id)
+        """, company=self.company.id, move_day=move_day,
+            move_until=SQL("%s < %s", move_day, until) if until is not None else SQL("TRUE"),
             so_condition=condition("p.commercial_partner_id", "so.date_order"),
             move_condition=condition("mp.commercial_partner_id", "COALESCE(m.invoice_date, m.date)::timestamp")))
         frame = pd.DataFrame.from_records(self.env.cr.fetchall(), columns=["partner", "date", "amount", "is_refund"])

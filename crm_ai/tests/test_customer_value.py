@@ -129,6 +129,63 @@ class TestCustomerValue(CrmAiCustomerMixin, TransactionCase):
         self.assertEqual(returned.ai_rfm_frequency, 1, "a net-negative order is a return")
         self.assertAlmostEqual(returned.ai_rfm_monetary, -200.0, places=2)
 
+    def test_credit_notes_count_what_they_take_from_counted_orders(self):
+        """Orders are the revenue: a credit note is a return only for what it takes below a
+        counted order's amount (real flows: confirm, invoice, credit note wizard)."""
+        Partner = self.env["res.partner"]
+        returned, corrected, cancelled, direct = Partner.create(
+            [{"name": f"crm_ai {n}", "is_company": True} for n in ("returned", "corrected", "cancelled", "direct")])
+        product = self.env["product.product"].create({"name": "crm_ai invoiced", "type": "service",
+                                                      "invoice_policy": "order", "taxes_id": [(6, 0, [])]})
+
+        def invoiced_order(partner, amount):
+            order = self.env["sale.order"].create({"partner_id": partner.id, "order_line": [(0, 0, {
+                "product_id": product.id, "product_uom_qty": 1, "price_unit": amount, "tax_id": [(6, 0, [])]})]})
+            order.action_confirm()
+            invoice = order._create_invoices()
+            invoice.action_post()
+            return order, invoice
+
+        def credit(invoice, modify=False):
+            wizard = self.env["account.move.reversal"].with_context(
+                active_model="account.move", active_ids=invoice.ids).create(
+                {"journal_id": invoice.journal_id.id, "date": fields.Date.today()})
+            new = self.env["account.move"].browse((wizard.modify_moves() if modify else wizard.refund_moves())["res_id"])
+            new.action_post()  # the credit note, or the corrected invoice ("reverse and create invoice")
+
+        for partner in (returned, corrected, cancelled, direct):
+            invoiced_order(partner, 500.0)  # kept
+        credit(invoiced_order(returned, 1000.0)[1])  # invoiced, credited: returned
+        returned_partly, invoice = invoiced_order(returned, 400.0)
+        credit_note = invoice._reverse_moves()
+        credit_note.invoice_line_ids.price_unit = 100.0  # a quarter of it back
+        credit_note.action_post()
+        credit(invoiced_order(corrected, 1000.0)[1], modify=True)  # credited and invoiced again: nothing returned
+        order, invoice = invoiced_order(cancelled, 1000.0)
+        credit(invoice)
+        self.env.flush_all()
+        self.env.cr.execute("UPDATE sale_order SET state = 'cancel' WHERE id = %s", (order.id,))  # cancelled: no sale
+        deposit = self.env["sale.order"].create({"partner_id": direct.id, "order_line": [(0, 0, {
+            "product_id": product.id, "product_uom_qty": 1, "price_unit": 1000.0, "tax_id": [(6, 0, [])]})]})
+        deposit.action_confirm()
+        self.env["sale.advance.payment.inv"].with_context(active_model="sale.order", active_ids=deposit.ids).create(
+            {"advance_payment_method": "percentage", "amount": 30}).create_invoices()
+        deposit.invoice_ids.action_post()
+        credit(deposit.invoice_ids)  # a down payment paid back: the order of 1,000 stands, nothing returned
+        manual = self.env["account.move"].create({
+            "move_type": "out_invoice", "partner_id": direct.id, "invoice_date": fields.Date.today(),
+            "invoice_line_ids": [(0, 0, {"name": "hours", "quantity": 1, "price_unit": 300.0, "tax_ids": [(6, 0, [])]})]})
+        manual.action_post()
+        credit(manual)  # an invoice no order holds (never counted): its credit note takes nothing
+        self.env.invalidate_all()
+        self.score()
+        for partner, frequency, monetary in ((returned, 3, 500.0 + 300.0), (corrected, 2, 1500.0),
+                                             (cancelled, 1, 500.0), (direct, 2, 1500.0)):
+            self.assertEqual(partner.ai_rfm_frequency, frequency, partner.name)
+            self.assertAlmostEqual(partner.ai_rfm_monetary, monetary, places=2, msg=partner.name)
+        self.assertTrue(returned_partly.invoice_ids.filtered(lambda m: m.move_type == "out_refund"))
+        self.assertTrue(deposit.invoice_ids.filtered(lambda m: m.move_type == "out_refund"))
+
     def test_customers_silent_for_longer_than_the_window_are_lost(self):
         gone = self.env["res.partner"].create({"name": "crm_ai long gone", "is_company": True})
         self._crm_ai_orders([(gone, 800, 900.0, "sale"), (gone, 900, 900.0, "sale")])  # window: 730 days
