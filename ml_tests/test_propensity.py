@@ -86,6 +86,9 @@ def test_format_reason():
     assert format_reason({"label": "Source", "value": "Newsletter", "points": 9.4}) == "Source: Newsletter (+9)"
     assert format_reason({"label": "Country", "value": "Brazil", "points": -4.6}) == "Country: Brazil (-5)"
     assert format_reason({"label": "Tags", "value": "none", "points": 0.2}) == "Tags: none (+<1)"
+    # a value the reader may not see: the reason and its direction only ("" and 0 are values)
+    assert format_reason({"label": "Revenue", "value": None, "points": 4.2}) == "Revenue (+4)"
+    assert format_reason({"label": "Orders", "value": 0, "points": -1.2}) == "Orders: 0 (-1)"
 
 
 def test_unseen_and_missing_values_at_predict_time(fitted):

@@ -625,13 +625,16 @@ def describe_spec(spec, calibration=None):
 
 
 def format_reason(reason):
-    """``{"label": "Source", "value": "Newsletter", "points": 9.2}`` -> 'Source: Newsletter (+9)'."""
+    """``{"label": "Source", "value": "Newsletter", "points": 9.2}`` -> 'Source: Newsletter (+9)';
+    a value of None is not shown: 'Source (+9)'."""
     pts = reason["points"]
     shown = round(pts)
     if shown == 0:
         shown_txt = "+<1" if pts > 0 else "-<1"
     else:
         shown_txt = f"{shown:+d}"
+    if reason["value"] is None:
+        return f"{reason['label']} ({shown_txt})"
     return f"{reason['label']}: {reason['value']} ({shown_txt})"
 
 

@@ -27,6 +27,18 @@ from odoo.tools import SQL
 
 _logger = logging.getLogger(__name__)
 
+#: Salespeople who read every lead and every sale order of their companies ("All Documents").
+#: They see the exact figures a customer's values rest on (revenue, orders, won deals); users
+#: limited to their own documents see the values (segment, propensity) and the reasons'
+#: direction, not figures made of colleagues' leads and orders, which Odoo hides from them.
+ALL_SALES = "sales_team.group_sale_salesman_all_leads"
+
+
+def reads_all_sales(env):
+    """Whether the real user (sudo or not) reads every lead and sale order of his companies."""
+    return env.user._is_superuser() or env.user.has_group(ALL_SALES)
+
+
 #: task key -> engine class, in registration order (the crons visit them in this order).
 ENGINES = {}
 #: Malformed parameter values already logged (each is logged once per process).

@@ -17,6 +17,8 @@ between two scores ("Source: Newsletter (+9) new").
 from odoo import fields, models
 from odoo.tools import SQL
 
+from .crm_ai_engine import ALL_SALES
+
 
 class CrmAiPropensityHistory(models.Model):
     _name = "crm.ai.propensity.history"
@@ -32,7 +34,7 @@ class CrmAiPropensityHistory(models.Model):
     date = fields.Datetime(required=True, readonly=True)
     propensity = fields.Float("Propensity (%)", digits=(5, 2), readonly=True, aggregator="avg")
     model_id = fields.Many2one("crm.ai.model", "Model", readonly=True, ondelete="set null")
-    reason_data = fields.Json("Reasons (data)", readonly=True)
+    reason_data = fields.Json("Reasons (data)", readonly=True, groups=ALL_SALES)  # the customer's figures
 
     def init(self):
         # the engine's "latest row of these leads" and "row a week ago" lookups

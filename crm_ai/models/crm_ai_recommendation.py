@@ -27,9 +27,8 @@ from odoo.exceptions import UserError
 from odoo.tools import SQL
 
 from ..ml.recommend import MIN_ORDERS_FOR_RHYTHM
+from .crm_ai_engine import ALL_SALES, reads_all_sales
 
-#: Users of this group read every sale order of their companies, hence every row.
-ALL_SALES = "sales_team.group_sale_salesman_all_leads"
 #: What makes one list: its rows are ranked 1, 2, 3...
 LIST_KEY = ("company_id", "partner_id", "country_id", "team_id", "tag_id", "list_type")
 
@@ -107,7 +106,7 @@ class CrmAiRecommendation(models.Model):
     @api.model
     def _ai_reads_all_sales(self):
         """Whether the real user (sudo or not) reads every sale order of his companies."""
-        return self.env.user._is_superuser() or self.env.user.has_group(ALL_SALES)
+        return reads_all_sales(self.env)
 
     @api.model
     def _ai_readable_lines(self):

@@ -10,6 +10,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError
 
 from ..ml.customer_value import NO_PURCHASE, SEGMENTS
+from .crm_ai_engine import ALL_SALES
 
 #: code -> (name in the engine, colour index of Odoo's palette), best customers first.
 SEGMENT_CODES = {
@@ -44,11 +45,12 @@ class CrmAiSegment(models.Model):
     company_id = fields.Many2one("res.company", required=True, readonly=True, index=True,
                                  default=lambda self: self.env.company)
     partner_count = fields.Integer("Customers", compute="_compute_stats")
-    revenue = fields.Float("Revenue", compute="_compute_stats",
+    revenue = fields.Float("Revenue", compute="_compute_stats", groups=ALL_SALES,
                            help="Sum of the customers' revenue over the segmentation window (company currency).")
-    avg_recency_days = fields.Float("Average days since the last order", compute="_compute_stats", digits=(16, 0))
-    avg_frequency = fields.Float("Average orders", compute="_compute_stats", digits=(16, 1))
-    avg_monetary = fields.Float("Average revenue", compute="_compute_stats", digits=(16, 2))
+    avg_recency_days = fields.Float("Average days since the last order", compute="_compute_stats", groups=ALL_SALES,
+                                    digits=(16, 0))
+    avg_frequency = fields.Float("Average orders", compute="_compute_stats", groups=ALL_SALES, digits=(16, 1))
+    avg_monetary = fields.Float("Average revenue", compute="_compute_stats", groups=ALL_SALES, digits=(16, 2))
 
     _sql_constraints = [("code_company_uniq", "unique(code, company_id)", "One segment per meaning and company.")]
 

@@ -10,6 +10,7 @@ from odoo.tools import format_date, format_datetime
 
 from ..ml import format_reason
 from .crm_ai_driver import RECORD_STATES
+from .crm_ai_engine import ALL_SALES
 from .crm_ai_scored_mixin import reasons_html
 from .crm_ai_sentiment_fields import sentiment_fields
 from .engine_lead_propensity import GRADES, TREND_DAYS, TREND_SIGNIFICANT_POINTS, describe_reasons
@@ -34,7 +35,7 @@ class CrmLead(models.Model):
         GRADES, "AI Grade", readonly=True, copy=False, index=True,
         help="Propensity range (see each grade's label).")
     ai_propensity_reason_data = fields.Json(
-        "AI Reasons (data)", readonly=True, copy=False,
+        "AI Reasons (data)", readonly=True, copy=False, groups=ALL_SALES,  # the customer's figures: every lead's
         help='[{"field", "value", "points"}]: the strongest reasons up and down, as data.')
     ai_propensity_reasons = fields.Text(
         "AI Reasons", compute="_compute_ai_propensity_reasons",
@@ -117,14 +118,15 @@ class CrmLead(models.Model):
                 customer and lead.company_id) else False
 
     @api.depends("ai_propensity_reason_data")
-    @api.depends_context("lang")
+    @api.depends_context("lang", "uid")  # the customer's figures for users who read every lead
     def _compute_ai_propensity_reasons(self):
-        described = describe_reasons(self.env, [lead.ai_propensity_reason_data or [] for lead in self])
+        # the data is for users who read every lead (sudo to read it); the words hide its figures from others
+        described = describe_reasons(self.env, [lead.ai_propensity_reason_data or [] for lead in self.sudo()])
         for lead, reasons in zip(self, described):
             lead.ai_propensity_reasons = "\n".join(format_reason(reason) for reason in reasons) or False
 
     @api.depends("ai_propensity_reasons")
-    @api.depends_context("lang")
+    @api.depends_context("lang", "uid")
     def _compute_ai_propensity_reasons_html(self):
         for lead in self:
             lead.ai_propensity_reasons_html = reasons_html(lead.ai_propensity_reasons)
@@ -142,7 +144,7 @@ class CrmLead(models.Model):
                 lead.ai_propensity_trend_arrow = False
 
     @api.depends("ai_propensity", "ai_propensity_date", "ai_propensity_reason_data")
-    @api.depends_context("lang")
+    @api.depends_context("lang", "uid")
     def _compute_ai_propensity_history_view(self):
         """The chart's data (JSON for the ``crm_ai_chart`` widget) and, in words, what
         changed between the latest score and the one before it (reasons new, gone, moved)."""

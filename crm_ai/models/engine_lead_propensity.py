@@ -27,7 +27,7 @@ from odoo.tools.translate import LazyTranslate
 from ..ml import LeadPropensityModel, OdooPLSBaseline, binary_metrics, reliability_bins, time_ordered_split
 from ..ml.features import NOT_SET
 from ..ml.propensity import describe_spec
-from .crm_ai_engine import CrmAiEngine, ModelRefused, Param, TrainResult, register_engine
+from .crm_ai_engine import CrmAiEngine, ModelRefused, Param, TrainResult, reads_all_sales, register_engine
 
 _logger = logging.getLogger(__name__)
 _lt = LazyTranslate(__name__)
@@ -75,6 +75,9 @@ HISTORY_SIGNALS = {
     "ai_activity_done_count": _lt("Activities done"),
     "ai_age_days": _lt("Age (days)"),
 }
+#: The signals made of the customer's other leads, whoever owns them: their figures are for
+#: users who read every lead (``describe_reasons``).
+CUSTOMER_HISTORY = frozenset({"ai_partner_won_count", "ai_partner_lost_count", "ai_partner_won_revenue"})
 #: Words the engine writes as values, translated when shown.
 VALUE_WORDS = {NOT_SET: _lt("(not set)"), "none": _lt("none"), "yes": _lt("yes"), "no": _lt("no")}
 #: The trend is the change of the propensity over this many days (the "rising" and
@@ -590,8 +593,11 @@ def describe_reasons(env, reason_lists):
     ``env``'s language: ``[[{"label", "value", "points"}]]``, ready for ``format_reason``.
 
     Record values (stored as ids) are named in one read per model; selection keys get
-    their label; the engine's own words (not set, yes, no) are translated.
+    their label; the engine's own words (not set, yes, no) are translated.  The customer's
+    history (:data:`CUSTOMER_HISTORY`: counts and revenue of all his leads) is shown without
+    its figure to users who may not read every lead (``value`` None).
     """
+    hidden = set() if reads_all_sales(env) else CUSTOMER_HISTORY
     lead_fields = env["crm.lead"]._fields
     wanted = {}
     for reasons in reason_lists:
@@ -616,7 +622,9 @@ def describe_reasons(env, reason_lists):
                 label = field.get_description(env)["string"]
             else:
                 label = name
-            if value in VALUE_WORDS:
+            if name in hidden:
+                value = None
+            elif value in VALUE_WORDS:
                 value = env._(VALUE_WORDS[value])
             elif field is not None and field.type in ("many2one", "many2many"):
                 value = ", ".join(names[field.comodel_name].get(key, key) for key in value.split(", "))

@@ -32,7 +32,7 @@ from ..ml.customer_value import (
     time_travel_frame,
     training_cutoffs,
 )
-from .crm_ai_engine import CrmAiEngine, Param, TrainResult, register_engine
+from .crm_ai_engine import CrmAiEngine, Param, TrainResult, reads_all_sales, register_engine
 from .customer_orders import CustomerValueEngine
 
 _lt = LazyTranslate(__name__)
@@ -177,10 +177,15 @@ class RepeatPurchaseEngine(CustomerValueEngine, CrmAiEngine):
 
 
 def describe_customer_reasons(env, reason_data):
-    """Stored reasons (JSON text) in words, in ``env``'s language: ``[{"label", "value", "points"}]``."""
+    """Stored reasons (JSON text) in words, in ``env``'s language: ``[{"label", "value", "points"}]``.
+
+    Every figure is made of the customer's orders, whoever sold them: shown to users who read
+    every sale order, else ``value`` None (the reason and its direction, not the figure)."""
+    every_sale = reads_all_sales(env)
     try:
         reasons = json.loads(reason_data) if reason_data else []
     except ValueError:
         return []
     return [{"label": env._(FEATURE_LABELS[r["field"]]) if r.get("field") in FEATURE_LABELS else r.get("field"),
-             "value": r.get("value"), "points": r.get("points", 0.0)} for r in reasons if isinstance(r, dict)]
+             "value": r.get("value") if every_sale else None, "points": r.get("points", 0.0)}
+            for r in reasons if isinstance(r, dict)]

@@ -12,6 +12,7 @@ from odoo import _, api, fields, models
 
 from ..ml import format_reason
 from .crm_ai_driver import RECORD_STATES
+from .crm_ai_engine import ALL_SALES
 from .crm_ai_scored_mixin import reasons_html
 from .crm_ai_sentiment_fields import sentiment_fields
 from .engine_repeat_purchase import HIGH_REPEAT_PROPENSITY, describe_customer_reasons
@@ -23,6 +24,9 @@ SALES = "sales_team.group_sale_salesman"
 SALES_MANAGERS = "sales_team.group_sale_manager"
 #: A plain engine-written value of a partner: one per company, for salespeople, not indexed.
 VALUE = {"company_dependent": True, "groups": SALES, "index": False, "readonly": True, "copy": False}
+#: The same, for a figure made of the customer's orders, whoever sold them (revenue, orders,
+#: the reasons' data): for users who read every sale order (crm_ai_engine.ALL_SALES).
+ORDER_FIGURE = {**VALUE, "groups": ALL_SALES}
 
 
 class ResPartner(models.Model):
@@ -55,13 +59,13 @@ class ResPartner(models.Model):
     ai_segment_description = fields.Text(related="ai_segment_id.description", string="Segment Meaning",
                                          groups=SALES)
     ai_rfm_recency_days = fields.Integer(
-        "Days Since Last Order", **VALUE, aggregator="avg",
+        "Days Since Last Order", **ORDER_FIGURE, aggregator="avg",
         help="Days since the customer's last confirmed sale order in your company.")
     ai_rfm_frequency = fields.Integer(
-        "Orders", **VALUE, aggregator="avg",
+        "Orders", **ORDER_FIGURE, aggregator="avg",
         help="Confirmed sale orders over the segmentation window (returns are not orders).")
     ai_rfm_monetary = fields.Float(
-        "Revenue", **VALUE, digits=(16, 2), aggregator="sum",
+        "Revenue", **ORDER_FIGURE, digits=(16, 2), aggregator="sum",
         help="Untaxed revenue over the segmentation window in the company currency (other currencies "
              "converted at the order date), credit notes subtracted.")
     ai_segment_state = fields.Selection(RECORD_STATES, "Segment Status", **VALUE)
@@ -77,7 +81,7 @@ class ResPartner(models.Model):
         help="Probability (%) that this customer confirms another sale order with your company within the "
              "horizon (90 days by default), learnt from your customers' past purchases. Meant literally: "
              "its calibration is measured on the latest completed horizon. Empty for customers who never bought.")
-    ai_propensity_reason_data = fields.Text("Repeat-Purchase Reasons (data)", **VALUE)
+    ai_propensity_reason_data = fields.Text("Repeat-Purchase Reasons (data)", **ORDER_FIGURE)
     ai_propensity_reasons = fields.Text("Repeat-Purchase Reasons", compute="_compute_ai_propensity_reasons",
                                         groups=SALES)
     ai_propensity_reasons_html = fields.Html("Why this propensity", compute="_compute_ai_propensity_reasons",
@@ -160,10 +164,12 @@ class ResPartner(models.Model):
                 lambda r: r.partner_id == partner.commercial_partner_id)  # noqa: B023
 
     @api.depends("ai_propensity_reason_data")
-    @api.depends_context("lang", "company")
+    @api.depends_context("lang", "company", "uid")  # figures for users who read every sale
     def _compute_ai_propensity_reasons(self):
         for partner in self:
-            lines = [format_reason(r) for r in describe_customer_reasons(self.env, partner.ai_propensity_reason_data)]
+            # the data is for users who read every sale (sudo to read it); the words hide its figures from others
+            data = partner.sudo().ai_propensity_reason_data
+            lines = [format_reason(r) for r in describe_customer_reasons(self.env, data)]
             partner.ai_propensity_reasons = "\n".join(lines) or False
             partner.ai_propensity_reasons_html = reasons_html(partner.ai_propensity_reasons)
 

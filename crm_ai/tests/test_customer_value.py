@@ -186,6 +186,18 @@ class TestCustomerValue(CrmAiCustomerMixin, TransactionCase):
         self.assertTrue(returned_partly.invoice_ids.filtered(lambda m: m.move_type == "out_refund"))
         self.assertTrue(deposit.invoice_ids.filtered(lambda m: m.move_type == "out_refund"))
 
+    def test_own_documents_salespeople_read_the_reasons_without_the_figures(self):
+        """Every figure of a customer's reasons is made of all his orders, whoever sold them."""
+        self.score()
+        customer = self.customers[0]
+        own = new_test_user(self.env, "crm_ai_cv_own", groups="sales_team.group_sale_salesman")
+        every = new_test_user(self.env, "crm_ai_cv_every", groups="sales_team.group_sale_salesman_all_leads")
+        with_figures = customer.with_user(every).ai_propensity_reasons.splitlines()
+        without = customer.with_user(own).ai_propensity_reasons.splitlines()
+        self.assertTrue(all(":" in line for line in with_figures), with_figures)
+        self.assertEqual(without, [line.split(":")[0] + " " + line.rsplit(" ", 1)[1] for line in with_figures])
+        self.assertTrue(customer.with_user(own).ai_propensity_reasons_html)
+
     def test_customers_silent_for_longer_than_the_window_are_lost(self):
         gone = self.env["res.partner"].create({"name": "crm_ai long gone", "is_company": True})
         self._crm_ai_orders([(gone, 800, 900.0, "sale"), (gone, 900, 900.0, "sale")])  # window: 730 days

@@ -4,7 +4,7 @@ from unittest.mock import patch
 from psycopg2.errors import SerializationFailure
 
 from odoo import Command, fields
-from odoo.tests import tagged
+from odoo.tests import new_test_user, tagged
 from odoo.tools import mute_logger
 
 from odoo.addons.crm_ai.ml import format_reason
@@ -354,6 +354,28 @@ class TestPropensityScoring(TestCrmAiCommon):
         self.assertEqual(self.model.state, "refused")
         self.assertEqual(Trigger.search_count([("cron_id", "=", score_cron.id)]), before_score)
         self.assertEqual(set(self.open_leads.mapped("ai_propensity_state")), {"insufficient_data"})
+
+
+    def test_the_customers_figures_are_for_users_who_read_every_lead(self):
+        """The customer's won deals and revenue count every salesperson's leads: a salesperson
+        limited to his own documents reads those reasons without their figures."""
+        reasons = [{"field": "ai_partner_won_revenue", "value": "89,700", "points": 4.2},
+                   {"field": "ai_partner_won_count", "value": "2", "points": 2.0},
+                   {"field": "ai_message_count", "value": "3", "points": -1.0}]
+        own = new_test_user(self.env, "crm_ai_own_reader", groups="sales_team.group_sale_salesman")
+        every = new_test_user(self.env, "crm_ai_every_reader", groups="sales_team.group_sale_salesman_all_leads")
+        lead = self.open_leads[0]
+        lead.user_id = own
+        self.env.flush_all()
+        self.env.cr.execute("UPDATE crm_lead SET ai_propensity_reason_data = %s::jsonb WHERE id = %s",
+                            (json.dumps(reasons), lead.id))
+        lead.invalidate_recordset()
+        self.assertEqual(lead.with_user(own).ai_propensity_reasons.splitlines(), [
+            "Customer's earlier won revenue (+4)", "Customer's earlier won deals (+2)", "Emails and notes: 3 (-1)"])
+        self.assertEqual(lead.with_user(every).ai_propensity_reasons.splitlines(), [
+            "Customer's earlier won revenue: 89,700 (+4)", "Customer's earlier won deals: 2 (+2)",
+            "Emails and notes: 3 (-1)"])
+        self.assertNotIn("89,700", lead.with_user(own).ai_propensity_reasons_html)
 
 
 @tagged("crm_ai", "post_install", "-at_install")

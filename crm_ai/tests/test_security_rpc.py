@@ -110,6 +110,32 @@ class TestSecurityOverRpc(CrmAiDataMixin, HttpCase):
                 self._rpc(self.portal, model, "search_read", [])
         self.assertTrue(self._rpc(self.salesman, "crm.ai.segment", "search_read", [], fields=["name"]))
 
+    def test_own_documents_salespeople_read_values_not_figures_made_of_colleagues_sales(self):
+        """Revenue, order counts and the customer's won deals are made of every order and lead,
+        whoever sold them: a salesperson limited to his own documents (Odoo hides the others
+        from him) reads the segment, the propensities and the reasons' direction, not those."""
+        own = new_test_user(self.env, "crm_ai_rpc_own", groups="sales_team.group_sale_salesman")
+        partner = self.env["res.partner"].create({"name": "crm_ai rpc figures", "is_company": True})
+        lead = self.open_leads[0]
+        segment = self.env["crm.ai.segment"]._ai_segments(self.company)["champions"]
+        figures = (("res.partner", partner.id, ["ai_rfm_monetary"]), ("res.partner", partner.id, ["ai_rfm_frequency"]),
+                   ("res.partner", partner.id, ["ai_rfm_recency_days"]),
+                   ("res.partner", partner.id, ["ai_propensity_reason_data"]),
+                   ("crm.lead", lead.id, ["ai_propensity_reason_data"]),
+                   ("crm.ai.propensity.history", lead.ai_propensity_history_ids[:1].id, ["reason_data"]),
+                   ("crm.ai.segment", segment, ["revenue"]), ("crm.ai.segment", segment, ["avg_monetary"]))
+        lead.user_id = own
+        for model, record_id, field in figures:
+            self.assertTrue(record_id, model)
+            with self.assertRaises(Fault, msg=(model, field)):
+                self._rpc(own, model, "read", [record_id], fields=field)
+            self._rpc(self.salesman, model, "read", [record_id], fields=field)  # all documents: his to read
+        with self.assertRaises(Fault):
+            self._rpc(own, "res.partner", "read_group", [("id", "=", partner.id)], ["ai_rfm_monetary:sum"], [])
+        read = self._rpc(own, "res.partner", "read", [partner.id], fields=["ai_segment_id", "ai_propensity"])
+        self.assertEqual(len(read), 1)
+        self.assertTrue(self._rpc(own, "crm.lead", "read", [lead.id], fields=["ai_propensity_reasons"]))
+
     def test_a_portal_user_does_not_read_what_crm_ai_made_of_its_own_partner(self):
         own = self.portal.partner_id.id
         self.assertTrue(self._rpc(self.portal, "res.partner", "read", [own], fields=["name"]))

@@ -25,12 +25,13 @@ registry.category("web_tour.tours").add("crm_ai_customer_tour", {
             run: "click",
         },
         {
-            content: "Recency, frequency and revenue are shown",
-            trigger: ".o_field_widget[name='ai_rfm_frequency']",
-        },
-        {
             content: "The repeat-purchase reasons are in words",
             trigger: ".o_field_widget[name='ai_propensity_reasons_html'] li:contains('Orders')",
+        },
+        {
+            // he reads his own orders only: figures made of every order are not his to see
+            content: "No revenue, order count or figure in the reasons for a salesperson with own documents",
+            trigger: ".o_form_view:not(:has(.o_field_widget[name='ai_rfm_frequency'])):not(:has(.o_field_widget[name='ai_propensity_reasons_html'] li:contains(':')))",
         },
         {
             content: "The segment history says when it was placed",
