@@ -12,6 +12,7 @@ from ml.customer_value import (
     RFMSegmenter,
     customer_features,
     purchase_labels,
+    rfm_grid_names,
     rfm_scores,
     segment_name,
     time_travel_frame,
@@ -106,6 +107,24 @@ def test_segment_names_follow_the_rfm_map():
     assert segment_name(2.2, 1.5, 1.5) == "Hibernating"
     assert segment_name(1.2, 1.1, 1.0) == "Lost"
     assert set(SEGMENTS) >= {segment_name(r, f, m) for r in (1, 2.5, 4.5) for f in (1, 3, 5) for m in (1, 5)}
+
+
+def test_recent_one_order_customers_are_new_even_when_ties_flatten_f():
+    """With 40 % or more one-order customers, mid-ranks give them all F = 2: the "New"
+    segment must still exist, from their orders (200 regulars, 200 one-order customers
+    long ago, 100 whose only order is from the last 10 days)."""
+    rng = np.random.default_rng(0)
+    now = pd.Timestamp("2026-11-30")
+    rows = [(p, now - pd.Timedelta(days=int(d)), float(rng.uniform(100, 2000)))
+            for p in range(200) for d in rng.integers(1, 700, rng.integers(3, 15))]
+    rows += [(p, now - pd.Timedelta(days=int(rng.integers(200, 700))), float(rng.uniform(50, 500))) for p in range(200, 400)]
+    rows += [(p, now - pd.Timedelta(days=int(rng.integers(0, 10))), float(rng.uniform(50, 500))) for p in range(400, 500)]
+    X = customer_features(pd.DataFrame(rows, columns=["partner", "date", "amount"]), now, 730)
+    assert set(rfm_scores(X, X)["f"].iloc[200:]) == {2}, "the case: F is flattened to 2"
+    names = pd.Series(RFMSegmenter().fit(X).predict(X), index=X.index)
+    assert names.loc[400:].value_counts().index[0] == "New"
+    assert "New" not in set(names.loc[:199]), "regulars are never New"
+    assert (rfm_grid_names(X)[400:] == "New").all(), "the baseline grid reads them the same way"
 
 
 def test_scores_rank_recency_low_as_good():

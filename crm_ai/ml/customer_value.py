@@ -183,19 +183,25 @@ def rfm_scores(reference, X):
                         index=X.index)
 
 
-def segment_name(r, f, m):
+def segment_name(r, f, m, bought_once=False):
     """The segment of a centroid with mean R, F, M scores ``r``, ``f``, ``m`` (1 to 5).
 
-    The classic RFM map on the R x F plane, M telling apart the big spenders gone away:
+    The classic RFM map on the R x F plane, M telling apart the big spenders gone away.
+    ``bought_once``: the cluster's typical (median) customer has one order.  F scores are
+    mid-ranks, so when 40 % of the customers or more ordered once those all score F = 2
+    and no centroid reaches the "few orders" end of F: recent one-order customers are New
+    by their orders, not by a score the ties flattened.
 
     >>> segment_name(4.6, 4.5, 4.7), segment_name(4.7, 1.1, 1.5), segment_name(1.2, 1.3, 1.2)
     ('Champions', 'New', 'Lost')
+    >>> segment_name(4.7, 2.0, 1.5), segment_name(4.7, 2.0, 1.5, bought_once=True)
+    ('Potential loyalists', 'New')
     """
     if r >= 4 and f >= 4:
         return "Champions"
     if r >= 3 and f >= 3.5:
         return "Loyal"
-    if r >= 3.5 and f < 1.8:
+    if r >= 3.5 and (f < 1.8 or bought_once):
         return "New"
     if r >= 3.5:
         return "Potential loyalists"
@@ -219,7 +225,8 @@ def rfm_grid_names(X):
     ['Champions', 'Hibernating']
     """
     scores = rfm_scores(X, X).to_numpy(dtype=float)
-    return np.array([segment_name(*row) for row in scores], dtype=object)
+    once = X["frequency"].to_numpy(dtype=float) == 1
+    return np.array([segment_name(*row, bought_once=o) for row, o in zip(scores, once)], dtype=object)
 
 
 class RFMSegmenter(BaseEstimator):
@@ -318,7 +325,9 @@ class RFMSegmenter(BaseEstimator):
         scores = rfm_scores(X, X)
         self.reference_ = X[RFM].astype(float).copy()
         self.cluster_scores_ = np.array([scores[labels == c].mean().to_numpy() for c in range(self.k_)])
-        self.cluster_names_ = [segment_name(*s) for s in self.cluster_scores_]
+        frequency = X["frequency"].to_numpy(dtype=float)
+        self.cluster_names_ = [segment_name(*s, bought_once=np.median(frequency[labels == c]) == 1)
+                               for c, s in enumerate(self.cluster_scores_)]
         # where each name was given by the rule: an inherited name stays anchored there
         self.name_anchors_ = self.cluster_scores_.copy()
         if previous is not None and getattr(previous, "cluster_scores_", None) is not None:
