@@ -197,12 +197,13 @@ class CrmAiModel(models.Model):
             metrics = model.metrics or {}
             curves = [(label, (metrics.get(key) or {}).get("reliability")) for label, key in (
                 (_("This model"), "model"), (model.baseline or _("Baseline"), "baseline"))]
-            curves = [(label, bins) for label, bins in curves if isinstance(bins, list) and bins]
+            curves = [(label, [{"x": round(100 * p, 1), "y": round(100 * o, 1)}
+                               for p, o, n in bins if n >= RELIABILITY_MIN_LEADS])
+                      for label, bins in curves if isinstance(bins, list)]
+            curves = [(label, points) for label, points in curves if points]  # a small holdout: no tab, not a bare line
             model.reliability_chart = json.dumps({
                 "type": "line",
-                "datasets": [{"label": label, "data": [{"x": round(100 * p, 1), "y": round(100 * o, 1)}
-                                                       for p, o, n in bins if n >= RELIABILITY_MIN_LEADS]}
-                             for label, bins in curves]
+                "datasets": [{"label": label, "data": points} for label, points in curves]
                 + [{"label": _("Perfect calibration"), "data": [{"x": 0, "y": 0}, {"x": 100, "y": 100}],
                     "dashed": True, "color": "#adb5bd"}],
                 "x": {"min": 0, "max": 100, "title": _("predicted chance to win (%)")},

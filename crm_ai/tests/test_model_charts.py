@@ -27,6 +27,11 @@ class TestModelCharts(TestCrmAiCommon):
         gap = sum(n * abs(p - o) for p, o, n in ours) / first.n_holdout
         self.assertAlmostEqual(gap, first.metrics["model"]["calibration_error"], places=3)
         self.assertNotIn("reliability", first.metrics_html, "bins are drawn, not tabled")
+        # a holdout too small for any bin of 10 leads: no diagram (not a bare dashed line)
+        small = {key: dict(first.metrics[key], reliability=[[p, o, min(n, 9)] for p, o, n in first.metrics[key]["reliability"]])
+                 for key in ("model", "baseline")}
+        first.sudo().write({"metrics": dict(first.metrics, **small)})
+        self.assertFalse(first.reliability_chart)
 
         self.assertFalse(first.versions_chart, "one version: nothing to compare")
         second = self.Registry.browse(self._crm_ai_train()["model_id"])
