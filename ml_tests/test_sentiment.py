@@ -43,7 +43,17 @@ def test_plain_text_replies_forwards_and_signatures_are_cut():
     assert clean_text("Not happy at all.\n\nOn 2025-01-03 Ann wrote:\n> Here is your wonderful quote") == "Not happy at all."
     assert clean_text("Sounds good.\n-----Original Message-----\nFrom: x\nGreat deal!") == "Sounds good."
     assert clean_text("Merci.\n\nLe 3 janv. 2025, Ann a écrit :\n> Super offre") == "Merci."
-    assert clean_text("Works now.\n> quoted\n> lines\nthanks") == "Works now. thanks"
+    assert clean_text("Works now.\n> quoted\n> lines\nthanks") == "Works now."
+    # a thank-you on its own line at the end signs off: it must not make a complaint read positive
+    for sign_off in ("Thanks", "Thanks!", "Many thanks,", "Thanks and regards,", "Best wishes,", "Thank you",
+                     "Thanks in advance"):
+        assert clean_text(f"<p>I still have not received my order. Please advise.<br><br>{sign_off}<br>John</p>") \
+            == "I still have not received my order. Please advise.", sign_off
+    assert clean_text("Thanks") == "Thanks", "a thank-you alone is the message"
+    # "… wrote:" inside the customer's own sentence is not a reply header
+    own = "On your website you wrote: free delivery in 2 days. It took 3 weeks, I am furious."
+    assert clean_text(own) == own
+    assert clean_text("<p>On Monday your technician wrote: all fixed. Nothing works.</p>").startswith("On Monday")
     assert clean_text("I love it.\n-- \nAnn Smith\nThe best company in the world") == "I love it."
     assert clean_text("Terrible delay.\n\nSent from my iPhone") == "Terrible delay."
     # a sign-off far from the end is part of the message
@@ -152,6 +162,17 @@ def test_aggregate_without_signal_or_text():
     # an unsupported text is neither counted nor averaged
     mixed = aggregate([{"score": None, "label": UNSUPPORTED}, {"score": -0.9, "signal": True}], [1, 1])
     assert (mixed["count"], mixed["label"]) == (1, NEGATIVE)
+    # but a customer who writes mostly in another language is not read from his one English "Ok"
+    french = [{"score": None, "label": UNSUPPORTED}] * 2 + [{"score": 0.84, "signal": True}]
+    assert aggregate(french, [10, 5, 0]) == {"score": None, "label": UNSUPPORTED, "count": 1, "excerpt_index": None}
+    assert aggregate(french, [400, 300, 0])["label"] == POSITIVE, "by the same recency weights"
+
+
+def test_emoji_alone_are_read_and_symbols_alone_are_no_text(chain):
+    assert one(chain, "<p>😡😡😡</p>")["label"] != UNSUPPORTED, "emoji are no foreign language"
+    assert one(chain, "👍")["language"] == "en"
+    for text in ("...", "123", "!!!"):
+        assert one(chain, text)["label"] == NO_TEXT, text
 
 
 def test_excerpt_centres_on_the_evidence():

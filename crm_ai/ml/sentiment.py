@@ -18,6 +18,7 @@ Pure Python (lxml, TextBlob, VADER, py3langid, scikit-learn; no Odoo).
 """
 
 import re
+import unicodedata
 from functools import cached_property
 
 import numpy as np
@@ -67,14 +68,17 @@ _QUOTE_XPATH = (
 _BLOCKS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "pre", "hr"}
 #: A line that starts the quoted or forwarded part of a plain-text email.
 _REPLY_HEADER = re.compile(
-    r"^\s*(?:On\s.{0,200}wrote:|Le\s.{0,200}a\s+écrit\s*:|Am\s.{0,200}schrieb.{0,80}:|El\s.{0,200}escribió:|"
-    r"Em\s.{0,200}escreveu:|Il\s.{0,200}ha\s+scritto:|-{2,}\s*(?:Original Message|Forwarded message|Message d'origine)"
+    # a header ends its line: "On your website you wrote: free delivery" is the customer's own words
+    r"^\s*(?:(?:On\s.{0,200}wrote:|Le\s.{0,200}a\s+écrit\s*:|Am\s.{0,200}schrieb.{0,80}:|El\s.{0,200}escribió:|"
+    r"Em\s.{0,200}escreveu:|Il\s.{0,200}ha\s+scritto:)[ \t]*$|-{2,}\s*(?:Original Message|Forwarded message|Message d'origine)"
     r"\s*-{2,}|_{10,}|(?:From|De|Von|Van):\s.+\n\s*(?:Sent|Date|Envoyé|Gesendet|Enviado|Verzonden):)",
     re.IGNORECASE | re.MULTILINE)
 #: A line that starts a signature: the "-- " delimiter, a phone's footer, a sign-off.
 _SIGNATURE = re.compile(
     r"^\s*(?:--\s*|Sent from my .{1,40}|Envoyé de mon .{1,40}|Get Outlook for .{1,40}|"
-    r"(?:Best|Kind|Warm)?\s*regards,?|Best,?|Cheers,?|Thanks(?: again)?,|Thank you,|Sincerely,?|Cordialement,?|"
+    r"(?:Best|Kind|Warm)?\s*regards,?|Best,?|Best wishes,?|Cheers,?|Sincerely,?|Cordialement,?|"
+    # a thank-you alone on its line near the end is a sign-off, not praise ("Thanks\nJohn")
+    r"(?:Many |Thanks and |Thanks & )?(?:thanks|regards)(?: (?:again|in advance|a lot))?[,.!]?|Thank you[,.!]?|"
     r"Mit freundlichen Grüßen,?|Met vriendelijke groet(?:en)?,?|Saludos,?|Atenciosamente,?)\s*$",
     re.IGNORECASE | re.MULTILINE)
 #: A signature cut only when it starts within this many lines of the end (a "Thanks," in
@@ -158,8 +162,11 @@ class LanguageDetector:
                         "thank", "you", "this", "that", "i", "we", "too", "really"}
 
     def detect(self, text):
-        """``(language code, confidence)``; ("", 0.0) for a text without letters."""
+        """``(language code, confidence)``; ("", 0.0) for a text without letters, but emoji
+        alone ("😡😡") read as English: VADER's lexicon scores them."""
         if not text or not re.search(r"[^\W\d_]", text):
+            if text and any(unicodedata.category(char) == "So" for char in text):
+                return "en", 1.0
             return "", 0.0
         language, confidence = self._identifier.classify(text)
         words = re.findall(r"[^\W\d_]+", text.lower())
@@ -289,8 +296,9 @@ class TextSentiment:
                                 "signal": False})
                 continue
             language, _confidence = self.detector.detect(text)
-            results.append({"text": text, "language": language, "score": None, "label": UNSUPPORTED, "evidence": [],
-                            "signal": False})
+            # no letters ("...", "123"): nothing to read, not a language the engine cannot read
+            results.append({"text": text, "language": language, "score": None,
+                            "label": UNSUPPORTED if language else NO_TEXT, "evidence": [], "signal": False})
             if language in SUPPORTED_LANGUAGES:
                 english.append(i)
         for i, analysis in zip(english, self.model.analyze([cleaned[i] for i in english])):
@@ -311,17 +319,24 @@ def aggregate(analyses, ages_days, half_life_days=30.0, neutral_band=AGGREGATE_N
     those with a sentiment signal, weighted by ``0.5 ** (age / half_life_days)`` (a text
     with no sentiment word does not pull it towards 0); the excerpt is the text that weighs
     most negatively (score x weight).  Nothing readable: label unsupported_language or
-    no_text, score None; only texts without signal: neutral, score None.
+    no_text, score None; only texts without signal: neutral, score None.  A customer who
+    writes mostly in a language the engine cannot read (by the same weights) is
+    unsupported_language, score None: his rare English "Ok" does not speak for his angry
+    French emails.
 
     >>> aggregate([{"score": 0.8, "signal": True}, {"score": -0.9, "signal": True}], [60, 0])["label"]
     'negative'
+    >>> aggregate([{"score": None, "label": UNSUPPORTED}] * 2 + [{"score": 0.8, "signal": True}], [5, 5, 0])["label"]
+    'unsupported_language'
     """
+    weights = [0.5 ** (max(float(age), 0.0) / half_life_days) for age in ages_days]
     read = [a for a in analyses if a.get("score") is not None]
-    scored = [(i, a["score"], 0.5 ** (max(float(age), 0.0) / half_life_days))
-              for i, (a, age) in enumerate(zip(analyses, ages_days)) if a.get("score") is not None and a.get("signal")]
-    if not read:
-        unsupported = any(a.get("label") == UNSUPPORTED for a in analyses)
-        return {"score": None, "label": UNSUPPORTED if unsupported else NO_TEXT, "count": 0, "excerpt_index": None}
+    scored = [(i, a["score"], w) for i, (a, w) in enumerate(zip(analyses, weights))
+              if a.get("score") is not None and a.get("signal")]
+    unsupported = sum(w for a, w in zip(analyses, weights) if a.get("label") == UNSUPPORTED)
+    if not read or unsupported > sum(w for a, w in zip(analyses, weights) if a.get("score") is not None):
+        return {"score": None, "label": UNSUPPORTED if unsupported else NO_TEXT, "count": len(read),
+                "excerpt_index": None}
     if not scored:
         return {"score": None, "label": NEUTRAL, "count": len(read), "excerpt_index": None}
     total = sum(w for _i, _s, w in scored)

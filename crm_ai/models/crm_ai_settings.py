@@ -286,7 +286,9 @@ class CrmAiSettings(models.TransientModel):
         Model = self.env["crm.ai.model"].sudo()
         Training = self.env["crm.ai.training"].sudo()
         rows = []
-        for task, engine_class in ENGINES.items():
+        installed = self.env.registry._init_modules
+        # ENGINES is shared by every database of the process: only this database's engines
+        for task, engine_class in [(t, e) for t, e in ENGINES.items() if e.module() in installed]:
             for company in self.env.companies:
                 engine = driver._ai_engine(task, company)
                 active = Model._ai_active(task, company)

@@ -17,7 +17,6 @@ recency-weighted aggregate of its analysed texts, recomputed when a new message 
 and daily (recency moves).
 """
 
-from odoo import SUPERUSER_ID
 from odoo.tools import SQL
 
 from ..ml.sentiment import (
@@ -25,6 +24,7 @@ from ..ml.sentiment import (
     NEUTRAL,
     NO_TEXT,
     POSITIVE,
+    RAW_CAP,
     UNSUPPORTED,
     TextSentiment,
     aggregate,
@@ -50,6 +50,10 @@ WORSENED_BY = 0.2
 MESSAGE_BATCH = 2000
 UNTRAINED_VERSION = "textblob+vader v2 (weights fitted on amazon, words' score; BENCHMARKS.md §6)"
 
+#: A message's date, never later than its arrival: an email's Date header comes from the
+#: sender's clock, and one dated years ahead would weigh fully for years.
+MESSAGE_DATE = SQL("LEAST(m.date, m.create_date)")
+
 _CHAIN = None
 
 
@@ -68,7 +72,9 @@ def customer_written_sql(message):
         AND NOT EXISTS (SELECT 1 FROM mail_message_subtype st WHERE st.id = %(m)s.subtype_id AND st.internal)
         AND (%(m)s.author_id IS NULL AND %(m)s.message_type = 'email'
              OR EXISTS (SELECT 1 FROM res_partner a WHERE a.id = %(m)s.author_id)
-                AND NOT EXISTS (SELECT 1 FROM res_users u WHERE u.partner_id = %(m)s.author_id AND NOT u.share))""",
+                AND NOT EXISTS (SELECT 1 FROM res_users u WHERE u.partner_id = %(m)s.author_id AND NOT u.share)
+                -- a template sent "from the company" is authored by the company's own partner
+                AND NOT EXISTS (SELECT 1 FROM res_company rc WHERE rc.partner_id = %(m)s.author_id))""",
                m=m)
 
 
@@ -109,8 +115,9 @@ class SentimentEngine:
         """Analyse the messages among ``message_ids`` not analysed yet, and store the result
         on each (SQL: no chatter, no write_date); returns how many were analysed."""
         self.env["mail.message"].flush_model(["body", "ai_sentiment_label"])
-        self.env.cr.execute(SQL("SELECT id, body FROM mail_message WHERE id = ANY(%s) AND ai_sentiment_label IS NULL",
-                                list(message_ids)))
+        # the chain reads at most RAW_CAP characters of a body: a thread of 1 MB emails is not fetched whole
+        self.env.cr.execute(SQL("SELECT id, left(body, %s) FROM mail_message WHERE id = ANY(%s)"
+                                " AND ai_sentiment_label IS NULL", RAW_CAP, list(message_ids)))
         rows = self.env.cr.fetchall()
         chain = text_sentiment()
         for start in range(0, len(rows), MESSAGE_BATCH):
@@ -211,11 +218,11 @@ class LeadSentimentEngine(SentimentEngine, CrmAiEngine):
                                 list(ids), customer_written_sql("m")))
         self.analyze_new_messages([row[0] for row in self.env.cr.fetchall()])
         self.env.cr.execute(SQL("""
-            SELECT m.res_id, m.ai_sentiment_score, m.ai_sentiment_label, m.date, m.ai_sentiment_excerpt,
+            SELECT m.res_id, m.ai_sentiment_score, m.ai_sentiment_label, %s, m.ai_sentiment_excerpt,
                    m.ai_sentiment_evidence
               FROM mail_message m
              WHERE m.model = 'crm.lead' AND m.res_id = ANY(%s) AND %s AND m.ai_sentiment_label IS NOT NULL""",
-            list(ids), customer_written_sql("m")))
+            MESSAGE_DATE, list(ids), customer_written_sql("m")))
         texts = {}
         for lead_id, score, label, date, text, evidence in self.env.cr.fetchall():
             texts.setdefault(lead_id, []).append((self.stored_analysis(score, label), date, text, evidence, None))
@@ -224,11 +231,11 @@ class LeadSentimentEngine(SentimentEngine, CrmAiEngine):
         self.env.cr.execute(SQL("""
             SELECT l.id, l.description, l.create_date FROM crm_lead l
              WHERE l.id = ANY(%s) AND l.description IS NOT NULL
-               -- the description is the lead's "Internal Notes" when an employee created the lead; it is the
-               -- customer's words when the lead came in by email or a website form (superuser or a portal /
-               -- public user)
-               AND NOT EXISTS (SELECT 1 FROM res_users u WHERE u.id = l.create_uid AND NOT u.share AND u.id != %s)""",
-            list(ids), SUPERUSER_ID))
+               -- the description is the customer's words on a lead a customer created (a website form: the
+               -- public or a portal user); on any other lead it is the "Internal Notes" page (Odoo's mail
+               -- gateway, which runs as the superuser, leaves it empty: the email is a message)
+               AND EXISTS (SELECT 1 FROM res_users u WHERE u.id = l.create_uid AND u.share)""",
+            list(ids)))
         rows = self.env.cr.fetchall()
         for (lead_id, _d, created), analysis in zip(rows, text_sentiment().analyze([d for _i, d, _c in rows])):
             if analysis["label"] != NO_TEXT:
@@ -262,7 +269,7 @@ class PartnerSentimentEngine(SentimentEngine, CustomerValueEngine, CrmAiEngine):
             SELECT p.commercial_partner_id, m.id FROM mail_message m
               JOIN crm_lead l ON l.id = m.res_id JOIN res_partner p ON p.id = l.partner_id
              WHERE m.model = 'crm.lead' AND p.commercial_partner_id = ANY(%(customers)s)
-               AND l.company_id = %(company)s AND %(written)s""",
+               AND (l.company_id = %(company)s OR l.company_id IS NULL) AND %(written)s""",
                    customers=list(customers), company=self.company.id, written=customer_written_sql("m"))
 
     def changed_sql(self, alias):
@@ -271,7 +278,8 @@ class PartnerSentimentEngine(SentimentEngine, CustomerValueEngine, CrmAiEngine):
         return SQL("""EXISTS (SELECT 1 FROM crm_lead l JOIN res_partner lp ON lp.id = l.partner_id
                                 JOIN mail_message m ON m.model = 'crm.lead' AND m.res_id = l.id
                                WHERE lp.commercial_partner_id = %(t)s.commercial_partner_id
-                                 AND l.company_id = %(company)s AND m.write_date > %(date)s AND %(written)s)
+                                 AND (l.company_id = %(company)s OR l.company_id IS NULL)
+                                 AND m.write_date > %(date)s AND %(written)s)
                    OR EXISTS (SELECT 1 FROM mail_message m JOIN res_partner mp ON mp.id = m.res_id
                                WHERE m.model = 'res.partner' AND mp.commercial_partner_id = %(t)s.commercial_partner_id
                                  AND m.write_date > %(date)s AND %(written)s)""",
@@ -285,10 +293,10 @@ class PartnerSentimentEngine(SentimentEngine, CustomerValueEngine, CrmAiEngine):
         pairs = self.env.cr.fetchall()
         self.analyze_new_messages([message_id for _c, message_id in pairs])
         self.env.cr.execute(SQL("""
-            SELECT v.customer, m.ai_sentiment_score, m.ai_sentiment_label, m.date, m.ai_sentiment_excerpt,
+            SELECT v.customer, m.ai_sentiment_score, m.ai_sentiment_label, %s, m.ai_sentiment_excerpt,
                    m.ai_sentiment_evidence, m.id
               FROM unnest(%s::int[], %s::int[]) AS v(customer, message) JOIN mail_message m ON m.id = v.message
-             WHERE m.ai_sentiment_label IS NOT NULL""", [c for c, _m in pairs], [m for _c, m in pairs]))
+             WHERE m.ai_sentiment_label IS NOT NULL""", MESSAGE_DATE, [c for c, _m in pairs], [m for _c, m in pairs]))
         by_customer = {}
         for customer, score, label, date, text, evidence, message in self.env.cr.fetchall():
             by_customer.setdefault(customer, []).append(

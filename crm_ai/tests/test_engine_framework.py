@@ -149,6 +149,10 @@ class TestEngineFramework(TestCrmAiCommon):
         self.addCleanup(unregister_engine, Elsewhere.task)
         self.assertNotIn("test_elsewhere", self.Driver._ai_tasks())
         self.assertIn("test_name_length", self.Driver._ai_tasks())
+        # nor does the Settings status, which reads every engine's state (its columns are not here)
+        self.patch(Elsewhere, "data_shortfall", lambda engine: 1 / 0)
+        status = self.env["res.config.settings"].create({}).crm_ai_status
+        self.assertIn(NameLengthEngine.label, status)
 
     def test_an_engine_on_an_unprotected_model_is_refused(self):
         class Unprotected(NameLengthEngine):

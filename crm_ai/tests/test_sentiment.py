@@ -50,6 +50,8 @@ class TestSentiment(TransactionCase):
                   subtype="mail.mt_note")  # an internal note
         self.post(self.lead, "Wonderful, fantastic, we love this customer!", author=self.employee.partner_id)
         self.post(self.lead, "Amazing offer, the best!", message_type="email_outgoing")
+        # a template sent "from the company": authored by the company's own partner, no user
+        self.post(self.lead, "We are excited to work with you, wonderful!", author=self.company.partner_id)
         self.lead.message_post(body="Superb!", message_type="notification")
         self.score()
         self.assertEqual(self.lead.ai_sentiment_label, "negative")
@@ -108,10 +110,16 @@ class TestSentiment(TransactionCase):
         self.assertEqual(self.customer.ai_sentiment_label, "negative", "its messages still count for the customer")
 
     def test_the_description_counts_as_the_customers_first_text(self):
-        lead = self.env["crm.lead"].create({"name": "crm_ai described", "description":
-                                            "<p>Your last delivery was awful and late. We are very unhappy.</p>"})
+        # a website form: the public user creates the lead (with sudo), the description is the visitor's
+        public = self.env.ref("base.public_user")
+        lead = self.env["crm.lead"].with_user(public).sudo().create({
+            "name": "crm_ai described", "description": "<p>Your last delivery was awful and late. We are very unhappy.</p>"})
+        # the mail gateway runs as the superuser and leaves the description empty: one filled there is notes
+        gateway = self.env["crm.lead"].create({"name": "crm_ai by email", "description":
+                                               "<p>Internal: he is a nightmare, rude and awful.</p>"})
         self.score()
         self.assertEqual((lead.ai_sentiment_label, lead.ai_sentiment_count), ("negative", 1))
+        self.assertEqual(gateway.ai_sentiment_label, "no_text")
 
     def test_a_partner_aggregates_its_leads_per_company(self):
         other = self.env["res.company"].create({"name": "crm_ai sentiment company B"})
@@ -208,6 +216,22 @@ class TestSentiment(TransactionCase):
         self.assertIn("accuracy_imdb", model.metrics["model"])
         self.assertIn("vaderSentiment", model.library_versions)
         self.assertIn("py3langid", model.library_versions)
+
+    def test_a_lead_without_company_counts_for_its_customer_and_future_dates_are_arrival_dates(self):
+        shared = self.env["crm.lead"].create({"name": "crm_ai no company", "partner_id": self.customer.id})
+        shared.company_id = False
+        message = self.post(shared, NEGATIVE_TEXT)
+        self.post(self.lead, POSITIVE_TEXT)
+        future = self.post(self.lead, "Great, excellent work, love it!")
+        self.env.flush_all()
+        # a sender's clock ten years ahead: the Date header is stored as it came
+        self.env.cr.execute("UPDATE mail_message SET date = now() AT TIME ZONE 'UTC' + interval '3650 days'"
+                            " WHERE id = %s", (future.id,))
+        self.env.invalidate_all()
+        self.score()
+        self.assertEqual(self.customer.ai_sentiment_count, 3, "the company-less lead's message counts")
+        self.assertEqual(self.customer.ai_sentiment_message, message.id)
+        self.assertLessEqual(self.lead.ai_sentiment_date, future.create_date, "never dated in the future")
 
     def test_internal_notes_in_the_description_are_not_the_customers_words(self):
         salesman = new_test_user(self.env, "crm_ai_sentiment_notes", groups="sales_team.group_sale_salesman_all_leads")

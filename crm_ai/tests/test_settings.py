@@ -1,6 +1,6 @@
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user, tagged
-from odoo.tools import mute_logger
+from odoo.tools import convert_file, mute_logger
 
 from .common import TASK, TestCrmAiCommon
 
@@ -22,6 +22,16 @@ class TestSettings(TestCrmAiCommon):
         self.assertEqual((settings.score_interval_number, settings.score_interval_type), (1, "hours"))
         self.assertIn("No model yet", settings.status)
         self.assertIn("No model yet", self.env["res.config.settings"].create({}).crm_ai_status)
+
+    def test_crm_ai_switched_off_stays_off_after_an_upgrade(self):
+        settings = self._settings()
+        settings.crm_ai_enabled = False
+        settings.action_save()
+        self.assertFalse(self.env["crm.ai.driver"]._ai_enabled())
+        # what "odoo -u crm_ai" does with the data file
+        convert_file(self.env, "crm_ai", "data/ir_config_parameter_data.xml", {}, mode="update")
+        self.assertFalse(self.env["crm.ai.driver"]._ai_enabled(), "an upgrade must not switch it back on")
+        self.assertFalse(self.env["crm.ai.driver"]._ai_tasks())
 
     def test_save_settings(self):
         settings = self._settings()
