@@ -48,6 +48,7 @@ RECORD_STATES = [
     ("stale", "Out of date (model refused, retraining)"),
     ("insufficient_data", "Not enough data"),
     ("no_model", "No model good enough yet"),
+    ("error", "Could not be scored (tried again daily)"),
 ]
 
 
@@ -385,7 +386,8 @@ class CrmAiDriver(models.AbstractModel):
                                   (engine.state_field, engine.date_field, engine.model_field))
         conditions = [
             SQL("%s IS DISTINCT FROM %s", model_col, model.id),
-            SQL("%s IS DISTINCT FROM 'scored'", state),
+            # a record set aside (its scoring failed) waits for a change, a new model or the daily rescore
+            SQL("COALESCE(%s, '') NOT IN ('scored', 'error')", state),
             SQL("%s IS NULL", date),
             # only the engine writes scores, and never in the future: such a date was forged
             SQL("%s > %s", date, DB_CLOCK),
@@ -514,7 +516,7 @@ class CrmAiDriver(models.AbstractModel):
             if batches is not None:
                 batches["batches"] += 1
                 batches["reached"] += len(batch)
-            done += self._ai_guarded(lambda: self._ai_score_batch(engine, model, estimator, batch), 0)  # noqa: B023
+            done += self._ai_guarded(lambda: self._ai_score_isolated(engine, model, estimator, batch), 0)  # noqa: B023
             if progress:
                 # records reached, not written: a batch whose rows were all held by users
                 # is still progress (they wait for the next run), or ir.cron would stop
@@ -568,7 +570,35 @@ class CrmAiDriver(models.AbstractModel):
         except ModelRefused as error:
             self._ai_refuse(engine, model, error)
             return 0
-        return self._ai_score_batch(engine, model, estimator, ids)
+        return self._ai_score_isolated(engine, model, estimator, ids)
+
+    @api.model
+    def _ai_score_isolated(self, engine, model, estimator, ids):
+        """``_ai_score_batch``, but a batch that fails for another reason than a concurrent
+        edit (a record the engine cannot read) is split in halves, each in a savepoint,
+        until the failing records are found: those are logged and set aside (state
+        "error", tried again daily or when they change), the others scored.  Without this
+        the same first batch failed on every run, and nothing after it was ever scored."""
+        try:
+            with self.env.cr.savepoint():
+                return self._ai_score_batch(engine, model, estimator, ids)
+        except SerializationFailure:
+            raise  # a concurrent edit: the caller retries (_ai_guarded)
+        except Exception:
+            if len(ids) > 1:
+                half = len(ids) // 2
+                return (self._ai_score_isolated(engine, model, estimator, ids[:half])
+                        + self._ai_score_isolated(engine, model, estimator, ids[half:]))
+            _logger.exception("crm_ai: %s could not score %s %s in %s; set aside until it changes or the daily "
+                              "rescore", engine.task, engine.target_model, ids[0],
+                              engine.company.name or "records without a company")
+            self.env.cr.execute(SQL("SELECT %s", DB_CLOCK))
+            now = self.env.cr.fetchone()[0]
+            self._ai_sql_update(engine, [(engine.state_field, SQL("'error'")),
+                                         (engine.date_field, SQL("%s::timestamp", now)),
+                                         (engine.model_field, SQL("%s", model.id))],
+                                SQL("t.id = ANY(%s)", list(ids)))
+            return 0
 
     @api.model
     def _ai_score_batch(self, engine, model, estimator, ids):

@@ -42,6 +42,33 @@ class TestPropensityScoring(TestCrmAiCommon):
         self.assertFalse(self.closed_leads.with_context(active_test=False).filtered("ai_propensity"),
                          "closed leads are not scored")
 
+    def test_a_lead_the_engine_cannot_score_is_set_aside_and_the_others_are_scored(self):
+        """One bad record must not fail its batch run after run (every lead after it never scored)."""
+        bad = self.open_leads[len(self.open_leads) // 3]
+        score = engine_module.LeadPropensityEngine.score
+
+        def failing(engine, ids, *args):
+            if bad.id in ids:
+                raise ValueError("a value the engine cannot read")
+            return score(engine, ids, *args)
+
+        with patch.object(engine_module.LeadPropensityEngine, "score", failing), \
+                patch.object(engine_module.LeadPropensityEngine, "batch_size", 5), \
+                mute_logger("odoo.addons.crm_ai.models.crm_ai_driver"):
+            self.assertEqual(self._score(), (len(self.open_leads) - 1, 0))
+            self.env.invalidate_all()
+            self.assertEqual(set((self.open_leads - bad).mapped("ai_propensity_state")), {"scored"})
+            self.assertEqual((bad.ai_propensity_state, bad.ai_propensity_model_id), ("error", self.model))
+            engine = self.env["crm.ai.driver"]._ai_engine(engine_module.LeadPropensityEngine.task, self.company)
+            self.assertFalse(self.env["crm.ai.driver"]._ai_pending_among(engine, self.model, self.open_leads.ids),
+                             "set aside: not retried on every run")
+        bad.expected_revenue += 1  # once it changes (or at the daily rescore), it is tried again
+        self.env.cr.execute("UPDATE crm_lead SET ai_propensity_date = ai_propensity_date - interval '1 minute'"
+                            " WHERE id = %s", [bad.id])  # (a test's writes share one now())
+        self.env.invalidate_all()
+        self.assertEqual(self._score(), (1, 0))
+        self.assertEqual(bad.ai_propensity_state, "scored")
+
     def test_pivot_and_graph_group_by_grade_and_average(self):
         """What the pivot / graph views ask: group by AI Grade, measure the average propensity."""
         self._score()
