@@ -19,6 +19,7 @@ its views)::
 """
 
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -104,6 +105,8 @@ class Param:
     def parse(self, raw):
         """The value of ``raw`` (text), or ValueError."""
         value = (self.kind if callable(self.kind) else self.PARSERS[self.kind])(raw)
+        if isinstance(value, float) and not math.isfinite(value):  # "nan" passes every comparison
+            raise ValueError(f"{value} is not a number")
         if self.minimum is not None and value < self.minimum:
             raise ValueError(f"{value} is below the minimum {self.minimum}")
         if self.maximum is not None and value > self.maximum:

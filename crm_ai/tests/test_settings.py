@@ -70,12 +70,14 @@ class TestSettings(TestCrmAiCommon):
         self._crm_ai_param("fields", "source_id,;DROP TABLE crm_lead;--,nope,stage_id")
         self._crm_ai_param("recency_half_life", "-3 weeks")
         self._crm_ai_param("enabled", "maybe")
+        self._crm_ai_param("history_step", "nan")  # passes every range check: never a move to log
         engine = self._crm_ai_engine()
         with mute_logger("odoo.addons.crm_ai.models.engine_lead_propensity", "odoo.addons.crm_ai.models.crm_ai_engine"):
             self.assertIsNone(engine.param("start_date"))
             self.assertEqual(engine.param("min_closed_per_class"), 40)
             self.assertEqual(engine.input_fields(), ["source_id"])
             self.assertEqual(engine.param("recency_half_life"), "auto")
+            self.assertEqual(engine.param("history_step"), 2.0)
             self.assertFalse(self._settings().lead_start_date)
             self.assertEqual(self._crm_ai_train()["status"], "active")
 
