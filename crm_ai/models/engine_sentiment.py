@@ -275,15 +275,22 @@ class PartnerSentimentEngine(SentimentEngine, CustomerValueEngine, CrmAiEngine):
     def changed_sql(self, alias):
         t = SQL.identifier(alias)
         date = self.column_sql(alias, self.date_field)
+        # a lead edited since (it may have come from another customer, with its messages), and the
+        # message the excerpt quotes now on another customer's lead (the lead went to him)
         return SQL("""EXISTS (SELECT 1 FROM crm_lead l JOIN res_partner lp ON lp.id = l.partner_id
                                 JOIN mail_message m ON m.model = 'crm.lead' AND m.res_id = l.id
                                WHERE lp.commercial_partner_id = %(t)s.commercial_partner_id
                                  AND (l.company_id = %(company)s OR l.company_id IS NULL)
-                                 AND m.write_date > %(date)s AND %(written)s)
+                                 AND (m.write_date > %(date)s OR l.write_date > %(date)s) AND %(written)s)
+                   OR EXISTS (SELECT 1 FROM mail_message m JOIN crm_lead l ON m.model = 'crm.lead' AND l.id = m.res_id
+                                LEFT JOIN res_partner lp ON lp.id = l.partner_id
+                               WHERE m.id = %(quoted)s
+                                 AND lp.commercial_partner_id IS DISTINCT FROM %(t)s.commercial_partner_id)
                    OR EXISTS (SELECT 1 FROM mail_message m JOIN res_partner mp ON mp.id = m.res_id
                                WHERE m.model = 'res.partner' AND mp.commercial_partner_id = %(t)s.commercial_partner_id
                                  AND m.write_date > %(date)s AND %(written)s)""",
-                   t=t, company=self.company.id, date=date, written=customer_written_sql("m"))
+                   t=t, company=self.company.id, date=date, written=customer_written_sql("m"),
+                   quoted=self.column_sql(alias, "ai_sentiment_message"))
 
     def score(self, ids, estimator, model, now):
         commercial = self.commercial_partners(ids)

@@ -144,12 +144,36 @@ class TestSentiment(TransactionCase):
                                    'YYYY-MM-DD HH24:MI:SS'))), write_date = now() AT TIME ZONE 'UTC' - interval '2 hours'
                                 WHERE id = %s""", (str(self.company.id), self.customer.id))
         self.env.cr.execute("UPDATE mail_message SET write_date = now() AT TIME ZONE 'UTC' - interval '2 hours'")
+        self.env.cr.execute("UPDATE crm_lead SET write_date = now() AT TIME ZONE 'UTC' - interval '2 hours'")
         self.env.invalidate_all()
         engine = self.Driver._ai_engine("partner_sentiment", self.company)
         model = self.env["crm.ai.model"]._ai_active("partner_sentiment", self.company)
         self.assertNotIn(self.customer.id, self.Driver._ai_pending_ids(engine, model))
         self.post(self.contact, "Awful service, I am very angry.")
         self.assertIn(self.customer.id, self.Driver._ai_pending_ids(engine, model))
+
+    def test_a_lead_given_to_another_customer_moves_its_words_at_the_next_run(self):
+        other = self.env["res.partner"].create({"name": "crm_ai other customer", "is_company": True})
+        self.post(self.lead, NEGATIVE_TEXT)
+        self.score()
+        self.assertEqual((self.customer.ai_sentiment_label, other.ai_sentiment_label), ("negative", "no_text"))
+        self.env.flush_all()  # an hour later, nothing changed since
+        self.env.cr.execute("""UPDATE res_partner SET ai_sentiment_scored_date = jsonb_set(ai_sentiment_scored_date,
+                                   ARRAY[%s], to_jsonb(to_char(now() AT TIME ZONE 'UTC' - interval '1 hour',
+                                   'YYYY-MM-DD HH24:MI:SS'))), write_date = now() AT TIME ZONE 'UTC' - interval '2 hours'
+                                WHERE id IN %s""", (str(self.company.id), (self.customer.id, other.id)))
+        self.env.cr.execute("UPDATE mail_message SET write_date = now() AT TIME ZONE 'UTC' - interval '2 hours'")
+        self.env.cr.execute("UPDATE crm_lead SET write_date = now() AT TIME ZONE 'UTC' - interval '2 hours'")
+        self.env.invalidate_all()
+        engine = self.Driver._ai_engine("partner_sentiment", self.company)
+        model = self.env["crm.ai.model"]._ai_active("partner_sentiment", self.company)
+        self.assertFalse({self.customer.id, other.id} & set(self.Driver._ai_pending_ids(engine, model)))
+        self.lead.partner_id = other
+        pending = set(self.Driver._ai_pending_ids(engine, model))
+        self.assertIn(other.id, pending, "the lead and its messages came to him")
+        self.assertIn(self.customer.id, pending, "his excerpt quotes a lead that is no longer his")
+        self.score()
+        self.assertEqual((self.customer.ai_sentiment_label, other.ai_sentiment_label), ("no_text", "negative"))
 
     def test_nobody_forges_a_sentiment(self):
         salesman = new_test_user(self.env, "crm_ai_sentiment_salesman", groups="sales_team.group_sale_salesman_all_leads")
