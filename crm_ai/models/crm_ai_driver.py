@@ -49,6 +49,7 @@ RECORD_STATES = [
     ("insufficient_data", "Not enough data"),
     ("no_model", "No model good enough yet"),
     ("error", "Could not be scored (tried again daily)"),
+    ("disabled", "Switched off"),
 ]
 
 
@@ -436,6 +437,22 @@ class CrmAiDriver(models.AbstractModel):
                                           self._ai_pending_sql(engine, model)))[0][0]
 
     @api.model
+    def _ai_clear_switched_off(self):
+        """The values of the engines installed here but switched off (or of all of them, CRM AI
+        switched off) are cleared, state "disabled": nobody reads, sorts or filters on scores
+        that are no longer kept up to date.  Switched on again, every record is pending.
+        After the first run, a query per engine and company that changes nothing."""
+        enabled, installed = set(self._ai_tasks()), self.env.registry._init_modules
+        for task, engine_class in ENGINES.items():
+            if task in enabled or engine_class.module() not in installed:
+                continue
+            for company in self._ai_companies():
+                if engine_class.drives(company):
+                    self._ai_isolated("clearing", task, company, lambda: self._ai_mark_insufficient(  # noqa: B023
+                        self._ai_engine(task, company), "disabled"))  # noqa: B023
+                    self._ai_commit()
+
+    @api.model
     def _cron_score(self, time_budget=None):
         """Score what changed, for every engine and company (hourly by default).
 
@@ -445,6 +462,7 @@ class CrmAiDriver(models.AbstractModel):
         (a call always does one batch, so it always progresses).
         Returns ``(done, remaining)``.
         """
+        self._ai_clear_switched_off()
         tasks = self._ai_tasks()
         if not tasks:
             return 0, 0

@@ -292,11 +292,18 @@ class TestPropensityScoring(TestCrmAiCommon):
         self.assertTrue(french.startswith("Origine: "), french)
 
 
-    def test_disabled_does_nothing(self):
-        self.env["ir.config_parameter"].set_param("crm_ai.enabled", False)
-        self.assertEqual(self._score(), (0, 0))
-        self.assertFalse(self.open_leads.filtered("ai_propensity"))
-        self.assertEqual(self.Registry._cron_ai_train(), [])
+    def test_switched_off_clears_the_scores_and_switched_on_scores_again(self):
+        self.assertEqual(self._score(), (len(self.open_leads), 0))
+        for key, off, on in (("crm_ai.enabled", False, "True"), ("crm_ai.lead_propensity.enabled", "False", "True")):
+            self.env["ir.config_parameter"].set_param(key, off)
+            self.assertEqual(self._score(), (0, 0), key)
+            self.env.invalidate_all()
+            self.assertFalse(self.open_leads.filtered("ai_propensity"), "no stale score to read, sort or filter on")
+            self.assertEqual(set(self.open_leads.mapped("ai_propensity_state")), {"disabled"}, key)
+            if key == "crm_ai.enabled":
+                self.assertEqual(self.Registry._cron_ai_train(), [])
+            self.env["ir.config_parameter"].set_param(key, on)
+            self.assertEqual(self._score(), (len(self.open_leads), 0), "switched on: every lead scored again")
 
     def test_cron_records(self):
         for xmlid, code in (("crm_ai.ir_cron_train", "model._cron_ai_train()"),
