@@ -238,10 +238,16 @@ class LeadPropensityEngine(CrmAiEngine):
         query = SQL("""
             WITH base AS (
                 SELECT l.id, l.create_date, l.company_id, p.commercial_partner_id,
+                       -- a closed lead is seen between its creation and its closing, never after it; an
+                       -- imported one may be created after it closed: it is seen at its closing then
                        CASE WHEN %(open)s THEN %(now)s::timestamp
-                            ELSE l.create_date + GREATEST(COALESCE(l.date_closed, l.write_date) - l.create_date, interval '0')
+                            ELSE LEAST(l.create_date, COALESCE(l.date_closed, l.write_date))
+                                 + GREATEST(COALESCE(l.date_closed, l.write_date) - l.create_date, interval '0')
                                  * mod(l.id::bigint * %(hash)s, 1000) / 1000.0
-                       END AS snapshot
+                       END AS snapshot,
+                       -- the customer's earlier deals: those closed before this one was created (or closed)
+                       CASE WHEN %(open)s THEN l.create_date
+                            ELSE LEAST(l.create_date, COALESCE(l.date_closed, l.write_date)) END AS anchor
                   FROM crm_lead l
              LEFT JOIN crm_stage s ON s.id = l.stage_id
              LEFT JOIN res_partner p ON p.id = l.partner_id
@@ -253,7 +259,7 @@ class LeadPropensityEngine(CrmAiEngine):
                        SUM(h.expected_revenue) FILTER (WHERE %(won)s) AS won_revenue
                   FROM base b
                   JOIN res_partner hp ON hp.commercial_partner_id = b.commercial_partner_id
-                  JOIN crm_lead h ON h.partner_id = hp.id AND h.id != b.id AND h.date_closed < b.create_date
+                  JOIN crm_lead h ON h.partner_id = hp.id AND h.id != b.id AND h.date_closed < b.anchor
                                  -- another company's deals are not this company's to learn from
                                  AND h.company_id IS NOT DISTINCT FROM b.company_id
              LEFT JOIN crm_stage hs ON hs.id = h.stage_id

@@ -115,6 +115,30 @@ class TestPropensityTraining(TestCrmAiCommon):
         self.assertLessEqual(frame.loc[0, "_snapshot"], lead.date_closed)
         self.assertGreaterEqual(frame.loc[0, "_snapshot"], lead.create_date)
 
+    def test_an_imported_lead_closed_before_its_creation_sees_nothing_after_its_closing(self):
+        """History imported today: created now, closed long ago.  Its features must be those
+        of its closing day, not of the import day (later messages, deals closed since)."""
+        partner = self.env["res.partner"].create({"name": "crm_ai imported customer", "is_company": True})
+        Lead = self.env["crm.lead"].with_context(tracking_disable=True)
+        imported, later = Lead.create([{"name": n, "partner_id": partner.id, "company_id": self.company.id,
+                                        "expected_revenue": 500} for n in ("imported deal", "later deal")])
+        self.env.flush_all()
+        self.env.cr.execute("""UPDATE crm_lead SET stage_id = %s, probability = 100,
+                                      date_closed = now() AT TIME ZONE 'UTC' - %s * interval '1 day'
+                                WHERE id = %s""", (self.won_stage.id, 100, imported.id))
+        self.env.cr.execute("""UPDATE crm_lead SET stage_id = %s, probability = 100,
+                                      date_closed = now() AT TIME ZONE 'UTC' - %s * interval '1 day'
+                                WHERE id = %s""", (self.won_stage.id, 50, later.id))
+        imported.invalidate_recordset()
+        message = imported.message_post(body="Great, renewed for next year!", message_type="comment")
+        self.env.cr.execute("UPDATE mail_message SET date = now() AT TIME ZONE 'UTC' - interval '80 days'"
+                            " WHERE id = %s", (message.id,))  # after its closing, before the import
+        frame = self._crm_ai_engine().extract(imported.ids, ["source_id"], fields.Datetime.now())
+        self.assertLessEqual(frame.loc[0, "_snapshot"], imported.date_closed)
+        self.assertEqual(frame.loc[0, "ai_message_count"], 0, "a message after its closing")
+        self.assertEqual(frame.loc[0, "ai_partner_won_count"], 0, "a deal closed after its closing")
+        self.assertEqual(frame.loc[0, "ai_age_days"], 0)
+
     def test_train_cron_commits_per_company_and_redoes_a_conflict(self):
         """A company's model is committed before the next company trains; a training
         broken by a concurrent edit (REPEATABLE READ) is rolled back and redone once."""
