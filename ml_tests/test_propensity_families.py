@@ -29,6 +29,8 @@ def test_naive_bayes_weights_are_the_naive_bayes_log_odds():
     share = (dense.sum(axis=0) + 1) / (len(y) + 2)
     p_won = (dense[y == 1].sum(axis=0) + m * share) / (n_won + m)
     p_lost = (dense[y == 0].sum(axis=0) + m * share) / (n_lost + m)
+    unseen = dense.sum(axis=0) == 0  # (an empty "(other)"): a ratio of 1
+    p_won[unseen] = p_lost[unseen]
     expected = np.full(len(y), np.log(n_won / n_lost))
     for i in range(len(y)):
         for j in range(dense.shape[1]):
@@ -39,6 +41,24 @@ def test_naive_bayes_weights_are_the_naive_bayes_log_odds():
             else:
                 expected[i] += np.log((1 - p_won[j]) / (1 - p_lost[j]))
     np.testing.assert_allclose(Xt @ coef + intercept, expected, atol=1e-9)
+
+
+@pytest.mark.parametrize("m", [1.0, 10.0, 100.0])
+def test_a_value_no_lead_had_is_neutral_not_a_win(m):
+    """A new team (or an empty "(other)") must weigh nothing, whatever the classes' sizes:
+    with 7 % won it used to read as a 93 % chance."""
+    rng = np.random.default_rng(0)
+    won = (rng.random(20_000) < 0.07).astype(int)
+    X = pd.DataFrame({"team": rng.choice(["a", "b", "c"], 20_000), "tags": [()] * 20_000})
+    model = LeadPropensityModel(categorical=["team"], multilabel=["tags"], family="naive_bayes",
+                                half_life_days=None, smoothing=m, calibration=None).fit(X, won)
+    new = model.predict_proba(pd.DataFrame({"team": ["brand-new team"], "tags": [("never seen",)]}))[0, 1]
+    assert abs(new - won.mean()) < 0.01, new
+    Xt = model.encoder_.transform(X) if hasattr(model, "encoder_") else None
+    if Xt is not None:
+        empty = np.asarray(Xt.sum(axis=0)).ravel() == 0
+        coef, _intercept = naive_bayes_weights(Xt, won, None, np.zeros(Xt.shape[1], bool), m)
+        np.testing.assert_allclose(coef[empty], 0.0, atol=1e-12)
 
 
 def test_naive_bayes_is_tempered_when_fields_repeat_each_other():

@@ -84,7 +84,12 @@ def naive_bayes_weights(Xt, y, sample_weight, bernoulli, smoothing):
 
     ``Xt``: (n, k) 0/1 indicators; ``bernoulli``: mask of the columns that are
     present/absent flags (tags, booleans) rather than one-of-k values; ``smoothing``:
-    the ``m`` of the m-estimate ``P(v | c) = (n_c(v) + m q(v)) / (N_c + m)``.
+    the ``m`` of the m-estimate ``P(v | c) = (n_c(v) + m q(v)) / (N_c + m)``.  A value no
+    training lead had (a new team, an "(other)" left empty) weighs nothing: the m-estimate
+    would give it the ratio ``(N_lost + m) / (N_won + m)`` (never seen among few won leads
+    reads as "rare among the lost"), and a new team would score as if it won ten times out
+    of eleven when 7 % of leads are won.  Its absence from the past says nothing of its
+    outcome.
 
     For a one-of-k field exactly one indicator is on, so its weight is the log
     likelihood ratio of its value.  For a flag, the ratio of "absent" is added to the
@@ -96,10 +101,12 @@ def naive_bayes_weights(Xt, y, sample_weight, bernoulli, smoothing):
     n_lost = np.asarray(Xt.T @ (w * (1 - y))).ravel()
     total_won, total_lost = float((w * y).sum()), float((w * (1 - y)).sum())
     # a value's overall share, itself lightly smoothed so that an unseen value (the
-    # "(other)" column may be empty) gets a finite ratio of 1
+    # "(other)" column may be empty) has a share above 0
     share = (n_won + n_lost + 1.0) / (total_won + total_lost + 2.0)
     p_won = (n_won + smoothing * share) / (total_won + smoothing)
     p_lost = (n_lost + smoothing * share) / (total_lost + smoothing)
+    unseen = (n_won + n_lost) <= 0
+    p_won[unseen] = p_lost[unseen]  # a ratio of 1, present or absent
     coef = np.log(p_won) - np.log(p_lost)
     intercept = np.log(total_won / total_lost)
     absent = np.log1p(-np.minimum(p_won[bernoulli], 1 - 1e-12)) - np.log1p(-np.minimum(p_lost[bernoulli], 1 - 1e-12))
