@@ -171,6 +171,9 @@ def test_without_lightfm_it_serves_item_item(lines, monkeypatch):
     assert model.alpha_ == 1.0 and model.user_factors_ is None
     assert "lightfm" in model.lightfm_error_
     assert len(model.recommend(lines, [0], NEW, n=3)[0]) == 3
+    # no factorisation ran: nothing is said to come from "customers who buy like this one"
+    reasons = {r["reason"] for rows in model.recommend(lines, range(20), NEW, n=12).values() for r in rows}
+    assert "similar_customers" not in reasons and "also_buy" in reasons
     with pytest.raises(ImportError, match="LightFM cannot be imported"):
         ProductRecommender(strategy="lightfm").fit(lines)
 
@@ -204,6 +207,20 @@ def test_quoted_products_are_a_weaker_signal_not_purchases(lines, fitted):
     with_quote = pd.concat([lines.assign(weight=1.0), quoted], ignore_index=True)
     assert "b1" not in items_of(fitted.recommend(with_quote, [0], REORDER, n=4), 0)
     assert fitted.history(with_quote, [0])[0]["b1"] == (0.25, 0, None, None)
+    # on an open quotation already: not offered as new, and never the "X" of "who buy X also buy this"
+    new = fitted.recommend(with_quote, [0], NEW, n=20)[0]
+    assert "b1" not in [r["item"] for r in new]
+    assert "b1" not in [r["about"] for r in new if r["reason"] == "also_buy"]
+
+
+def test_a_quotation_in_the_holdout_is_no_hit():
+    """The quotation wizard quotes the served list: were quotations hits, the list would
+    count as its own success."""
+    before = pd.DataFrame({"customer": [1, 1], "item": ["a", "b"], "order": [1, 1], "date": [START] * 2})
+    after = pd.DataFrame({"customer": [1, 1], "item": ["c", "d"], "order": [5, 6], "weight": [1.0, 0.25],
+                          "date": [START + pd.Timedelta(days=100)] * 2})
+    assert holdout_relevance(before, after, NEW) == {1: {"c"}}
+    assert holdout_relevance(before, after, REORDER) == {1: {"c"}}
 
 
 def test_baselines_measured_the_issue_way(lines):

@@ -303,7 +303,8 @@ class ProductRecommender:
         before, after = _lines(before), _lines(after)
         keys = ["customer", "item"]
         seen = before[keys].drop_duplicates()
-        fresh = after.loc[after["customer"].isin(self._customer_index), keys].drop_duplicates()
+        # confirmed purchases only (see holdout_relevance: a quotation of the list is not a hit)
+        fresh = after.loc[after["customer"].isin(self._customer_index) & (after["weight"] >= 1), keys].drop_duplicates()
         fresh = fresh.merge(seen, on=keys, how="left", indicator=True)
         fresh = fresh.loc[fresh["_merge"] == "left_only", keys]
         customers = pd.unique(fresh["customer"])
@@ -586,8 +587,10 @@ class ProductRecommender:
 
     def _anchors(self, history, items):
         """For each of ``items``, the customer's product most similar to it (None: none):
-        the largest of the item's kept similarities to the customer's products."""
-        own = np.array([self._item_index[i] for i in history if i in self._item_index], dtype=np.int64)
+        the largest of the item's kept similarities to the products he bought ("customers
+        who buy X": X confirmed, not only quoted)."""
+        own = np.array([self._item_index[i] for i, h in history.items() if h[1] > 0 and i in self._item_index],
+                       dtype=np.int64)
         similar = self.neighbours_
         anchors = []
         for item in items:
@@ -623,10 +626,12 @@ class ProductRecommender:
         elif kind == REORDER:
             excluded = set()  # a baseline ranks every product, bought or not
         else:
-            excluded = set(bought)
+            # what is on an open quotation is offered already: not new (nor is it new in the holdout)
+            quoted = {item for item, h in history.items() if h[1] == 0}
+            excluded = set(bought) | quoted
             if exclude_days is not None and now is not None:
                 since = (now - exclude_days * DAY).to_datetime64()
-                excluded = {item for item, h in bought.items() if h[2] >= since}
+                excluded = {item for item, h in bought.items() if h[2] >= since} | quoted
         if len(chosen) < n:
             masked = np.where(np.isfinite(scores), scores, -np.inf)
             masked[[position[item] for item in excluded if item in position]] = -np.inf
@@ -647,7 +652,9 @@ class ProductRecommender:
         if source == 1:
             if anchor is not None:
                 return {"reason": "also_buy", "about": anchor}
-            return {"reason": "similar_customers", "about": None}
+            if self.alpha_ is not None and self.alpha_ < 1 and getattr(self, "item_factors_", None) is not None:
+                return {"reason": "similar_customers", "about": None}  # LightFM's factors put it there
+            # item-item alone and no product of his leads to it: ranked by its popularity
         group = self._group(groups, customer)
         if group is not None:
             return {"reason": "popular_group", "about": group}
@@ -679,9 +686,11 @@ def ranking_metrics(recommended, relevant, n_items, k=10):
 
 def holdout_relevance(before, after, kind):
     """What each customer of ``before`` bought in ``after``: every product (``REORDER``:
-    all items, repeat purchases count) or the ones he had never bought (``NEW``)."""
+    all items, repeat purchases count) or the ones he had never bought (``NEW``).  Bought
+    means confirmed (weight 1): a quotation in ``after`` is no hit, or a quotation made of
+    the served list (what the quotation wizard does) would count the list as its own hit."""
     before, after = _lines(before), _lines(after)
-    after = after[after["customer"].isin(set(before["customer"]))]
+    after = after[after["customer"].isin(set(before["customer"])) & (after["weight"] >= 1)]
     bought_after = after.groupby("customer")["item"].agg(set)
     if kind == REORDER:
         return bought_after.to_dict()

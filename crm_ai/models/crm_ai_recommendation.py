@@ -173,6 +173,14 @@ class CrmAiRecommendation(models.Model):
             lists_of = ["|", *lists_of, ("partner_id", "=", False)]
         shown = self.sudo(False).search([("company_id", "in", self.company_id.ids), *lists_of,
                                          ("product_id.active", "=", True), ("product_id.sale_ok", "=", True)])
+        customers = {}
+        for row in shown.filtered("partner_id"):
+            customers.setdefault((row.company_id, row.partner_id), []).append(row.id)
+        kept = shown.filtered(lambda r: not r.partner_id)
+        for ids in customers.values():  # each product once, as on the forms
+            reorder, new = self._ai_lists(shown.browse(ids))
+            kept |= reorder | new
+        shown = kept
 
         def key(row):
             return tuple(row[name] for name in LIST_KEY)
@@ -283,12 +291,15 @@ class CrmAiRecommendation(models.Model):
 
     @api.model
     def _ai_lists(self, rows):
-        """``(order again, new)`` as a form shows them.  The engine completes a short history's
-        "order again" list with the best new products (measured as such), which are also at the
-        top of the "new" list: shown there only, with the reason that fits that list."""
-        new = rows.filtered(lambda r: r.list_type == "new")
-        reorder = rows.filtered(lambda r: r.list_type == "reorder" and (
-            r.reason in ("every", "bought") or r.product_id not in new.product_id))
+        """``(order again, new)`` as a form shows them, each product once.  The engine completes
+        a short history's "order again" list with the best new products (measured as such),
+        which are also at the top of the "new" list: shown there only, with the reason that
+        fits that list.  A product bought long ago may be on both too (the setting that lets
+        long-ago purchases back in the new list): shown with its purchases, under "order again"."""
+        purchases = rows.filtered(lambda r: r.list_type == "reorder" and r.reason in ("every", "bought"))
+        new = rows.filtered(lambda r: r.list_type == "new" and r.product_id not in purchases.product_id)
+        reorder = purchases | rows.filtered(lambda r: r.list_type == "reorder" and r not in purchases
+                                            and r.product_id not in new.product_id)
         return reorder, new
 
     @api.model

@@ -67,12 +67,17 @@ class RecommendEngine(CustomerValueEngine, CrmAiEngine):
     def order_lines(self, commercial_ids=None, until=None):
         """The company's order lines as ``ml.recommend`` reads them: customer (commercial
         partner), item (product id), order, date, weight (1 confirmed; QUOTE_WEIGHT quoted
-        on an opportunity's open quotation).  Section / note lines and down payments are
-        not products bought, nor is a product the customer returned in full (its confirmed
-        quantities, returns as negative lines included, add up to zero or less)."""
+        on an opportunity's open quotation).  Section / note lines, down payments, discount
+        and reward lines (a negative price: Odoo's global discount, loyalty rewards) and
+        delivery charges are not products bought, nor is a product the customer returned in
+        full (its confirmed quantities, returns as negative lines included, add up to zero
+        or less)."""
         self.env["sale.order"].flush_model()
         self.env["sale.order.line"].flush_model()
         conditions = [SQL("TRUE")]
+        for flag in ("is_delivery", "is_reward_line"):  # the delivery and sale_loyalty addons' lines
+            if flag in self.env["sale.order.line"]._fields:
+                conditions.append(SQL("NOT COALESCE(%s, FALSE)", SQL.identifier("sol", flag)))
         if commercial_ids is not None:
             conditions.append(SQL("p.commercial_partner_id = ANY(%s)", [int(i) for i in commercial_ids]))
         if until is not None:
@@ -87,7 +92,7 @@ class RecommendEngine(CustomerValueEngine, CrmAiEngine):
                  WHERE so.company_id = %(company)s
                    AND (so.state = 'sale' OR (so.state IN ('draft', 'sent') AND so.opportunity_id IS NOT NULL))
                    AND sol.product_id IS NOT NULL AND sol.display_type IS NULL
-                   AND NOT COALESCE(sol.is_downpayment, FALSE) AND %(conditions)s),
+                   AND NOT COALESCE(sol.is_downpayment, FALSE) AND sol.price_unit >= 0 AND %(conditions)s),
             returned AS (  -- bought and returned in full: not a purchase
                 SELECT customer, product FROM line WHERE confirmed
                  GROUP BY customer, product HAVING SUM(qty) <= 0)
@@ -114,25 +119,29 @@ class RecommendEngine(CustomerValueEngine, CrmAiEngine):
                   JOIN product_template pt ON pt.id = pp.product_tmpl_id
                  WHERE pp.active AND pt.active AND pt.sale_ok
                    AND (pt.company_id IS NULL OR pt.company_id = %s)
-                 ORDER BY pp.id""", self.company.id))
+                   -- the product behind Odoo's global discount lines is no product to offer
+                   AND pp.id IS DISTINCT FROM (SELECT sale_discount_product_id FROM res_company WHERE id = %s)
+                 ORDER BY pp.id""", self.company.id, self.company.id))
             rows = self.env.cr.fetchall()
             self._catalogue = ([product for product, _categ in rows],
                                {product: categ for product, categ in rows if categ})
         return self._catalogue
 
-    def features(self, lines):
+    def features(self, lines, until=None):
         """LightFM's optional inputs, ``{"customer_features", "item_features"}``: per customer
-        (commercial partner) its country, industry, segment in this company and quintile of
-        spend; per product its category, price quintile and tags.  Tried on the validation
-        tail and used only where they win (``ml.recommend``)."""
+        (commercial partner) its country, industry and quintile of spend before ``until``;
+        per product its category, price quintile and tags.  Tried on the validation tail and
+        used only where they win (``ml.recommend``).  The model measured on the holdout gets
+        its spend from the orders before the holdout (its spend in the holdout would tell it
+        who buys there); the customer's segment is not an input: it is today's, made of
+        every order."""
         customers = sorted(set(lines["customer"]))
         self.env["res.partner"].flush_model()
-        self.env.cr.execute(SQL(
-            "SELECT p.id, p.country_id, p.industry_id, %s FROM res_partner p WHERE p.id = ANY(%s)",
-            self.column_sql("p", "ai_segment_id"), customers))
-        customer = pd.DataFrame.from_records(self.env.cr.fetchall(), columns=["id", "country", "industry", "segment"]
+        self.env.cr.execute(SQL("SELECT p.id, p.country_id, p.industry_id FROM res_partner p WHERE p.id = ANY(%s)",
+                                customers))
+        customer = pd.DataFrame.from_records(self.env.cr.fetchall(), columns=["id", "country", "industry"]
                                              ).set_index("id")
-        orders = self.orders(customers)
+        orders = self.orders(customers, until=until)
         spend = orders.groupby("partner")["amount"].sum().reindex(customer.index).fillna(0.0)
         customer["spend"] = pd.qcut(spend.rank(method="first"), min(5, len(spend)), labels=False) if len(spend) else []
         items, _categories = self.catalogue()
@@ -175,11 +184,13 @@ class RecommendEngine(CustomerValueEngine, CrmAiEngine):
         lines = self.order_lines(until=now)
         # from midnight (as the repeat-purchase holdout): whole days, whatever the hour of the run
         cut = pd.Timestamp(now).normalize() - pd.Timedelta(days=self.param("holdout_days"))
-        before, after = lines[lines["date"] < cut], lines[lines["date"] >= cut]
+        # the training part as it stood at the cut: a purchase returned during the holdout was
+        # still a purchase then (``lines`` leaves out products returned in full by now)
+        before, after = self.order_lines(until=cut.to_pydatetime()), lines[lines["date"] >= cut]
         if before.empty:
             return TrainResult("insufficient_data", _("Not enough data: no order line before the holdout."))
         groups = self.countries()
-        features = self.features(lines)
+        features = self.features(before, until=cut.to_pydatetime())
         trial = ProductRecommender().fit(before, groups=groups, **features)
         if trial.lightfm_error_:
             _logger.warning("crm_ai: %s", lightfm_status(self.env))
@@ -193,7 +204,7 @@ class RecommendEngine(CustomerValueEngine, CrmAiEngine):
                                                        features)
         # the deployed model also learns from the holdout period, with the blend chosen above
         final = ProductRecommender(alpha=trial.alpha_ if trial.alpha_ is not None else "popularity",
-                                   use_features=trial.features_used_).fit(lines, groups=groups, **features)
+                                   use_features=trial.features_used_).fit(lines, groups=groups, **self.features(lines))
         item_item, history = baselines[_("Item-item")], baselines[_("Own history")]
         baseline_metrics = {name: (history if name.startswith("reorder_") else item_item)[name]
                             for name in item_item}
@@ -208,7 +219,7 @@ class RecommendEngine(CustomerValueEngine, CrmAiEngine):
             hyperparameters=self.describe(trial, final),
             feature_names=[_("Products bought together"), _("Customers' purchase history (LightFM)"),
                            _("Customer country (new customers)"), _("Product category (new products)"),
-                           *([_("Customer country, industry, segment and spend; product category, price band "
+                           *([_("Customer country, industry and spend; product category, price band "
                                 "and tags (LightFM)")] if final.features_used_ else [])],
         )
 
@@ -374,7 +385,7 @@ class RecommendEngine(CustomerValueEngine, CrmAiEngine):
                   %(join)s
                  WHERE so.state = 'sale' AND so.company_id = %(company)s AND so.date_order < %(now)s
                    AND %(key)s IS NOT NULL AND sol.product_id = ANY(%(items)s) AND sol.display_type IS NULL
-                   AND NOT COALESCE(sol.is_downpayment, FALSE) AND sol.product_uom_qty > 0
+                   AND NOT COALESCE(sol.is_downpayment, FALSE) AND sol.product_uom_qty > 0 AND sol.price_unit >= 0
                  GROUP BY %(key)s, sol.product_id) ranked
              WHERE rank <= %(n)s ORDER BY key, rank""",
                                 key=key_sql, join=join_sql, company=self.company.id, now=now, items=list(items), n=n))

@@ -74,6 +74,22 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
         self.assertEqual(lead.ai_reorder_recommendation_ids, reorder)
         self.assertEqual(lead.ai_new_recommendation_ids, new)
 
+    def test_long_ago_purchases_let_back_in_the_new_list_are_shown_once(self):
+        """With the setting that lets long-ago purchases back in the new list, a product can be
+        on both lists: the form shows it once (with its purchases), numbered without gaps."""
+        self.env["ir.config_parameter"].sudo().set_param("crm_ai.recommend.new_excludes_days", "1")
+        self.env["ir.config_parameter"].sudo().set_param("crm_ai.recommend.list_size", "20")
+        self.score()
+        Recommendation = self.env["crm.ai.recommendation"]
+        both = [c for c in self.customers if Recommendation._ai_rows(c, self.company, "reorder").filtered(
+            lambda r: r.reason in ("every", "bought")).product_id & Recommendation._ai_rows(c, self.company, "new").product_id]
+        self.assertTrue(both, "the test needs a product on both stored lists")
+        for customer in both:
+            reorder, new = customer.ai_reorder_recommendation_ids, customer.ai_new_recommendation_ids
+            self.assertFalse(reorder.product_id & new.product_id)
+            for shown in (reorder, new):
+                self.assertEqual(shown.mapped("position"), list(range(1, len(shown) + 1)))
+
     def test_registry_compares_with_popularity_history_and_item_item(self):
         model = self.env["crm.ai.model"]._ai_active(TASK, self.company)
         self.assertEqual(model.primary_metric, "Precision@10, new products")
@@ -196,6 +212,16 @@ class TestRecommend(CrmAiRecommendMixin, TransactionCase):
         engine = self.Driver._ai_engine(TASK, self.company)
         lines = engine.order_lines([customer.id])
         self.assertEqual(lines.loc[lines["item"] == quoted.id, "weight"].tolist(), [0.25])
+        # Odoo's global discount: a line of the company's discount product at a negative price
+        discount = self.env["product.product"].create({"name": "crm_ai Discount", "type": "service"})
+        self.company.sale_discount_product_id = discount.product_tmpl_id.product_variant_id
+        order = self.env["sale.order"].create({"partner_id": customer.id, "order_line": [(0, 0, {
+            "product_id": discount.id, "product_uom_qty": 1, "price_unit": -40.0, "tax_id": [(6, 0, [])]})]})
+        self.env.flush_all()
+        self.env.cr.execute("UPDATE sale_order SET state = 'sale' WHERE id = %s", [order.id])
+        engine = self.Driver._ai_engine(TASK, self.company)
+        self.assertNotIn(discount.id, engine.order_lines([customer.id])["item"].tolist(), "no product bought")
+        self.assertNotIn(discount.id, engine.catalogue()[0], "no product to offer")
         self.env["ir.config_parameter"].sudo().set_param("crm_ai.recommend.list_size", "20")
         self.score()
         own = customer.ai_reorder_recommendation_ids.filtered(lambda r: r.reason in ("every", "bought")).product_id
