@@ -4,11 +4,13 @@ The engine around ``ml.propensity.LeadPropensityModel`` (regularised logistic
 regression over binned fields), measured against a faithful port of Odoo's
 Predictive Lead Scoring (``ml.pls_baseline``) on the same time-ordered holdout.
 
-Leakage: a closed lead is described as it was at a *snapshot* moment drawn
-deterministically between its creation and its closing (messages, activities and
-age are counted up to then), exactly as an open lead is described now.  Fields
-written at closing (stage, probability, lost reason, close date, prorated revenue)
-can never be features.
+Leakage: a closed lead's messages, activities, age and customer history are counted
+at a *snapshot* moment drawn deterministically between its creation and its closing,
+exactly as an open lead's are now.  Its other fields are read as they are (as last
+edited before closing, as Odoo's PLS reads them): fields written at closing or after
+assignment (stage, probability, lost reason, close date, assignment date, prorated
+revenue) can never be features; a field a salesperson fills *because* a deal was won or
+lost is the admin's to keep out of the inputs (README).
 """
 
 import json
@@ -61,7 +63,7 @@ ALLOWED_TTYPES = {"char", "selection", "many2one", "many2many", "boolean", "inte
 #: Fields that are the outcome, are written when a lead is closed, or derive from one of those.
 LEAKY_FIELDS = {
     "id", "active", "stage_id", "probability", "automated_probability", "lost_reason_id", "date_closed",
-    "day_close", "day_open", "date_last_stage_update", "won_status", "is_won", "prorated_revenue",
+    "day_close", "day_open", "date_open", "date_last_stage_update", "won_status", "is_won", "prorated_revenue",
     "recurring_revenue_prorated", "recurring_revenue_monthly_prorated", "date_conversion", "company_id",
     "create_date", "write_date", "create_uid", "write_uid", "color", "kanban_state", "date_automation_last",
     "duplicate_lead_count", "message_bounce",

@@ -81,7 +81,8 @@ class TestPropensityTraining(TestCrmAiCommon):
         self.assertEqual(self.Registry._cron_ai_score(), (0, 0))
 
     def test_leaky_fields_are_never_inputs(self):
-        self._crm_ai_param("fields", "stage_id,probability,lost_reason_id,date_closed,active,prorated_revenue,source_id")
+        self._crm_ai_param("fields", "stage_id,probability,lost_reason_id,date_closed,date_open,active,prorated_revenue,"
+                                     "source_id")
         with self.assertLogs("odoo.addons.crm_ai.models.engine_lead_propensity", "WARNING") as logs:
             self.assertEqual(self._crm_ai_engine().input_fields(), ["source_id"])
             model = self.Registry.browse(self._crm_ai_train()["model_id"])
