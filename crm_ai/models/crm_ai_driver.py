@@ -270,6 +270,15 @@ class CrmAiDriver(models.AbstractModel):
             accepted, reason = quality_gate(
                 primary, result.champion_score, has_active=True, higher_is_better=engine.higher_is_better,
                 metric=engine.primary_metric_label)
+            baseline = result.baseline_metrics.get(engine.primary_metric)
+            if accepted and baseline is not None:
+                # not below the baseline's floor either: retrainings, each within the tolerance of
+                # the one before, must not drift below the simple answer the engine has to beat
+                floor_ok, floor_reason = quality_gate(
+                    primary, baseline, has_active=True, higher_is_better=engine.higher_is_better,
+                    metric=engine.primary_metric_label, reference=engine.baseline_label or _("the baseline"))
+                if not floor_ok:
+                    accepted, reason = False, floor_reason
         else:
             # No usable champion: the new model still has to hold its own against the baseline.
             baseline = result.baseline_metrics.get(engine.primary_metric)
@@ -448,7 +457,7 @@ class CrmAiDriver(models.AbstractModel):
                 continue
             for company in self._ai_companies():
                 if engine_class.drives(company):
-                    self._ai_isolated("clearing", task, company, lambda: self._ai_mark_insufficient(  # noqa: B023
+                    self._ai_isolated("clearing", task, company, lambda: self._ai_mark_insufficient(
                         self._ai_engine(task, company), "disabled"))  # noqa: B023
                     self._ai_commit()
 

@@ -1,5 +1,6 @@
 import base64
 import pickle
+from unittest.mock import patch
 
 import psycopg2
 
@@ -9,6 +10,7 @@ from odoo.tools import mute_logger
 
 from odoo.addons.crm_ai.ml import persistence
 from odoo.addons.crm_ai.models.crm_ai_engine import ModelRefused
+from odoo.addons.crm_ai.models.engine_lead_propensity import LeadPropensityEngine
 
 from .common import TASK, TestCrmAiCommon
 
@@ -39,6 +41,25 @@ class TestModelRegistry(TestCrmAiCommon):
                                msg="the champion is measured as it was: refitted on the same training leads")
         self.assertIn("refitted", worse.gate_reason)
         self.assertEqual(worse.version, 2)
+
+    def test_a_retraining_must_also_hold_its_own_against_the_baseline(self):
+        """Each retraining within the tolerance of the one before could drift below Odoo PLS:
+        with a champion, the baseline's floor holds too."""
+        good = self.Registry.browse(self._crm_ai_train()["model_id"])
+        train = LeadPropensityEngine.train
+
+        def drifted(engine, champion, champion_record):
+            result = train(engine, champion, champion_record)
+            primary = result.metrics[engine.primary_metric]
+            result.champion_score = primary  # as good as the active model on this holdout...
+            result.baseline_metrics = dict(result.baseline_metrics, **{engine.primary_metric: primary / 0.9})
+            return result  # ...but clearly below the baseline
+
+        with patch.object(LeadPropensityEngine, "train", drifted):
+            result = self._crm_ai_train()
+        self.assertEqual(result["status"], "rejected", result["message"])
+        self.assertIn("Odoo PLS", self.Registry.browse(result["model_id"]).gate_reason)
+        self.assertEqual(good.state, "active")
 
     def test_first_model_is_still_compared_with_the_baseline(self):
         """No valid champion: a model clearly worse than Odoo PLS on the holdout stays out."""
