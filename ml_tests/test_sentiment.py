@@ -50,6 +50,9 @@ def test_plain_text_replies_forwards_and_signatures_are_cut():
         assert clean_text(f"<p>I still have not received my order. Please advise.<br><br>{sign_off}<br>John</p>") \
             == "I still have not received my order. Please advise.", sign_off
     assert clean_text("Thanks") == "Thanks", "a thank-you alone is the message"
+    # what follows a sign-off must read like a signature, not like the message going on
+    assert clean_text("The demo went well.\nBest,\nbut the delivery was awful and late") \
+        == "The demo went well. Best, but the delivery was awful and late"
     # "… wrote:" inside the customer's own sentence is not a reply header
     own = "On your website you wrote: free delivery in 2 days. It took 3 weeks, I am furious."
     assert clean_text(own) == own
