@@ -53,6 +53,8 @@ def test_plain_text_replies_forwards_and_signatures_are_cut():
     # what follows a sign-off must read like a signature, not like the message going on
     assert clean_text("The demo went well.\nBest,\nbut the delivery was awful and late") \
         == "The demo went well. Best, but the delivery was awful and late"
+    for signature in ("John Smith\njohn.smith@acme.com", "John\nwww.acme.com", "Ann\nm: +1 555 0100"):
+        assert clean_text(f"The parts were damaged.\nThanks\n{signature}") == "The parts were damaged.", signature
     # "… wrote:" inside the customer's own sentence is not a reply header
     own = "On your website you wrote: free delivery in 2 days. It took 3 weeks, I am furious."
     assert clean_text(own) == own

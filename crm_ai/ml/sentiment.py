@@ -122,10 +122,11 @@ def clean_text(text, max_chars=MAX_CHARS):
         text = text[:match.start()]
     lines = [line for line in text.split("\n") if not line.lstrip().startswith(">")]
     # the last sign-off near the end cuts the signature under it, if what follows reads like one
-    # (a name, a title, a phone); "Best,\nbut the delivery was awful" goes on with the message
+    # (a name, a title, a phone, an address); "Best,\nbut the delivery was awful" goes on with the
+    # message (lowercase words), "Thanks\nJohn\njohn@acme.com" does not
     for index in range(len(lines) - 1, max(-1, len(lines) - 1 - SIGNATURE_MAX_LINES), -1):
         if _SIGNATURE.match(lines[index]) and any(line.strip() for line in lines[:index]):
-            if not any(re.match(r"\s*[a-z]", line) for line in lines[index + 1:]):
+            if not any(re.match(r"\s*[a-z][a-z']*\s+[a-z]", line) for line in lines[index + 1:]):
                 lines = lines[:index]
             break
     text = re.sub(r"\s+", " ", " ".join(lines)).strip()

@@ -19,6 +19,7 @@ import threading
 import time
 from datetime import datetime
 
+import psycopg2
 from dateutil.relativedelta import relativedelta
 from psycopg2.errors import SerializationFailure
 
@@ -39,6 +40,9 @@ MAX_TIME_BUDGET = 60.0
 MIN_TIME_BUDGET = 1.0
 #: Starts of one training that never finished (killed at the time limit) before giving up.
 MAX_TRAINING_ATTEMPTS = 3
+#: A scoring batch in which more records than this fail is failing as a whole, not because of
+#: a few records (``_ai_score_isolated``).
+MAX_SET_ASIDE = 20
 #: "Now" for score dates and their checks: the database's wall clock in UTC, as write_date.
 DB_CLOCK = SQL("(clock_timestamp() AT TIME ZONE 'UTC')")
 #: Record states an engine's target model uses (its ``state_field`` selection).
@@ -271,9 +275,14 @@ class CrmAiDriver(models.AbstractModel):
                 primary, result.champion_score, has_active=True, higher_is_better=engine.higher_is_better,
                 metric=engine.primary_metric_label)
             baseline = result.baseline_metrics.get(engine.primary_metric)
-            if accepted and baseline is not None:
-                # not below the baseline's floor either: retrainings, each within the tolerance of
-                # the one before, must not drift below the simple answer the engine has to beat
+            champion_score = result.champion_score
+            beats_champion = primary is not None and champion_score is not None and (
+                primary >= champion_score if engine.higher_is_better else primary <= champion_score)
+            if accepted and baseline is not None and not beats_champion:
+                # a model worse than the active one, within the tolerance, must not fall below the
+                # baseline's floor either: retrainings, each within the tolerance of the one before,
+                # would drift below the simple answer the engine has to beat (one that beats the
+                # active model replaces it whatever the baseline: it is the better of the two)
                 floor_ok, floor_reason = quality_gate(
                     primary, baseline, has_active=True, higher_is_better=engine.higher_is_better,
                     metric=engine.primary_metric_label, reference=engine.baseline_label or _("the baseline"))
@@ -600,22 +609,30 @@ class CrmAiDriver(models.AbstractModel):
         return self._ai_score_isolated(engine, model, estimator, ids)
 
     @api.model
-    def _ai_score_isolated(self, engine, model, estimator, ids):
-        """``_ai_score_batch``, but a batch that fails for another reason than a concurrent
-        edit (a record the engine cannot read) is split in halves, each in a savepoint,
-        until the failing records are found: those are logged and set aside (state
-        "error", tried again daily or when they change), the others scored.  Without this
-        the same first batch failed on every run, and nothing after it was ever scored."""
+    def _ai_score_isolated(self, engine, model, estimator, ids, set_aside=None):
+        """``_ai_score_batch``, but a batch that fails because of some of its records (a value
+        the engine cannot read) is split in halves, each in a savepoint, until the failing
+        records are found: those are logged and set aside (state "error", tried again daily
+        or when they change), the others scored.  Without this the same first batch failed
+        on every run, and nothing after it was ever scored.  Not split: the database's own
+        errors (a concurrent edit, a deadlock, a lock or statement timeout, a lost
+        connection: the caller retries, as a job queue does), nor a batch in which more than
+        ``MAX_SET_ASIDE`` records fail (the engine fails as a whole: raised, logged, retried
+        by the next run, never written off record by record)."""
+        set_aside = [0] if set_aside is None else set_aside
         try:
             with self.env.cr.savepoint():
                 return self._ai_score_batch(engine, model, estimator, ids)
-        except SerializationFailure:
-            raise  # a concurrent edit: the caller retries (_ai_guarded)
+        except psycopg2.OperationalError:
+            raise  # SerializationFailure, DeadlockDetected, LockNotAvailable, QueryCanceled...
         except Exception:
             if len(ids) > 1:
                 half = len(ids) // 2
-                return (self._ai_score_isolated(engine, model, estimator, ids[:half])
-                        + self._ai_score_isolated(engine, model, estimator, ids[half:]))
+                return (self._ai_score_isolated(engine, model, estimator, ids[:half], set_aside)
+                        + self._ai_score_isolated(engine, model, estimator, ids[half:], set_aside))
+            set_aside[0] += 1
+            if set_aside[0] > MAX_SET_ASIDE:
+                raise
             _logger.exception("crm_ai: %s could not score %s %s in %s; set aside until it changes or the daily "
                               "rescore", engine.task, engine.target_model, ids[0],
                               engine.company.name or "records without a company")

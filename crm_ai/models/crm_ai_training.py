@@ -57,12 +57,15 @@ class CrmAiTraining(models.Model):
         for status in self:
             status.task_label = labels.get(status.task, status.task)
 
-    @api.depends("date_requested", "date_started")
+    @api.depends("date_requested", "date_started", "date_done")
     def _compute_is_due(self):
         for status in self:
-            # requested after the last start: a request made while a training runs stays due
+            # requested after the last start: a request made while a training runs stays due; and
+            # a start that never finished (killed at the time limit) is due again, until the
+            # driver's limit of starts (its start is committed apart, its end never came)
+            unfinished = bool(status.date_started) and (not status.date_done or status.date_done < status.date_started)
             status.is_due = bool(status.date_requested) and (
-                not status.date_started or status.date_started < status.date_requested)
+                not status.date_started or status.date_started < status.date_requested or unfinished)
 
     @api.model_create_multi
     def create(self, vals_list):

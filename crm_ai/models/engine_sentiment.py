@@ -17,6 +17,7 @@ recency-weighted aggregate of its analysed texts, recomputed when a new message 
 and daily (recency moves).
 """
 
+from odoo import SUPERUSER_ID
 from odoo.tools import SQL
 
 from ..ml.sentiment import (
@@ -231,11 +232,16 @@ class LeadSentimentEngine(SentimentEngine, CrmAiEngine):
         self.env.cr.execute(SQL("""
             SELECT l.id, l.description, l.create_date FROM crm_lead l
              WHERE l.id = ANY(%s) AND l.description IS NOT NULL
-               -- the description is the customer's words on a lead a customer created (a website form: the
-               -- public or a portal user); on any other lead it is the "Internal Notes" page (Odoo's mail
-               -- gateway, which runs as the superuser, leaves it empty: the email is a message)
-               AND EXISTS (SELECT 1 FROM res_users u WHERE u.id = l.create_uid AND u.share)""",
-            list(ids)))
+               -- the description is the customer's words on a lead a customer created: by a portal or public
+               -- user, or by Odoo's website form (which creates it as the superuser); on a lead an employee
+               -- created it is the "Internal Notes" page, and on one the mail gateway created (as the
+               -- superuser too, with the customer's email as a message, the description left empty) what
+               -- a salesperson wrote there afterwards
+               AND (EXISTS (SELECT 1 FROM res_users u WHERE u.id = l.create_uid AND u.share)
+                    OR l.create_uid = %s AND NOT EXISTS (
+                        SELECT 1 FROM mail_message m WHERE m.model = 'crm.lead' AND m.res_id = l.id
+                           AND m.message_type = 'email' AND m.create_date = l.create_date))""",
+            list(ids), SUPERUSER_ID))
         rows = self.env.cr.fetchall()
         for (lead_id, _d, created), analysis in zip(rows, text_sentiment().analyze([d for _i, d, _c in rows])):
             if analysis["label"] != NO_TEXT:

@@ -48,18 +48,23 @@ class TestModelRegistry(TestCrmAiCommon):
         good = self.Registry.browse(self._crm_ai_train()["model_id"])
         train = LeadPropensityEngine.train
 
-        def drifted(engine, champion, champion_record):
-            result = train(engine, champion, champion_record)
-            primary = result.metrics[engine.primary_metric]
-            result.champion_score = primary  # as good as the active model on this holdout...
-            result.baseline_metrics = dict(result.baseline_metrics, **{engine.primary_metric: primary / 0.9})
-            return result  # ...but clearly below the baseline
+        def drifted(champion_ratio):
+            def train_drifted(engine, champion, champion_record):
+                result = train(engine, champion, champion_record)
+                primary = result.metrics[engine.primary_metric]
+                result.champion_score = primary * champion_ratio
+                result.baseline_metrics = dict(result.baseline_metrics, **{engine.primary_metric: primary / 0.9})
+                return result  # clearly below the baseline
+            return train_drifted
 
-        with patch.object(LeadPropensityEngine, "train", drifted):
+        with patch.object(LeadPropensityEngine, "train", drifted(1.02)):  # within 95 % of the active model
             result = self._crm_ai_train()
         self.assertEqual(result["status"], "rejected", result["message"])
         self.assertIn("Odoo PLS", self.Registry.browse(result["model_id"]).gate_reason)
         self.assertEqual(good.state, "active")
+        # but one that beats the active model replaces it, the better of the two
+        with patch.object(LeadPropensityEngine, "train", drifted(0.98)):
+            self.assertEqual(self._crm_ai_train()["status"], "active")
 
     def test_first_model_is_still_compared_with_the_baseline(self):
         """No valid champion: a model clearly worse than Odoo PLS on the holdout stays out."""

@@ -69,6 +69,19 @@ class TestPropensityScoring(TestCrmAiCommon):
         self.assertEqual(self._score(), (1, 0))
         self.assertEqual(bad.ai_propensity_state, "scored")
 
+    def test_an_engine_failing_on_every_lead_is_an_error_not_a_batch_written_off(self):
+        """Many failures in one batch: the engine (or its model) fails as a whole. Raised for the
+        next run's retry (a queue's too), never set aside lead by lead."""
+        def broken(engine, ids, *args):
+            raise ValueError("the model cannot score")
+
+        with patch.object(engine_module.LeadPropensityEngine, "score", broken), \
+                patch.object(driver_module, "MAX_SET_ASIDE", 3), \
+                mute_logger("odoo.addons.crm_ai.models.crm_ai_driver"):
+            self.assertEqual(self._score(), (0, 0))
+        self.env.invalidate_all()
+        self.assertEqual(set(self.open_leads.mapped("ai_propensity_state")), {"pending"})
+
     def test_pivot_and_graph_group_by_grade_and_average(self):
         """What the pivot / graph views ask: group by AI Grade, measure the average propensity."""
         self._score()

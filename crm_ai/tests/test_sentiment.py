@@ -3,6 +3,7 @@
 import importlib.util
 from pathlib import Path
 
+from odoo import SUPERUSER_ID
 from odoo.exceptions import AccessError
 from odoo.tests import TransactionCase, new_test_user, tagged
 
@@ -110,16 +111,21 @@ class TestSentiment(TransactionCase):
         self.assertEqual(self.customer.ai_sentiment_label, "negative", "its messages still count for the customer")
 
     def test_the_description_counts_as_the_customers_first_text(self):
-        # a website form: the public user creates the lead (with sudo), the description is the visitor's
-        public = self.env.ref("base.public_user")
-        lead = self.env["crm.lead"].with_user(public).sudo().create({
-            "name": "crm_ai described", "description": "<p>Your last delivery was awful and late. We are very unhappy.</p>"})
-        # the mail gateway runs as the superuser and leaves the description empty: one filled there is notes
-        gateway = self.env["crm.lead"].create({"name": "crm_ai by email", "description":
-                                               "<p>Internal: he is a nightmare, rude and awful.</p>"})
+        complaint = "<p>Your last delivery was awful and late. We are very unhappy.</p>"
+        # Odoo's website form creates the lead as the superuser; a portal or public user's is the customer's too
+        website = self.env["crm.lead"].with_user(SUPERUSER_ID).create({"name": "crm_ai form", "description": complaint})
+        public = self.env["crm.lead"].with_user(self.env.ref("base.public_user")).sudo().create(
+            {"name": "crm_ai public", "description": complaint})
+        # the mail gateway creates it as the superuser too, with the email as a message and no description:
+        # a description there is what a salesperson wrote afterwards
+        gateway = self.env["crm.lead"].with_user(SUPERUSER_ID).create({"name": "crm_ai by email"})
+        self.post(gateway, "Hello, could you send me a quote?")
+        gateway.description = "<p>Internal: he is a nightmare, rude and awful.</p>"
         self.score()
-        self.assertEqual((lead.ai_sentiment_label, lead.ai_sentiment_count), ("negative", 1))
-        self.assertEqual(gateway.ai_sentiment_label, "no_text")
+        for lead in (website, public):
+            self.assertEqual((lead.ai_sentiment_label, lead.ai_sentiment_count), ("negative", 1), lead.name)
+        self.assertNotIn("nightmare", gateway.ai_sentiment_excerpt or "")
+        self.assertEqual(gateway.ai_sentiment_count, 1, "the email only")
 
     def test_a_partner_aggregates_its_leads_per_company(self):
         other = self.env["res.company"].create({"name": "crm_ai sentiment company B"})

@@ -90,7 +90,8 @@ class CrmAiDriver(models.AbstractModel):
         """One scoring job for the records ``batch``; a follow-up (records another
         transaction held) waits ``HELD_RECORDS_DELAY`` seconds."""
         digest = hashlib.sha1(",".join(map(str, batch)).encode()).hexdigest()
-        self.with_delay(
+        # the job belongs to the engine's company (queue_job stamps env.company: its rules show it there)
+        self.with_company(engine.company).with_delay(
             max_retries=SCORE_JOB_MAX_RETRIES,
             eta=HELD_RECORDS_DELAY if follow_up else None,
             identity_key=f"{self._ai_identity_prefix('score', engine.task, engine.company)}{digest}",
@@ -129,7 +130,7 @@ class CrmAiDriver(models.AbstractModel):
             prefix = self._ai_identity_prefix("train", status.task, company)
             if self._ai_waiting_jobs(prefix):
                 continue  # one training of a pair at a time (queue_job's identity key ignores started jobs)
-            self.with_delay(
+            self.with_company(company).with_delay(
                 max_retries=TRAIN_JOB_MAX_RETRIES,
                 identity_key=prefix,
                 description=_("CRM AI: train %(task)s (%(company)s)", task=status.task_label,
@@ -217,4 +218,6 @@ class CrmAiDriver(models.AbstractModel):
             raise RetryableJobError(message)
         if result["status"] == "active":
             self.env.ref("crm_ai.ir_cron_score").sudo()._trigger()
+        if status.is_due:  # "Train now" pressed while this job ran: its cron call skipped the pair
+            self.env.ref("crm_ai.ir_cron_train").sudo()._trigger()
         return result["message"]

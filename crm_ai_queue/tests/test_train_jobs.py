@@ -1,3 +1,4 @@
+from datetime import timedelta
 from unittest.mock import MagicMock, patch
 
 from odoo.tests import tagged
@@ -28,7 +29,7 @@ class TestTrainJobs(CrmAiQueueCase):
         Status = self.env["crm.ai.training"]
         Status._ai_request([TASK], self.Driver._ai_companies())
         ours = Status._ai_status(TASK, self.company)
-        (Status.search([]) - ours).write({"date_started": "2099-01-01"})
+        (Status.search([]) - ours).write({"date_started": "2099-01-01", "date_done": "2099-01-01"})
         return ours
 
     def test_train_cron_queues_one_job_per_due_pair(self):
@@ -56,6 +57,28 @@ class TestTrainJobs(CrmAiQueueCase):
                            "a new model: the score cron runs next")
         # done: performing the job again trains nothing
         self.assertIn("Not due", self.Driver._ai_train_job(TASK, self.company.id))
+
+    def test_a_job_killed_mid_training_trains_again_and_train_now_during_a_job_is_not_lost(self):
+        status = self._request()
+        Training = self.env["crm.ai.training"]
+        # queue_job requeued a job whose worker was killed: its start was committed, its end never came
+        status.write({"date_started": status.date_requested + timedelta(seconds=1), "attempts": 1})
+        self.assertIn("activated", self.Driver._ai_train_job(TASK, self.company.id))
+        # "Train now" pressed while a job trains: the train cron runs again once the job is done
+        train_cron = self.env.ref("crm_ai.ir_cron_train")
+        triggers = self.env["ir.cron.trigger"].search_count([("cron_id", "=", train_cron.id)])
+        pair = type(self.Driver)._ai_train_pair
+
+        def requested_meanwhile(driver, pair_status):
+            result = pair(driver, pair_status)
+            Training._ai_request([TASK], [self.company])
+            return result
+
+        Training._ai_request([TASK], [self.company])
+        with patch.object(type(self.Driver), "_ai_train_pair", requested_meanwhile):
+            self.Driver._ai_train_job(TASK, self.company.id)
+        self.assertTrue(Training._ai_status(TASK, self.company).is_due)
+        self.assertGreater(self.env["ir.cron.trigger"].search_count([("cron_id", "=", train_cron.id)]), triggers)
 
     def test_a_waiting_training_is_not_queued_twice(self):
         self._request()
