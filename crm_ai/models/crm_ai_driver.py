@@ -529,6 +529,10 @@ class CrmAiDriver(models.AbstractModel):
             elif last and last.result == "rejected":
                 # trained, but the model did not hold its own against the baseline
                 self._ai_guarded(lambda: self._ai_mark_insufficient(engine, "no_model"))
+            else:  # switched on again before its first model: waiting for it, no longer "switched off"
+                state = engine.column_sql("t", engine.state_field)
+                self._ai_guarded(lambda: self._ai_sql_update(
+                    engine, [(engine.state_field, SQL("'pending'"))], SQL("%s = 'disabled'", state)))
             return 0, 0
         pending = self._ai_pending_ids(engine, model)
         if not pending:

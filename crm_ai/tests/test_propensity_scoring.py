@@ -317,6 +317,14 @@ class TestPropensityScoring(TestCrmAiCommon):
                 self.assertEqual(self.Registry._cron_ai_train(), [])
             self.env["ir.config_parameter"].set_param(key, on)
             self.assertEqual(self._score(), (len(self.open_leads), 0), "switched on: every lead scored again")
+        # switched on again before any model (a new engine): waiting for its first model, not "switched off"
+        self.env["ir.config_parameter"].set_param("crm_ai.lead_propensity.enabled", "False")
+        self._score()
+        self.model.sudo().write({"state": "archived"})
+        self.env["ir.config_parameter"].set_param("crm_ai.lead_propensity.enabled", "True")
+        self._score()
+        self.env.invalidate_all()
+        self.assertEqual(set(self.open_leads.mapped("ai_propensity_state")), {"pending"})
 
     def test_cron_records(self):
         for xmlid, code in (("crm_ai.ir_cron_train", "model._cron_ai_train()"),
