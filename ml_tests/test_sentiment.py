@@ -52,7 +52,12 @@ def test_plain_text_replies_forwards_and_signatures_are_cut():
     assert clean_text("Thanks") == "Thanks", "a thank-you alone is the message"
     # what follows a sign-off must read like a signature, not like the message going on
     assert clean_text("The demo went well.\nBest,\nbut the delivery was awful and late") \
-        == "The demo went well. Best, but the delivery was awful and late"
+        == "The demo went well. but the delivery was awful and late"
+    # a disclaimer or a lowercase title further down is no reason to keep a polite sign-off
+    for tail in ("John Smith\nsales manager", "John Smith\nThis message is confidential and\nmay be privileged."):
+        assert clean_text(f"Still no delivery, this is unacceptable.\nKind regards,\n{tail}") \
+            == "Still no delivery, this is unacceptable.", tail
+    assert clean_text("The parts arrived late.\nThanks,\nJohn\nSent from my iPhone") == "The parts arrived late."
     for signature in ("John Smith\njohn.smith@acme.com", "John\nwww.acme.com", "Ann\nm: +1 555 0100"):
         assert clean_text(f"The parts were damaged.\nThanks\n{signature}") == "The parts were damaged.", signature
     # "… wrote:" inside the customer's own sentence is not a reply header

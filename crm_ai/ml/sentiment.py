@@ -121,13 +121,18 @@ def clean_text(text, max_chars=MAX_CHARS):
     if match:
         text = text[:match.start()]
     lines = [line for line in text.split("\n") if not line.lstrip().startswith(">")]
-    # the last sign-off near the end cuts the signature under it, if what follows reads like one
-    # (a name, a title, a phone, an address); "Best,\nbut the delivery was awful" goes on with the
-    # message (lowercase words), "Thanks\nJohn\njohn@acme.com" does not
-    for index in range(len(lines) - 1, max(-1, len(lines) - 1 - SIGNATURE_MAX_LINES), -1):
-        if _SIGNATURE.match(lines[index]) and any(line.strip() for line in lines[:index]):
-            if not any(re.match(r"\s*[a-z][a-z']*\s+[a-z]", line) for line in lines[index + 1:]):
-                lines = lines[:index]
+    # the last sign-off near the end cuts the signature under it ("Thanks,\nJohn\nSent from my
+    # iPhone": twice); the sign-off line itself always goes (a polite "Kind regards" is no praise),
+    # and what follows it too unless it goes on with the sentence ("Best,\nbut the delivery was
+    # awful": lowercase words right after it, where a signature has a name, a title, an address)
+    for _round in range(3):
+        for index in range(len(lines) - 1, max(-1, len(lines) - 1 - SIGNATURE_MAX_LINES), -1):
+            if _SIGNATURE.match(lines[index]) and any(line.strip() for line in lines[:index]):
+                after = next((line for line in lines[index + 1:] if line.strip()), "")
+                goes_on = bool(re.match(r"\s*[a-z][a-z']*\s+[a-z]", after))
+                lines = lines[:index] + (lines[index + 1:] if goes_on else [])
+                break
+        else:
             break
     text = re.sub(r"\s+", " ", " ".join(lines)).strip()
     if len(text) > max_chars:

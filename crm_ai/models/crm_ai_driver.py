@@ -40,8 +40,8 @@ MAX_TIME_BUDGET = 60.0
 MIN_TIME_BUDGET = 1.0
 #: Starts of one training that never finished (killed at the time limit) before giving up.
 MAX_TRAINING_ATTEMPTS = 3
-#: A scoring batch in which more records than this fail is failing as a whole, not because of
-#: a few records (``_ai_score_isolated``).
+#: A scoring batch in which this many records fail before any succeeds is failing as a whole,
+#: not because of a few records (``_ai_score_isolated``).
 MAX_SET_ASIDE = 20
 #: "Now" for score dates and their checks: the database's wall clock in UTC, as write_date.
 DB_CLOCK = SQL("(clock_timestamp() AT TIME ZONE 'UTC')")
@@ -618,24 +618,26 @@ class CrmAiDriver(models.AbstractModel):
         the engine cannot read) is split in halves, each in a savepoint, until the failing
         records are found: those are logged and set aside (state "error", tried again daily
         or when they change), the others scored.  Without this the same first batch failed
-        on every run, and nothing after it was ever scored.  Not split: the database's own
-        errors (a concurrent edit, a deadlock, a lock or statement timeout, a lost
-        connection: the caller retries, as a job queue does), nor a batch in which more than
-        ``MAX_SET_ASIDE`` records fail (the engine fails as a whole: raised, logged, retried
-        by the next run, never written off record by record)."""
-        set_aside = [0] if set_aside is None else set_aside
+        on every run, and nothing after it was ever scored.  Not split: a concurrent edit, a
+        deadlock or a lock timeout (the caller retries, as a job queue does), nor a batch in
+        which ``MAX_SET_ASIDE`` records failed before any succeeded (the engine fails as a
+        whole: raised, logged, retried by the next run, never written off record by record;
+        bad data among good records is split however many there are)."""
+        tally = {"failed": 0, "scored": 0} if set_aside is None else set_aside
         try:
             with self.env.cr.savepoint():
-                return self._ai_score_batch(engine, model, estimator, ids)
-        except psycopg2.OperationalError:
-            raise  # SerializationFailure, DeadlockDetected, LockNotAvailable, QueryCanceled...
+                written = self._ai_score_batch(engine, model, estimator, ids)
+            tally["scored"] += len(ids)
+            return written
+        except (psycopg2.errors.TransactionRollbackError, psycopg2.errors.LockNotAvailable):
+            raise  # SerializationFailure, DeadlockDetected, a lock timeout: transient, retried
         except Exception:
             if len(ids) > 1:
                 half = len(ids) // 2
-                return (self._ai_score_isolated(engine, model, estimator, ids[:half], set_aside)
-                        + self._ai_score_isolated(engine, model, estimator, ids[half:], set_aside))
-            set_aside[0] += 1
-            if set_aside[0] > MAX_SET_ASIDE:
+                return (self._ai_score_isolated(engine, model, estimator, ids[:half], tally)
+                        + self._ai_score_isolated(engine, model, estimator, ids[half:], tally))
+            tally["failed"] += 1
+            if tally["failed"] >= MAX_SET_ASIDE and not tally["scored"]:
                 raise
             _logger.exception("crm_ai: %s could not score %s %s in %s; set aside until it changes or the daily "
                               "rescore", engine.task, engine.target_model, ids[0],

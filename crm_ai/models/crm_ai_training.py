@@ -57,15 +57,20 @@ class CrmAiTraining(models.Model):
         for status in self:
             status.task_label = labels.get(status.task, status.task)
 
-    @api.depends("date_requested", "date_started", "date_done")
+    @api.depends("date_requested", "date_started")
     def _compute_is_due(self):
         for status in self:
-            # requested after the last start: a request made while a training runs stays due; and
-            # a start that never finished (killed at the time limit) is due again, until the
-            # driver's limit of starts (its start is committed apart, its end never came)
-            unfinished = bool(status.date_started) and (not status.date_done or status.date_done < status.date_started)
+            # requested after the last start: a request made while a training runs stays due
             status.is_due = bool(status.date_requested) and (
-                not status.date_started or status.date_started < status.date_requested or unfinished)
+                not status.date_started or status.date_started < status.date_requested)
+
+    def _ai_unfinished(self):
+        """Started and never finished: killed (at a time limit, with its worker).  Inline, the
+        pair waits for the next request: retried first on every call, a training that always
+        overruns would hold back the pairs after it and get the cron deactivated by Odoo's
+        timeout rule.  A queued job requeued by queue_job trains it again (its own retries)."""
+        self.ensure_one()
+        return bool(self.date_started) and (not self.date_done or self.date_done < self.date_started)
 
     @api.model_create_multi
     def create(self, vals_list):

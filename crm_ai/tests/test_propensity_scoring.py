@@ -69,6 +69,25 @@ class TestPropensityScoring(TestCrmAiCommon):
         self.assertEqual(self._score(), (1, 0))
         self.assertEqual(bad.ai_propensity_state, "scored")
 
+    def test_bad_leads_among_good_ones_are_all_set_aside_however_many(self):
+        """More failing records than the budget, but some succeed: bad data, not a broken engine."""
+        bad = self.open_leads[1:4]
+        score = engine_module.LeadPropensityEngine.score
+
+        def failing(engine, ids, *args):
+            if set(ids) & set(bad.ids):
+                raise ValueError("a value the engine cannot read")
+            return score(engine, ids, *args)
+
+        with patch.object(engine_module.LeadPropensityEngine, "score", failing), \
+                patch.object(engine_module.LeadPropensityEngine, "batch_size", 5), \
+                patch.object(driver_module, "MAX_SET_ASIDE", 2), \
+                mute_logger("odoo.addons.crm_ai.models.crm_ai_driver"):
+            self.assertEqual(self._score(), (len(self.open_leads) - len(bad), 0))
+        self.env.invalidate_all()
+        self.assertEqual(set(bad.mapped("ai_propensity_state")), {"error"})
+        self.assertEqual(set((self.open_leads - bad).mapped("ai_propensity_state")), {"scored"})
+
     def test_an_engine_failing_on_every_lead_is_an_error_not_a_batch_written_off(self):
         """Many failures in one batch: the engine (or its model) fails as a whole. Raised for the
         next run's retry (a queue's too), never set aside lead by lead."""

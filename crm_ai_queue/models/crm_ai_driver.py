@@ -205,7 +205,8 @@ class CrmAiDriver(models.AbstractModel):
         if not self._ai_job_task(task):
             return _("%s is disabled: nothing trained.", task)
         status = self.env["crm.ai.training"].sudo()._ai_status(task, company)
-        if not status or not status.is_due:
+        # due, or this very job killed with its worker mid-training and requeued by queue_job
+        if not status or not (status.is_due or status._ai_unfinished()):
             return _("Not due any more (trained since this job was queued).")
         starts = status.attempts + 1  # counted here: the row is written in another transaction
         result = self._ai_train_pair(status)
