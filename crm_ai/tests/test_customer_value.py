@@ -138,19 +138,25 @@ class TestCustomerValue(CrmAiCustomerMixin, TransactionCase):
         product = self.env["product.product"].create({"name": "crm_ai invoiced", "type": "service",
                                                       "invoice_policy": "order", "taxes_id": [(6, 0, [])]})
 
+        # documents dated in the past: "today" in the user's time zone may be tomorrow in UTC, and a
+        # document dated after the scoring's moment is not counted yet
+        yesterday, before = fields.Date.today() - timedelta(days=1), fields.Date.today() - timedelta(days=2)
+
         def invoiced_order(partner, amount):
             order = self.env["sale.order"].create({"partner_id": partner.id, "order_line": [(0, 0, {
                 "product_id": product.id, "product_uom_qty": 1, "price_unit": amount, "tax_id": [(6, 0, [])]})]})
             order.action_confirm()
             invoice = order._create_invoices()
+            invoice.invoice_date = before
             invoice.action_post()
             return order, invoice
 
         def credit(invoice, modify=False):
             wizard = self.env["account.move.reversal"].with_context(
                 active_model="account.move", active_ids=invoice.ids).create(
-                {"journal_id": invoice.journal_id.id, "date": fields.Date.today()})
+                {"journal_id": invoice.journal_id.id, "date": yesterday})
             new = self.env["account.move"].browse((wizard.modify_moves() if modify else wizard.refund_moves())["res_id"])
+            new.invoice_date = yesterday
             new.action_post()  # the credit note, or the corrected invoice ("reverse and create invoice")
 
         for partner in (returned, corrected, cancelled, direct):
@@ -159,6 +165,7 @@ class TestCustomerValue(CrmAiCustomerMixin, TransactionCase):
         returned_partly, invoice = invoiced_order(returned, 400.0)
         credit_note = invoice._reverse_moves()
         credit_note.invoice_line_ids.price_unit = 100.0  # a quarter of it back
+        credit_note.invoice_date = yesterday
         credit_note.action_post()
         credit(invoiced_order(corrected, 1000.0)[1], modify=True)  # credited and invoiced again: nothing returned
         order, invoice = invoiced_order(cancelled, 1000.0)
@@ -170,10 +177,11 @@ class TestCustomerValue(CrmAiCustomerMixin, TransactionCase):
         deposit.action_confirm()
         self.env["sale.advance.payment.inv"].with_context(active_model="sale.order", active_ids=deposit.ids).create(
             {"advance_payment_method": "percentage", "amount": 30}).create_invoices()
+        deposit.invoice_ids.invoice_date = before
         deposit.invoice_ids.action_post()
         credit(deposit.invoice_ids)  # a down payment paid back: the order of 1,000 stands, nothing returned
         manual = self.env["account.move"].create({
-            "move_type": "out_invoice", "partner_id": direct.id, "invoice_date": fields.Date.today(),
+            "move_type": "out_invoice", "partner_id": direct.id, "invoice_date": before,
             "invoice_line_ids": [(0, 0, {"name": "hours", "quantity": 1, "price_unit": 300.0, "tax_ids": [(6, 0, [])]})]})
         manual.action_post()
         credit(manual)  # an invoice no order holds (never counted): its credit note takes nothing
