@@ -29,6 +29,8 @@ from odoo.tools import SQL
 from ..ml.recommend import MIN_ORDERS_FOR_RHYTHM
 from .crm_ai_engine import ALL_SALES, reads_all_sales
 
+#: The reasons of a row saying the customer bought its product ("about every N days", "bought before").
+PURCHASE_REASONS = ("every", "bought")
 #: What makes one list: its rows are ranked 1, 2, 3...
 LIST_KEY = ("company_id", "partner_id", "country_id", "team_id", "tag_id", "list_type")
 
@@ -140,8 +142,8 @@ class CrmAiRecommendation(models.Model):
             raise UserError(_("Unsupported search on readable purchases: %s %s", operator, value))
         # called by the record rule, on a superuser model but for the real user (env.uid)
         readable = SQL("""(SELECT r.id FROM crm_ai_recommendation r
-                            WHERE r.reason NOT IN ('every', 'bought') OR r.partner_id IS NULL OR %s)""",
-                       self._ai_bought_sql("r", SQL("r.product_id")))
+                            WHERE r.reason != ALL(%s) OR r.partner_id IS NULL OR %s)""",
+                       list(PURCHASE_REASONS), self._ai_bought_sql("r", SQL("r.product_id")))
         return [("id", "in" if (operator == "=") == value else "not in", readable)]
 
     @api.depends_context("uid")
@@ -217,7 +219,7 @@ class CrmAiRecommendation(models.Model):
         named = {row_id for row_id, in self.env.execute_query(SQL(
             "SELECT r.id FROM crm_ai_recommendation r WHERE r.id = ANY(%s) AND %s",
             also.ids, self._ai_bought_sql("r", SQL("r.reason_product_id"))))} if also else set()
-        bought = rows.filtered(lambda r: r.reason in ("every", "bought") and r.partner_id)
+        bought = rows.filtered(lambda r: r.reason in PURCHASE_REASONS and r.partner_id)
         dates = dict(self.env.execute_query(SQL("""
             SELECT r.id, array_agg(so.date_order ORDER BY so.date_order)
               FROM crm_ai_recommendation r
@@ -254,7 +256,7 @@ class CrmAiRecommendation(models.Model):
         for row, row_raw in zip(self, raw):
             value = row_raw.reason_value or ""
             reason = row_raw.reason
-            if reason in ("every", "bought") and own is not None:
+            if reason in PURCHASE_REASONS and own is not None:
                 dates = own[1].get(row._origin.id) or []
                 days = [(b - a).total_seconds() / 86400.0 for a, b in zip(dates, dates[1:])]
                 rhythm = round(float(np.median(days))) if len(dates) >= MIN_ORDERS_FOR_RHYTHM else 0
@@ -296,11 +298,13 @@ class CrmAiRecommendation(models.Model):
         which are also at the top of the "new" list: shown there only, with the reason that
         fits that list.  A product bought long ago may be on both too (the setting that lets
         long-ago purchases back in the new list): shown with its purchases, under "order again"."""
-        purchases = rows.filtered(lambda r: r.list_type == "reorder" and r.reason in ("every", "bought"))
-        new = rows.filtered(lambda r: r.list_type == "new" and r.product_id not in purchases.product_id)
-        reorder = purchases | rows.filtered(lambda r: r.list_type == "reorder" and r not in purchases
-                                            and r.product_id not in new.product_id)
-        return reorder, new
+        purchases = rows.filtered(lambda r: r.list_type == "reorder" and r.reason in PURCHASE_REASONS)
+        bought = set(purchases.product_id.ids)
+        new = rows.filtered(lambda r: r.list_type == "new" and r.product_id.id not in bought)
+        offered = set(new.product_id.ids)
+        completed = rows.filtered(lambda r: r.list_type == "reorder" and r.reason not in PURCHASE_REASONS
+                                  and r.product_id.id not in offered)
+        return purchases | completed, new
 
     @api.model
     def _ai_lead_rows(self, lead, company):
