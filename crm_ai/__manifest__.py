@@ -2,7 +2,7 @@
     "name": "CRM AI",
     "summary": "Calibrated win probability for every open lead and repeat-purchase propensity for every "
                "customer, with the reasons; named RFM customer segments; a model registry with quality gate.",
-    "version": "18.0.3.1.0",
+    "version": "18.0.3.2.0",
     "category": "Sales/CRM",
     "author": "crm_ai contributors",
     "website": "https://github.com/crm-ai/crm_ai",

@@ -116,7 +116,9 @@ def test_mixed_language_goes_by_the_main_language(chain):
     ("not bad at all", POSITIVE),
     ("The demo was excellent, thank you!", POSITIVE),
     ("Thanks, the demo was excellent 😀", POSITIVE),
-    ("Still waiting for the invoice correction.", NEUTRAL),  # no sentiment word: no signal
+    ("Still waiting for the invoice correction.", NEGATIVE),  # no opinion word, a customer-service phrase
+    ("Please send it back, I want a refund.", NEGATIVE),  # "please" and "want" alone read positive
+    ("Send the quote to our Paris office.", NEUTRAL),  # no sentiment word nor phrase: no signal
 ])
 def test_labels(chain, text, label):
     assert one(chain, text)["label"] == label
@@ -142,15 +144,18 @@ def test_evidence_names_the_words_that_drove_the_score(chain):
     assert result["label"] == NEGATIVE
     assert "extremely unhappy" in result["evidence"] and "useless" in result["evidence"]
     assert one(chain, "The product is GREAT!!!")["evidence"] == ["great"]
-    assert one(chain, "Still waiting for the invoice correction.")["evidence"] == []
+    assert one(chain, "Still waiting for the invoice correction.")["evidence"] == ["still waiting"]
+    assert one(chain, "Send the quote to our Paris office.")["evidence"] == []
 
 
 def test_fit_learns_the_weights_and_survives_pickling():
     import pickle
     texts = ["great", "excellent work", "love it", "awful", "terrible service", "hate it", "nice", "bad"] * 5
     y = [1, 1, 1, 0, 0, 0, 1, 0] * 5
+    texts += ["it does not work", "works great, will order again"] * 5
+    y += [0, 1] * 5
     model = SentimentModel().fit(texts, y)
-    assert model.coef[0] > 0 and model.coef[1] > 0
+    assert len(model.coef) == 3 and min(model.coef) > 0
     again = pickle.loads(pickle.dumps(model))
     assert list(again.predict(["awful", "great"])) == [0, 1]
 

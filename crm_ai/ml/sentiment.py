@@ -26,6 +26,8 @@ from lxml import etree, html
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 
+from .sentiment_phrases import phrase_score
+
 #: Characters of text kept per message (cleaning happens on at most ``RAW_CAP`` characters).
 MAX_CHARS = 5000
 RAW_CAP = 200_000
@@ -46,13 +48,15 @@ SUPPORTED_LANGUAGES = ("en",)
 CANDIDATE_LANGUAGES = ("en", "fr", "de", "es", "pt", "it", "nl", "pl", "sv", "da", "no", "fi", "cs", "ro", "hu", "tr",
                        "ru", "ar", "zh", "ja", "ko", "el", "he", "id", "vi", "uk", "ca")
 
-# Weights fitted on the amazon file (bench/bench_sentiment.py --fit), the only file used to
-# choose anything: P(positive) = sigmoid(a * textblob polarity + b * vader compound + c).
-DEFAULT_COEF = (2.465, 4.016)
-DEFAULT_INTERCEPT = -1.056
+#: The model's inputs per text, in order.
+INPUTS = ("textblob_polarity", "vader_compound", "customer_phrases")
+# Weights fitted on the amazon file (bench/bench_sentiment.py), the only file used to choose
+# anything: P(positive) = sigmoid(a * textblob polarity + b * vader compound + c * phrases + d).
+DEFAULT_COEF = (2.392, 4.657, 4.547)
+DEFAULT_INTERCEPT = -1.129
 #: |score| below this: neutral (chosen on amazon: the widest band inside which the words'
 #: cross-validated calls are right at most 2 times in 3).
-DEFAULT_NEUTRAL_BAND = 0.65
+DEFAULT_NEUTRAL_BAND = 0.6
 
 # -- cleaning --------------------------------------------------------------------------------
 #: Elements that hold quoted replies, forwarded messages or signatures in HTML emails
@@ -212,8 +216,8 @@ class SentimentModel(BaseEstimator):
         return state
 
     def lexicon_scores(self, texts):
-        """``(n, 2)`` array: TextBlob polarity and VADER compound per text, and the
-        evidence ``[(words, weight)]`` per text."""
+        """``(n, 3)`` array, the :data:`INPUTS` per text (TextBlob polarity, VADER compound,
+        customer-service phrases), and the evidence ``[(words, weight)]`` per text."""
         # TextBlob's own sentiment (``TextBlob(text).sentiment_assessments``) is this
         # pattern lexicon's result, computed twice (once for the polarity, once for the
         # assessments) plus a namedtuple class made per text: called once here, the whole
@@ -221,17 +225,19 @@ class SentimentModel(BaseEstimator):
         # 34 -> 23 s for 100,000 emails).
         from textblob.en import sentiment as pattern_sentiment
 
-        scores, evidence = np.zeros((len(texts), 2)), []
+        scores, evidence = np.zeros((len(texts), len(INPUTS))), []
         for i, text in enumerate(texts):
             if not isinstance(text, (str, bytes)):  # as TextBlob(text) refuses it
                 raise TypeError(f"a text must be a string, not {type(text)}")
             blob = pattern_sentiment(text)  # (polarity, subjectivity), with .assessments
             vader = self._vader.polarity_scores(text)
-            scores[i] = blob[0], vader["compound"]
-            words = {}
+            phrases_score, phrases = phrase_score(text)
+            scores[i] = blob[0], vader["compound"], phrases_score
+            words = dict(phrases)  # "does not work" says more than any one word of it
+            in_phrases = {t for phrase in words for t in phrase.split()}
             for tokens, polarity, *_rest in blob.assessments:
                 phrase = " ".join(t for t in tokens if re.search(r"\w", t))
-                if polarity and phrase:
+                if polarity and phrase and not set(phrase.lower().split()) <= in_phrases:
                     words[phrase] = polarity
             covered = {t for phrase in words for t in phrase.split()}
             for token in re.findall(r"[\w']+", text.lower()):

@@ -86,6 +86,9 @@ class MailMessage(models.Model):
     ai_sentiment_excerpt = fields.Text("Sentiment Excerpt", readonly=True, copy=False, groups=SALES)
     ai_sentiment_evidence = fields.Char("Sentiment Evidence", readonly=True, copy=False, groups=SALES,
                                         help="The words or phrases that drove this message's sentiment.")
+    ai_sentiment_version = fields.Integer("Sentiment Reader Version", readonly=True, copy=False, groups=SALES,
+                                          help="The version of the chain that read this message (an earlier "
+                                               "one's reading is read again).")
 
     def write(self, vals):
         result = super().write(vals)

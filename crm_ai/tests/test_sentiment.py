@@ -7,6 +7,8 @@ from odoo import SUPERUSER_ID
 from odoo.exceptions import AccessError
 from odoo.tests import TransactionCase, new_test_user, tagged
 
+from odoo.addons.crm_ai.models.engine_sentiment import CHAIN_VERSION
+
 NEGATIVE_TEXT = "This is the third time I ask for a quote. Very disappointed."
 POSITIVE_TEXT = "Thank you, the demo was excellent and the team is great!"
 
@@ -58,7 +60,7 @@ class TestSentiment(TransactionCase):
         self.assertEqual(self.lead.ai_sentiment_label, "negative")
         self.assertEqual(self.lead.ai_sentiment_count, 1)
         self.assertIn("disappointed", self.lead.ai_sentiment_excerpt)
-        self.assertEqual(self.lead.ai_sentiment_evidence, "very disappointed")
+        self.assertEqual(self.lead.ai_sentiment_evidence, "third time i ask, very disappointed")
         analysed = self.env["mail.message"].search([("model", "=", "crm.lead"), ("res_id", "=", self.lead.id),
                                                     ("ai_sentiment_label", "!=", False)])
         self.assertEqual(analysed.mapped("body"), ["<p>" + NEGATIVE_TEXT + "</p>"])
@@ -89,6 +91,24 @@ class TestSentiment(TransactionCase):
         self.assertTrue(self.lead.ai_sentiment_worsened)
         self.assertIn(self.lead, self.env["crm.lead"].search([("ai_sentiment_worsened", "=", True)]))
         self.assertEqual(self.lead.ai_sentiment_trend_label, "worsened")
+
+    def test_a_new_reading_chain_reads_every_message_again(self):
+        """An upgrade that changes the chain (phrases, weights) re-reads what the earlier one
+        read: a customer's messages are all read the same way, and once."""
+        message = self.post(self.lead, "Still waiting for the corrected invoice. This is the third time I ask.")
+        self.score()
+        self.assertEqual((message.ai_sentiment_label, message.ai_sentiment_version), ("negative", CHAIN_VERSION))
+        # as the previous version left it: its reading (no sentiment word: neutral) and its registry row
+        self.env.cr.execute("UPDATE mail_message SET ai_sentiment_label = 'neutral', ai_sentiment_score = NULL,"
+                            " ai_sentiment_evidence = NULL, ai_sentiment_version = NULL WHERE id = %s", [message.id])
+        self.env.cr.execute("UPDATE crm_ai_model SET hyperparameters = 'textblob+vader v2' WHERE id = %s",
+                            [self.lead.ai_sentiment_model_id.id])
+        self.scored_an_hour_ago()
+        self.score()
+        self.assertEqual((message.ai_sentiment_label, message.ai_sentiment_version), ("negative", CHAIN_VERSION))
+        self.assertIn("still waiting", message.ai_sentiment_evidence)
+        self.assertEqual((self.lead.ai_sentiment_label, self.customer.ai_sentiment_label), ("negative", "negative"))
+        self.assertIn(f"v{CHAIN_VERSION}", self.lead.ai_sentiment_model_id.hyperparameters)
 
     def test_other_languages_and_no_text_are_said_so(self):
         portuguese = self.env["crm.lead"].create({"name": "crm_ai lead pt", "partner_id": self.customer.id})
@@ -308,7 +328,7 @@ class TestSentiment(TransactionCase):
             for partner in (self.customer, self.contact):  # a contact shows its company's
                 partner = partner.with_user(user)
                 self.assertEqual(bool(partner.ai_sentiment_why), shown, user.login)
-                self.assertEqual(partner.ai_sentiment_why_words or False, shown and "very disappointed", user.login)
+                self.assertEqual(partner.ai_sentiment_why_words or False, shown and "third time i ask, very disappointed", user.login)
                 self.assertEqual(partner.ai_sentiment_why_hidden, not shown, "and says so when hidden")
                 self.assertEqual(partner.ai_sentiment_label, stored.ai_sentiment_label, "the label is for everyone")
         for user in (ann, bob):

@@ -1,0 +1,74 @@
+"""Customer-service phrases (ml/sentiment_phrases.py): what customers write to a seller
+that TextBlob's and VADER's opinion lexicons read as no sentiment, or backwards."""
+
+import pytest
+
+from ml.sentiment import SentimentModel
+from ml.sentiment_phrases import normalise, phrase_score
+
+
+@pytest.mark.parametrize("text", [
+    "This is the third time I ask for a quote.",
+    "It doesn't work.",
+    "The pump stopped working after two days.",
+    "We never received the parts.",
+    "Still waiting for the corrected invoice.",
+    "Nobody called me back.",
+    "No answer from your support for two weeks.",
+    "We are sending it back.",
+    "Please cancel our order.",
+    "I would not recommend it.",
+    "Don't buy it.",
+    "Not worth it.",
+    "It did not arrive on time.",
+    "I expected better.",
+])
+def test_complaints_in_plain_words_read_negative(text):
+    assert phrase_score(text)[0] == -1.0
+
+
+@pytest.mark.parametrize("text", [
+    "Works great, will order again.",
+    "Arrived on time, exactly as described.",
+    "We are happy to proceed with the order.",
+    "I couldn't be happier with it.",  # VADER alone reads "not" + "happy": negative
+    "Exactly what we needed.",
+    "I would highly recommend them.",
+])
+def test_satisfaction_reads_positive(text):
+    assert phrase_score(text)[0] == 1.0
+
+
+def test_no_phrase_no_score():
+    assert phrase_score("Send the quote to our Paris office.") == (0.0, [])
+    assert phrase_score("") == (0.0, [])
+
+
+def test_a_phrase_inside_a_longer_one_counts_once():
+    # "not worth" is matched first: its "worth it" does not also count as praise
+    assert phrase_score("Not worth it.")[1] == [("not worth", -1.0)]
+    assert phrase_score("I would not recommend it.")[1] == [("would not recommend", -1.0)]
+
+
+def test_a_negation_just_before_a_positive_phrase_turns_it():
+    assert phrase_score("The parts were not delivered on time.")[0] == -1.0
+    assert phrase_score("The parts were delivered on time.")[0] == 1.0
+    # further away it no longer applies
+    assert phrase_score("No, I mean the parts came, and they arrived on time.")[0] == 1.0
+
+
+def test_the_sum_is_clipped():
+    score, found = phrase_score("It doesn't work, I want a refund, nobody called me back.")
+    assert score == -1.0 and len(found) == 3
+
+
+def test_contractions_and_curly_apostrophes_are_spelt_out():
+    assert normalise("It doesn\u2019t work, I can't, we won't") == "it does not work, i can not, we will not"
+    assert phrase_score("It doesnt work")[0] == -1.0
+
+
+def test_the_phrases_move_the_engine_score():
+    model = SentimentModel()
+    request, complaint = model.analyze(["Send the quote to our Paris office.", "Please send it back, I want a refund."])
+    assert request["label"] == "neutral"
+    assert complaint["label"] == "negative" and complaint["evidence"][:2] == ["send it back", "refund"]
