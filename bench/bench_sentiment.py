@@ -53,19 +53,30 @@ def metrics(y, predicted):
     return {"accuracy": round(accuracy_score(y, predicted), 4), "macro_f1": round(f1_score(y, predicted, average="macro"), 4)}
 
 
-def candidate_inputs(texts):
-    """Lexicon inputs crm_ai could combine: the two polarities, then TextBlob's subjectivity
-    and summed polarity, VADER's positive / negative shares and un-squashed sum, "no
-    sentiment word" flags, and the customer-service phrases (``ml/sentiment_phrases.py``)."""
+def peer_scores(texts):
+    """``(n, 2)``: plain TextBlob polarity and plain VADER compound of the raw texts (the peers
+    as the issue measured them; the engine's own inputs take politeness formulas out first)."""
     from textblob import TextBlob
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-    from ml.sentiment_phrases import phrase_score
+    vader = SentimentIntensityAnalyzer()
+    return np.array([[TextBlob(text).sentiment.polarity, vader.polarity_scores(text)["compound"]] for text in texts])
+
+
+def candidate_inputs(texts):
+    """Lexicon inputs crm_ai could combine: the two polarities, then TextBlob's subjectivity
+    and summed polarity, VADER's positive / negative shares and un-squashed sum, "no
+    sentiment word" flags, and the customer-service phrases (``ml/sentiment_phrases.py``).
+    The lexicons read the text as the engine gives it to them (politeness formulas out)."""
+    from textblob import TextBlob
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    from ml.sentiment_phrases import phrase_score, strip_formulas
 
     vader, rows = SentimentIntensityAnalyzer(), []
     for text in texts:
-        blob = TextBlob(text).sentiment_assessments
-        v = vader.polarity_scores(text)
+        blob = TextBlob(strip_formulas(text)).sentiment_assessments
+        v = vader.polarity_scores(strip_formulas(text))
         c = min(max(v["compound"], -0.9999), 0.9999)
         rows.append([blob.polarity, v["compound"], blob.subjectivity, v["pos"], v["neg"],
                      blob.polarity * len(blob.assessments), c * np.sqrt(15 / (1 - c * c)),
@@ -137,12 +148,16 @@ def main():
                                     "neutral_band": band,
                                     "coef": model.coef, "intercept": model.intercept}, "files": {}}
     for name, (texts, y) in data.items():
-        scores = lexicon[name]
+        scores, peers = lexicon[name], peer_scores(texts)
         results["files"][name] = {
             "crm_ai": metrics(y, model.predict(texts)),
-            "textblob": metrics(y, (scores[:, 0] > 0).astype(int)),
-            "vader": metrics(y, (scores[:, 1] > 0).astype(int)),
-            "textblob_zero_share": round(float(np.mean(scores[:, 0] == 0)), 3),
+            "textblob": metrics(y, (peers[:, 0] > 0).astype(int)),
+            "vader": metrics(y, (peers[:, 1] > 0).astype(int)),
+            "textblob_zero_share": round(float(np.mean(peers[:, 0] == 0)), 3),
+            # how often the customer-service phrases speak, and whether their sign is right then
+            "phrases_share": round(float(np.mean(scores[:, 2] != 0)), 3),
+            "phrases_sign_right": round(float(np.mean((scores[:, 2] > 0)[scores[:, 2] != 0] == y[scores[:, 2] != 0])), 3)
+            if (scores[:, 2] != 0).any() else None,
         }
     # throughput: the whole chain (clean, language, score, evidence) on the 3,000 sentences
     chain = TextSentiment(model=model)
@@ -175,12 +190,13 @@ def main():
     winner = max(chosen["inputs_cv_accuracy"], key=chosen["inputs_cv_accuracy"].get)
     if chosen["inputs_cv_accuracy"][winner] > chosen["inputs_cv_accuracy"][ENGINE_CANDIDATE]:
         print(f"WARNING: on amazon, '{winner}' beats the engine's inputs: the engine should use it")
-    print("| file | crm_ai acc / F1 | TextBlob acc / F1 | VADER acc / F1 | TextBlob at exactly 0 |")
-    print("|---|---|---|---|---|")
+    print("| file | crm_ai acc / F1 | TextBlob acc / F1 | VADER acc / F1 | TextBlob at exactly 0 | with a phrase |")
+    print("|---|---|---|---|---|---|")
     for name, row in results["files"].items():
         cells = [f"{row[k]['accuracy']:.3f} / {row[k]['macro_f1']:.3f}" for k in ("crm_ai", "textblob", "vader")]
         suffix = " (fitted here)" if name == "amazon" else ""
-        print(f"| {name}{suffix} | " + " | ".join(cells) + f" | {row['textblob_zero_share']:.0%} |")
+        print(f"| {name}{suffix} | " + " | ".join(cells) + f" | {row['textblob_zero_share']:.0%} | "
+              f"{row['phrases_share']:.1%} ({row['phrases_sign_right']:.1%} right) |")
     speed = results["speed"]
     print(f"speed: {speed['texts_per_second']} texts/s for the whole chain (TextBlob alone "
           f"{speed['textblob_alone_per_second']}/s); a 1.1 MB HTML email: {speed['one_mb_email_seconds']} s "

@@ -72,3 +72,15 @@ def test_the_phrases_move_the_engine_score():
     request, complaint = model.analyze(["Send the quote to our Paris office.", "Please send it back, I want a refund."])
     assert request["label"] == "neutral"
     assert complaint["label"] == "negative" and complaint["evidence"][:2] == ["send it back", "refund"]
+
+
+def test_politeness_formulas_are_not_opinions():
+    model = SentimentModel()
+    attached, objection, chasing = model.analyze([
+        "Dear Ann, please find attached our purchase conditions. Hoping to hear from you soon.",
+        "Honestly, the price is too high and the onboarding was a mess.",
+        "I was hoping for more, please call me.",  # the phrases still read the whole text
+    ])
+    assert attached["label"] == "neutral" and attached["evidence"] == []
+    assert objection["label"] == "negative" and objection["evidence"][:2] == ["too high", "was a mess"]
+    assert chasing["label"] == "negative" and chasing["evidence"][0] == "hoping for more"

@@ -26,7 +26,7 @@ from lxml import etree, html
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 
-from .sentiment_phrases import phrase_score
+from .sentiment_phrases import phrase_score, strip_formulas
 
 #: Characters of text kept per message (cleaning happens on at most ``RAW_CAP`` characters).
 MAX_CHARS = 5000
@@ -52,11 +52,11 @@ CANDIDATE_LANGUAGES = ("en", "fr", "de", "es", "pt", "it", "nl", "pl", "sv", "da
 INPUTS = ("textblob_polarity", "vader_compound", "customer_phrases")
 # Weights fitted on the amazon file (bench/bench_sentiment.py), the only file used to choose
 # anything: P(positive) = sigmoid(a * textblob polarity + b * vader compound + c * phrases + d).
-DEFAULT_COEF = (2.392, 4.657, 4.547)
-DEFAULT_INTERCEPT = -1.129
+DEFAULT_COEF = (2.252, 4.138, 3.431)
+DEFAULT_INTERCEPT = -1.017
 #: |score| below this: neutral (chosen on amazon: the widest band inside which the words'
 #: cross-validated calls are right at most 2 times in 3).
-DEFAULT_NEUTRAL_BAND = 0.6
+DEFAULT_NEUTRAL_BAND = 0.55
 
 # -- cleaning --------------------------------------------------------------------------------
 #: Elements that hold quoted replies, forwarded messages or signatures in HTML emails
@@ -229,9 +229,10 @@ class SentimentModel(BaseEstimator):
         for i, text in enumerate(texts):
             if not isinstance(text, (str, bytes)):  # as TextBlob(text) refuses it
                 raise TypeError(f"a text must be a string, not {type(text)}")
+            phrases_score, phrases = phrase_score(text)
+            text = strip_formulas(text)  # "please", "dear", "hope": requests, not opinions
             blob = pattern_sentiment(text)  # (polarity, subjectivity), with .assessments
             vader = self._vader.polarity_scores(text)
-            phrases_score, phrases = phrase_score(text)
             scores[i] = blob[0], vader["compound"], phrases_score
             words = dict(phrases)  # "does not work" says more than any one word of it
             in_phrases = {t for phrase in words for t in phrase.split()}

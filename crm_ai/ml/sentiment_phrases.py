@@ -56,6 +56,9 @@ PHRASES = [(re.compile(r"\b(?:" + pattern + r")\b"), polarity) for pattern, pola
      rf"(?:have|has|had|did|do) {_NOT} (?:yet )?(?:received|receive|arrived|arrive|got|gotten|heard)|"
      r"(?:never|not yet) (?:received|arrived|delivered|heard)|(?:arrived|delivered|came|answered) (?:late|too late)|"
      r"unanswered|waiting for (?:weeks|months|days|ages)", -1),
+    # a buyer's objections
+    (r"too (?:expensive|pricey|costly|high|slow|late|long|complicated|complex|difficult|small|short|little)|"
+     r"(?:is|was|are|were) a mess", -1),
     # disappointed expectations, advice to keep away
     (r"(?:expected|expecting|hoped for|hoping for|hope for|hoping to get) (?:a |something |much |a lot |far |a bit )?"
      r"(?:more|better)|(?:do not|never) (?:waste|bother)|save your money|steer clear|keep looking|thumbs? down", -1),
@@ -76,6 +79,11 @@ PHRASES = [(re.compile(r"\b(?:" + pattern + r")\b"), polarity) for pattern, pola
      r"(?:happy|glad|pleased|ready|delighted) to (?:proceed|confirm|order|sign|go ahead|move forward|"
      r"recommend|work with)|(?:5|five) stars|well done|thanks to you", 1),
 )]
+#: Politeness formulas of business correspondence, not opinions: the lexicons score them
+#: ("Please find attached our conditions." read positive, "Honestly, the price is too
+#: high" less negative), so they are taken out of the text the lexicons read.
+FORMULAS = re.compile(r"\b(?:please|pls|kindly|dear|greetings|cheers|sincerely|honestly|hope|hoping|help)\b[,!]?",
+                      re.IGNORECASE)
 #: A negation this few words before a phrase turns it around ("not on time", "would never
 #: recommend", as VADER reads "not good").
 NEGATION_WINDOW = 3
@@ -88,6 +96,15 @@ def normalise(text):
     for pattern, replacement in _CONTRACTIONS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def strip_formulas(text):
+    """``text`` without its politeness formulas (:data:`FORMULAS`), for the lexicons.
+
+    >>> strip_formulas("Dear Ann, please find attached our conditions.")
+    ' Ann,  find attached our conditions.'
+    """
+    return FORMULAS.sub("", text)
 
 
 def phrase_score(text):
