@@ -44,7 +44,7 @@ def sentiment_fields(company_dependent=False, groups=None, excerpt_groups=None):
         "ai_sentiment_scored_date": fields.Datetime("Sentiment Scored On", readonly=True, copy=False, **cd),
         "ai_sentiment_model_id": fields.Many2one(
             "crm.ai.model", "Sentiment Model", readonly=True, copy=False,
-            **({"ondelete": "set null"} if not company_dependent else {**cd, "index": "btree_not_null"})),
+            **({**cd, "ondelete": "set null"} if not company_dependent else {**cd, "index": "btree_not_null"})),
         "ai_sentiment_worsened": fields.Boolean(
             "Sentiment Worsened", compute="_compute_ai_sentiment_worsened", search="_search_ai_sentiment_worsened",
             **({"groups": groups} if groups else {})),

@@ -12,7 +12,7 @@ from ..ml import format_reason
 from .crm_ai_driver import RECORD_STATES
 from .crm_ai_engine import ALL_SALES
 from .crm_ai_scored_mixin import reasons_html
-from .crm_ai_sentiment_fields import sentiment_fields
+from .crm_ai_sentiment_fields import SALES, sentiment_fields
 from .engine_lead_propensity import GRADES, TREND_DAYS, TREND_SIGNIFICANT_POINTS, describe_reasons
 
 #: History points shown on the lead form's chart (the newest).
@@ -23,62 +23,66 @@ class CrmLead(models.Model):
     _name = "crm.lead"
     _inherit = ["crm.lead", "crm.ai.scored.mixin", "crm.ai.sentiment.mixin"]
 
-    # the same sentiment columns on leads and partners, declared once (a class body's namespace is a dict)
-    locals().update(sentiment_fields())
+    # Every CRM AI field is for salespeople: a portal reseller may read the leads assigned to him
+    # (website_crm_partner_assign), not what CRM AI made of them.
+    # The same sentiment columns on leads and partners, declared once (a class body's namespace is a dict).
+    locals().update(sentiment_fields(groups=SALES))
 
     ai_propensity = fields.Float(
-        "AI Propensity", digits=(5, 2), readonly=True, copy=False, aggregator="avg",
+        "AI Propensity", digits=(5, 2), readonly=True, copy=False, aggregator="avg", groups=SALES,
         help="Probability (%) that this lead will be won, from crm_ai's model (trained on log-loss, "
              "so meant to be read literally; its calibration is measured on the newest closed leads). "
              "Odoo's own Probability is left as it is.")
     ai_propensity_grade = fields.Selection(
-        GRADES, "AI Grade", readonly=True, copy=False, index=True,
+        GRADES, "AI Grade", readonly=True, copy=False, index=True, groups=SALES,
         help="Propensity range (see each grade's label).")
     ai_propensity_reason_data = fields.Json(
         "AI Reasons (data)", readonly=True, copy=False, groups=ALL_SALES,  # the customer's figures: every lead's
         help='[{"field", "value", "points"}]: the strongest reasons up and down, as data.')
     ai_propensity_reasons = fields.Text(
-        "AI Reasons", compute="_compute_ai_propensity_reasons",
+        "AI Reasons", compute="_compute_ai_propensity_reasons", groups=SALES,
         help="The strongest reasons up and down for this lead, in percentage points: how much "
              "the propensity would change if that field were at its average.")
     ai_propensity_reasons_html = fields.Html("Why this score", compute="_compute_ai_propensity_reasons_html",
-                                             sanitize=False)
+                                             sanitize=False, groups=SALES)
     ai_propensity_trend = fields.Float(
-        "AI Trend", digits=(5, 2), readonly=True, copy=False, aggregator="avg",
+        "AI Trend", digits=(5, 2), readonly=True, copy=False, aggregator="avg", groups=SALES,
         help="Change of the AI propensity over the last %d days, in points, by the current model (since its "
              "first score of the lead when that is more recent; empty before it scored the lead twice)." % TREND_DAYS)
-    ai_propensity_trend_arrow = fields.Char("AI Trend Arrow", compute="_compute_ai_propensity_trend_arrow",
+    ai_propensity_trend_arrow = fields.Char("AI Trend Arrow", compute="_compute_ai_propensity_trend_arrow", groups=SALES,
                                             help="▲ / ▼: the propensity moved by at least %g points in %d days."
                                                  % (TREND_SIGNIFICANT_POINTS, TREND_DAYS))
     ai_propensity_history_ids = fields.One2many("crm.ai.propensity.history", "lead_id", "AI Propensity History",
-                                                readonly=True)
-    ai_propensity_chart = fields.Text("AI Propensity over Time", compute="_compute_ai_propensity_history_view")
+                                                readonly=True, groups=SALES)
+    ai_propensity_chart = fields.Text("AI Propensity over Time", compute="_compute_ai_propensity_history_view",
+                                      groups=SALES)
     ai_propensity_changes_html = fields.Html("What changed", compute="_compute_ai_propensity_history_view",
-                                             sanitize=False)
+                                             sanitize=False, groups=SALES)
     ai_propensity_model_id = fields.Many2one("crm.ai.model", "AI Model", readonly=True, copy=False,
-                                             ondelete="set null", index="btree_not_null")
-    ai_propensity_date = fields.Datetime("AI Scored On", readonly=True, copy=False)
+                                             ondelete="set null", index="btree_not_null", groups=SALES)
+    ai_propensity_date = fields.Datetime("AI Scored On", readonly=True, copy=False, groups=SALES)
     ai_segment_id = fields.Many2one(
         "crm.ai.segment", "Customer Segment", compute="_compute_ai_segment_id", store=True, index="btree_not_null",
-        readonly=True, copy=False,
+        readonly=True, copy=False, groups=SALES,
         help="The customer's segment in this lead's company (recency, frequency and value of its orders), "
              "kept up to date by the customer segment engine.")
     ai_propensity_state = fields.Selection(
-        RECORD_STATES, "AI Status", readonly=True, copy=False, default="pending",
+        RECORD_STATES, "AI Status", readonly=True, copy=False, default="pending", groups=SALES,
         help="Not enough data: this company has too few won or lost leads for a trustworthy model; "
              "no score is shown (never a made-up 0 % or 100 %). Out of date: the model that gave this "
              "score was refused (e.g. a copied database); a retraining is under way.")
 
     ai_reorder_recommendation_ids = fields.One2many(
-        "crm.ai.recommendation", compute="_compute_ai_recommendations", string="Order Again",
+        "crm.ai.recommendation", compute="_compute_ai_recommendations", string="Order Again", groups=SALES,
         help="CRM AI: the customer's own products most likely to be ordered again.")
     ai_new_recommendation_ids = fields.One2many(
         "crm.ai.recommendation", compute="_compute_ai_recommendations", string="New for This Customer",
+        groups=SALES,
         help="CRM AI: products the customer never bought that customers like them buy; for a lead without a "
              "customer, the most popular products with its tags, else in its country, else with its team.")
     ai_recommended_product_ids = fields.Many2many(
         "product.product", compute="_compute_ai_recommendations", search="_search_ai_recommended_product_ids",
-        string="Recommended Products")
+        string="Recommended Products", groups=SALES)
 
     @api.depends("partner_id.commercial_partner_id", "company_id", "country_id", "team_id", "tag_ids")
     @api.depends_context("uid")  # the rows a user reads follow his access to the sales

@@ -144,6 +144,40 @@ class TestSecurityOverRpc(CrmAiDataMixin, HttpCase):
             with self.assertRaises(Fault, msg=field):
                 self._rpc(self.portal, "res.partner", "read", [own], fields=[field])
 
+    def test_a_portal_reseller_reads_its_leads_but_not_what_crm_ai_made_of_them(self):
+        """website_crm_partner_assign gives portal users read and write on the leads assigned to
+        their company (this ACL and rule, on the lead's customer here: the assignment field is that
+        module's); crm_ai's fields stay for salespeople."""
+        lead = self.open_leads[0]
+        lead.partner_id = self.portal.partner_id
+        self.env["ir.model.access"].create({
+            "name": "crm_ai test: portal reseller leads", "model_id": self.env.ref("crm.model_crm_lead").id,
+            "group_id": self.env.ref("base.group_portal").id, "perm_read": True, "perm_write": True})
+        self.env["ir.rule"].create({
+            "name": "crm_ai test: leads of the reseller", "model_id": self.env.ref("crm.model_crm_lead").id,
+            "groups": [(4, self.env.ref("base.group_portal").id)],
+            "domain_force": "[('partner_id', 'child_of', user.commercial_partner_id.id)]"})
+        self.assertEqual(self._rpc(self.portal, "crm.lead", "read", [lead.id], fields=["name"])[0]["name"], lead.name)
+        whole = self._rpc(self.portal, "crm.lead", "read", [lead.id])[0]
+        self.assertFalse([name for name in whole if name.startswith("ai_")], "no CRM AI field in a plain read")
+        ai_fields = [name for name in self.env["crm.lead"]._fields if name.startswith("ai_")]
+        self.assertGreater(len(ai_fields), 20)
+        for field in ai_fields:
+            with self.assertRaises(Fault, msg=field):
+                self._rpc(self.portal, "crm.lead", "read", [lead.id], fields=[field])
+        with self.assertRaises(Fault):
+            self._rpc(self.portal, "crm.lead", "search", [("ai_propensity_grade", "=", "a")])
+
+    def test_every_crm_ai_field_of_leads_and_customers_is_for_salespeople(self):
+        """A new ai_* field without groups would be readable by every user with access to the
+        record: portal customers (their partner) and resellers (their leads)."""
+        allowed = {"sales_team.group_sale_salesman", "sales_team.group_sale_salesman_all_leads",
+                   "sales_team.group_sale_manager"}
+        for model in ("crm.lead", "res.partner"):
+            for name, field in self.env[model]._fields.items():
+                if name.startswith("ai_"):
+                    self.assertTrue(field.groups and set(field.groups.split(",")) <= allowed, f"{model}.{name}")
+
     def test_an_own_documents_salesperson_does_not_read_a_colleagues_sales_in_recommendations(self):
         alice = new_test_user(self.env, "crm_ai_rpc_alice", groups="sales_team.group_sale_salesman")
         bob = new_test_user(self.env, "crm_ai_rpc_bob", groups="sales_team.group_sale_salesman")
