@@ -68,10 +68,9 @@ def candidate_inputs(texts):
     and summed polarity, VADER's positive / negative shares and un-squashed sum, "no
     sentiment word" flags, and the customer-service phrases (``ml/sentiment_phrases.py``).
     The lexicons read the text as the engine gives it to them (politeness formulas out)."""
+    from ml.sentiment_phrases import phrase_score, strip_formulas
     from textblob import TextBlob
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    from ml.sentiment_phrases import phrase_score, strip_formulas
 
     vader, rows = SentimentIntensityAnalyzer(), []
     for text in texts:

@@ -2,7 +2,6 @@
 that TextBlob's and VADER's opinion lexicons read as no sentiment, or backwards."""
 
 import pytest
-
 from ml.sentiment import SentimentModel
 from ml.sentiment_phrases import normalise, phrase_score
 

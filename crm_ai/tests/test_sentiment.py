@@ -328,7 +328,8 @@ class TestSentiment(TransactionCase):
             for partner in (self.customer, self.contact):  # a contact shows its company's
                 partner = partner.with_user(user)
                 self.assertEqual(bool(partner.ai_sentiment_why), shown, user.login)
-                self.assertEqual(partner.ai_sentiment_why_words or False, shown and "third time i ask, very disappointed", user.login)
+                self.assertEqual(partner.ai_sentiment_why_words or False,
+                                 shown and "third time i ask, very disappointed", user.login)
                 self.assertEqual(partner.ai_sentiment_why_hidden, not shown, "and says so when hidden")
                 self.assertEqual(partner.ai_sentiment_label, stored.ai_sentiment_label, "the label is for everyone")
         for user in (ann, bob):
