@@ -114,22 +114,26 @@ _add_venv_addons() {
 # otherwise a private cluster is started from the system's PostgreSQL binaries.
 ensure_postgres() {
     if [ -n "${PGHOST:-}${PGPORT:-}${PGUSER:-}" ] && psql -d postgres -Atqc 'select 1' >/dev/null 2>&1; then
-        log "Using the PostgreSQL server from PG* variables (${PGHOST:-socket}:${PGPORT:-5432}, role ${PGUSER:-$USER})"
+        log "Using the PostgreSQL server from PG* variables (${PGHOST:-socket}:${PGPORT:-5432}, role ${PGUSER:-$(id -un)})"
         export PGUSER="${PGUSER:-$(id -un)}"
         return 0
+    fi
+    local private="${CRM_AI_PGROOT:-/var/tmp/crm_ai-postgres}"
+    [ "$(id -u)" = 0 ] || private="${CRM_AI_PGROOT:-$CRM_AI_CACHE/postgres}"
+    if [ -n "${PGHOST:-}${PGPORT:-}${PGUSER:-}" ] && [ "${PGHOST:-}" != "$private" ]; then
+        # said out loud: databases made now are not on the server those variables name
+        log "WARNING: the PostgreSQL server named by PG* (${PGHOST:-socket}:${PGPORT:-5432}, role ${PGUSER:-$(id -un)})" \
+            "does not answer: using crm_ai's private cluster in $private instead"
     fi
     local bindir
     bindir="$(dirname "$(command -v initdb 2>/dev/null || ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -1)")"
     [ -x "$bindir/initdb" ] || die "no PostgreSQL found: install the server (Debian: postgresql) or set PGHOST/PGPORT/PGUSER."
-    local as=() pgroot
+    local as=() pgroot="$private"
     if [ "$(id -u)" = 0 ]; then
         # PostgreSQL refuses to run as root: the cluster belongs to the postgres OS user,
         # in a folder it can reach (root's home usually is not).
         id postgres >/dev/null 2>&1 || useradd --system --home /var/lib/postgresql postgres
         as=(runuser -u postgres --)
-        pgroot="${CRM_AI_PGROOT:-/var/tmp/crm_ai-postgres}"
-    else
-        pgroot="${CRM_AI_PGROOT:-$CRM_AI_CACHE/postgres}"
     fi
     export PGHOST="$pgroot" PGPORT="${CRM_AI_PGPORT:-54329}" PGUSER=odoo
     unset PGPASSWORD PGDATABASE
