@@ -83,3 +83,19 @@ def test_politeness_formulas_are_not_opinions():
     assert attached["label"] == "neutral" and attached["evidence"] == []
     assert objection["label"] == "negative" and objection["evidence"][:2] == ["too high", "was a mess"]
     assert chasing["label"] == "negative" and chasing["evidence"][0] == "hoping for more"
+
+
+def test_a_positive_phrase_in_a_question_asks_for_it():
+    assert phrase_score("Will it be delivered on time?") == (0.0, [])
+    assert phrase_score("Is it as described? It works great.")[1] == [("works great", 1.0)]
+    # a complaint asked as a question is still a complaint
+    assert phrase_score("Why is it still not working?")[0] == -1.0
+
+
+def test_a_negation_cancels_a_negative_phrase_and_stops_at_the_clause():
+    assert phrase_score("It's not too expensive.") == (0.0, [])
+    # "have not received" says the customer waits; the refund it waits for is not counted again, nor turned
+    assert phrase_score("I have not received a refund.")[1] == [("have not received", -1.0)]
+    # the "not" of another clause does not reach the phrase
+    assert phrase_score("They did not call, still waiting.")[1] == [("still waiting", -1.0)]
+    assert phrase_score("We did not expect it, but it arrived on time.")[0] == 1.0

@@ -84,10 +84,14 @@ PHRASES = [(re.compile(r"\b(?:" + pattern + r")\b"), polarity) for pattern, pola
 #: high" less negative), so they are taken out of the text the lexicons read.
 FORMULAS = re.compile(r"\b(?:please|pls|kindly|dear|greetings|cheers|sincerely|honestly|hope|hoping|help)\b[,!]?",
                       re.IGNORECASE)
-#: A negation this few words before a phrase turns it around ("not on time", "would never
-#: recommend", as VADER reads "not good").
+#: A negation this few words before a phrase, in the same clause, turns a positive phrase
+#: around ("not on time", "would never recommend", as VADER reads "not good") and cancels a
+#: negative one ("not too expensive"; "I have not received a refund" is the customer waiting
+#: for it, which "have not received" already says).
 NEGATION_WINDOW = 3
 _NEGATION = re.compile(r"\b(?:not|never|no|hardly|without)\b")
+_CLAUSE_END = re.compile(r"[.,;:!?]")
+_SENTENCE_END = re.compile(r"[.!?\n]")
 
 
 def normalise(text):
@@ -117,6 +121,8 @@ def phrase_score(text):
     1.0
     >>> phrase_score("It did not arrive on time.")[0]
     -1.0
+    >>> phrase_score("Will it be delivered on time?")  # a question, not praise
+    (0.0, [])
     """
     text = normalise(text)
     taken, found = [], []
@@ -125,9 +131,17 @@ def phrase_score(text):
             start, end = match.span()
             if any(start < t_end and t_start < end for t_start, t_end in taken):
                 continue
-            before = text[:start].split()[-NEGATION_WINDOW:]
-            negated = polarity > 0 and any(_NEGATION.fullmatch(word.strip(".,;:!?")) for word in before)
             taken.append((start, end))
-            found.append((match.group(0), float(-polarity if negated else polarity)))
+            # a positive phrase in a question asks for it ("is it as described?"); a negative one
+            # in a question is usually the complaint itself ("why is it still not working?")
+            sentence_end = _SENTENCE_END.search(text, end)
+            if polarity > 0 and sentence_end and sentence_end.group(0) == "?":
+                continue
+            clause = _CLAUSE_END.split(text[:start])[-1]
+            if any(_NEGATION.fullmatch(word) for word in clause.split()[-NEGATION_WINDOW:]):
+                if polarity < 0:
+                    continue
+                polarity = -polarity
+            found.append((match.group(0), float(polarity)))
     score = sum(polarity for _phrase, polarity in found)
     return float(max(-1.0, min(1.0, score))), found
