@@ -144,7 +144,7 @@ def test_evidence_names_the_words_that_drove_the_score(chain):
     assert result["label"] == NEGATIVE
     assert "extremely unhappy" in result["evidence"] and "useless" in result["evidence"]
     assert one(chain, "The product is GREAT!!!")["evidence"] == ["great"]
-    assert one(chain, "Still waiting for the invoice correction.")["evidence"] == ["still waiting"]
+    assert one(chain, "Still waiting for the invoice correction.")["evidence"] == ["Still waiting"]
     assert one(chain, "Send the quote to our Paris office.")["evidence"] == []
 
 

@@ -45,7 +45,7 @@ def test_no_phrase_no_score():
 
 def test_a_phrase_inside_a_longer_one_counts_once():
     # "not worth" is matched first: its "worth it" does not also count as praise
-    assert phrase_score("Not worth it.")[1] == [("not worth", -1.0)]
+    assert phrase_score("Not worth it.")[1] == [("Not worth", -1.0)]
     assert phrase_score("I would not recommend it.")[1] == [("would not recommend", -1.0)]
 
 
@@ -99,3 +99,9 @@ def test_a_negation_cancels_a_negative_phrase_and_stops_at_the_clause():
     # the "not" of another clause does not reach the phrase
     assert phrase_score("They did not call, still waiting.")[1] == [("still waiting", -1.0)]
     assert phrase_score("We did not expect it, but it arrived on time.")[0] == 1.0
+
+
+def test_a_phrase_is_named_as_the_customer_wrote_it():
+    assert phrase_score("This is the THIRD time I ask.")[1] == [("THIRD time I ask", -1.0)]
+    # spelt out where the contraction cannot be found as such
+    assert phrase_score("It doesn't work.")[1] == [("does not work", -1.0)]

@@ -235,12 +235,12 @@ class SentimentModel(BaseEstimator):
             vader = self._vader.polarity_scores(text)
             scores[i] = blob[0], vader["compound"], phrases_score
             words = dict(phrases)  # "does not work" says more than any one word of it
-            in_phrases = {t for phrase in words for t in phrase.split()}
+            in_phrases = {t.lower() for phrase in words for t in phrase.split()}
             for tokens, polarity, *_rest in blob.assessments:
                 phrase = " ".join(t for t in tokens if re.search(r"\w", t))
                 if polarity and phrase and not set(phrase.lower().split()) <= in_phrases:
                     words[phrase] = polarity
-            covered = {t for phrase in words for t in phrase.split()}
+            covered = {t.lower() for phrase in words for t in phrase.split()}
             for token in re.findall(r"[\w']+", text.lower()):
                 valence = self._vader.lexicon.get(token)
                 if valence and token not in covered:

@@ -111,12 +111,20 @@ def strip_formulas(text):
     return FORMULAS.sub("", text)
 
 
+def _as_written(original, phrase):
+    """``phrase`` (lowercased, contractions spelt out) as the customer wrote it, when it can be
+    found so in ``original`` ("third time I ask"); else as it is ("does not work" for "doesn't
+    work")."""
+    match = re.search(r"\b" + r"\s+".join(map(re.escape, phrase.split())) + r"\b", original, re.IGNORECASE)
+    return match.group(0) if match else phrase
+
+
 def phrase_score(text):
     """``(score, phrases)``: the summed polarity of the customer-service phrases in
     ``text``, clipped to [-1, 1], and the phrases found with their polarity.
 
     >>> phrase_score("This is the third time I ask for a quote.")
-    (-1.0, [('third time i ask', -1.0)])
+    (-1.0, [('third time I ask', -1.0)])
     >>> phrase_score("Arrived on time, exactly as described.")[0]
     1.0
     >>> phrase_score("It did not arrive on time.")[0]
@@ -124,7 +132,7 @@ def phrase_score(text):
     >>> phrase_score("Will it be delivered on time?")  # a question, not praise
     (0.0, [])
     """
-    text = normalise(text)
+    original, text = text, normalise(text)
     taken, found = [], []
     for pattern, polarity in PHRASES:
         for match in pattern.finditer(text):
@@ -142,6 +150,6 @@ def phrase_score(text):
                 if polarity < 0:
                     continue
                 polarity = -polarity
-            found.append((match.group(0), float(polarity)))
+            found.append((_as_written(original, match.group(0)), float(polarity)))
     score = sum(polarity for _phrase, polarity in found)
     return float(max(-1.0, min(1.0, score))), found

@@ -60,7 +60,7 @@ class TestSentiment(TransactionCase):
         self.assertEqual(self.lead.ai_sentiment_label, "negative")
         self.assertEqual(self.lead.ai_sentiment_count, 1)
         self.assertIn("disappointed", self.lead.ai_sentiment_excerpt)
-        self.assertEqual(self.lead.ai_sentiment_evidence, "third time i ask, very disappointed")
+        self.assertEqual(self.lead.ai_sentiment_evidence, "third time I ask, very disappointed")
         analysed = self.env["mail.message"].search([("model", "=", "crm.lead"), ("res_id", "=", self.lead.id),
                                                     ("ai_sentiment_label", "!=", False)])
         self.assertEqual(analysed.mapped("body"), ["<p>" + NEGATIVE_TEXT + "</p>"])
@@ -106,7 +106,7 @@ class TestSentiment(TransactionCase):
         self.scored_an_hour_ago()
         self.score()
         self.assertEqual((message.ai_sentiment_label, message.ai_sentiment_version), ("negative", CHAIN_VERSION))
-        self.assertIn("still waiting", message.ai_sentiment_evidence)
+        self.assertIn("Still waiting", message.ai_sentiment_evidence)
         self.assertEqual((self.lead.ai_sentiment_label, self.customer.ai_sentiment_label), ("negative", "negative"))
         self.assertIn(f"v{CHAIN_VERSION}", self.lead.ai_sentiment_model_id.hyperparameters)
 
@@ -329,7 +329,7 @@ class TestSentiment(TransactionCase):
                 partner = partner.with_user(user)
                 self.assertEqual(bool(partner.ai_sentiment_why), shown, user.login)
                 self.assertEqual(partner.ai_sentiment_why_words or False,
-                                 shown and "third time i ask, very disappointed", user.login)
+                                 shown and "third time I ask, very disappointed", user.login)
                 self.assertEqual(partner.ai_sentiment_why_hidden, not shown, "and says so when hidden")
                 self.assertEqual(partner.ai_sentiment_label, stored.ai_sentiment_label, "the label is for everyone")
         for user in (ann, bob):
