@@ -169,6 +169,15 @@ def test_aggregate_weights_recent_texts_and_names_the_worst():
     assert old_complaint["label"] == POSITIVE and old_complaint["count"] == 3
 
 
+def test_aggregate_of_one_text_reads_as_that_text():
+    """The halved band is for averages: one mildly negative text, neutral on its own, does not
+    make its lead negative; two such texts do."""
+    mild = {"score": -0.44, "signal": True, "label": NEUTRAL}
+    assert aggregate([mild], [0])["label"] == NEUTRAL
+    assert aggregate([mild, dict(mild)], [0, 1])["label"] == NEGATIVE
+    assert aggregate([{"score": -0.9, "signal": True, "label": NEGATIVE}], [0])["label"] == NEGATIVE
+
+
 def test_aggregate_without_signal_or_text():
     assert aggregate([{"score": 0.0, "signal": False}], [1]) == {"score": None, "label": NEUTRAL, "count": 1,
                                                                   "excerpt_index": None}

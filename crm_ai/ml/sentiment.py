@@ -337,7 +337,8 @@ def aggregate(analyses, ages_days, half_life_days=30.0, neutral_band=AGGREGATE_N
     no_text, score None; only texts without signal: neutral, score None.  A customer who
     writes mostly in a language the engine cannot read (by the same weights) is
     unsupported_language, score None: his rare English "Ok" does not speak for his angry
-    French emails.
+    French emails.  A single text with a sentiment reads as it does on its own (the halved band
+    is for averages).
 
     >>> aggregate([{"score": 0.8, "signal": True}, {"score": -0.9, "signal": True}], [60, 0])["label"]
     'negative'
@@ -358,6 +359,10 @@ def aggregate(analyses, ages_days, half_life_days=30.0, neutral_band=AGGREGATE_N
     score = sum(s * w for _i, s, w in scored) / total if total > 0 else 0.0
     worst = min(scored, key=lambda item: item[1] * item[2])
     label = NEUTRAL if abs(score) < neutral_band else (POSITIVE if score > 0 else NEGATIVE)
+    if len(scored) == 1 and analyses[scored[0][0]].get("label") in (POSITIVE, NEUTRAL, NEGATIVE):
+        # one text is not an average: it reads as that text does (a polite request with one
+        # doubt, neutral on its own, must not make its lead negative)
+        label = analyses[scored[0][0]]["label"]
     return {"score": round(score, 4), "label": label, "count": len(read),
             "excerpt_index": worst[0] if worst[1] < 0 else None}
 
