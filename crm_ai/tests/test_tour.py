@@ -28,12 +28,16 @@ class TestCrmAiTour(CrmAiDataMixin, HttpCase):
         cls.env.cr.execute("UPDATE crm_lead SET ai_propensity_state = 'pending' WHERE id = %s", [cls.hot.id])
         cls.env.invalidate_all()
         cls.env["crm.ai.model"]._cron_ai_score()
+        # won without ever being scored: no bar in the list, and its form says why
+        cls.won = Lead.create({**common, "name": "AI Tour Won Lead"})
+        cls.won.action_set_won()
 
     def test_salesperson_tour(self):
         self.assertFalse(self.salesperson.has_group("crm_ai.group_crm_ai_manager"))
         self.assertGreaterEqual(self.hot.ai_propensity, 50)
         self.assertLess(self.cold.ai_propensity, 50)
         self.assertAlmostEqual(self.hot.ai_propensity_trend, 15, places=1)
+        self.assertEqual((self.won.probability, self.won.ai_propensity_state), (100, "pending"))
         self.start_tour("/odoo/crm", "crm_ai_tour", login=self.salesperson.login)
 
 

@@ -67,5 +67,36 @@ registry.category("web_tour.tours").add("crm_ai_tour", {
             content: "The hot lead stays, the cold one is filtered out",
             trigger: ".o_kanban_renderer:not(:has(.o_kanban_record:contains('AI Tour Cold Lead'))) .o_kanban_record:contains('AI Tour Hot Lead')",
         },
+        {
+            content: "Remove the filter",
+            trigger: ".o_searchview_facet:contains('High propensity') .o_facet_remove",
+            run: "click",
+        },
+        {
+            content: "Switch to the list",
+            trigger: ".o_switch_view.o_list",
+            run: "click",
+        },
+        {
+            content: "A scored lead shows its propensity bar",
+            trigger: ".o_data_row:contains('AI Tour Hot Lead') td[name='ai_propensity'] .o_progressbar",
+        },
+        {
+            content: "A won lead that was never scored shows no made-up 0 %",
+            trigger: ".o_data_row:contains('AI Tour Won Lead') td[name='ai_propensity']:not(:has(.o_progressbar))",
+        },
+        {
+            content: "Open the won lead",
+            trigger: ".o_data_row:contains('AI Tour Won Lead') td[name='name']",
+            run: "click",
+        },
+        {
+            content: "The won lead's form is open",
+            trigger: ".o_breadcrumb:contains('AI Tour Won Lead')",
+        },
+        {
+            content: "A closed lead's form has no AI Insights tab (CRM AI scores open leads)",
+            trigger: ".o_notebook:not(:has(.nav-link:contains('AI Insights'))) .nav-link:contains('Internal Notes')",
+        },
     ],
 });
