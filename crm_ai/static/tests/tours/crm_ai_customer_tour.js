@@ -60,5 +60,28 @@ registry.category("web_tour.tours").add("crm_ai_customer_tour", {
             content: "A segment column is there",
             trigger: ".o_kanban_group .o_column_title:contains('No purchase yet'), .o_kanban_group:contains('No purchase yet')",
         },
+        {
+            content: "Remove the grouping",
+            trigger: ".o_searchview_facet:contains('Customer Segment') .o_facet_remove",
+            run: "click",
+        },
+        {
+            content: "Search the tour's contacts",
+            trigger: ".o_searchview_input",
+            run: "edit crm_ai && press Enter",
+        },
+        {
+            content: "Switch to the list",
+            trigger: ".o_switch_view.o_list",
+            run: "click",
+        },
+        {
+            content: "A customer shows its chance to buy again",
+            trigger: ".o_data_row:contains('crm_ai customer 0') td[name='ai_propensity'] .o_progressbar",
+        },
+        {
+            content: "A prospect who never bought shows no made-up 0 %",
+            trigger: ".o_data_row:contains('crm_ai tour prospect') td[name='ai_propensity']:not(:has(.o_progressbar))",
+        },
     ],
 });
