@@ -4,6 +4,8 @@ import time
 
 import pytest
 from ml.sentiment import (
+    DEFAULT_NEUTRAL_BAND,
+    INPUTS,
     MAX_CHARS,
     NEGATIVE,
     NEUTRAL,
@@ -14,6 +16,7 @@ from ml.sentiment import (
     SentimentModel,
     TextSentiment,
     aggregate,
+    aggregate_band,
     clean_text,
     excerpt,
 )
@@ -155,7 +158,9 @@ def test_fit_learns_the_weights_and_survives_pickling():
     texts += ["it does not work", "works great, will order again"] * 5
     y += [0, 1] * 5
     model = SentimentModel().fit(texts, y)
-    assert len(model.coef) == 3 and min(model.coef) > 0
+    weights = dict(zip(INPUTS, model.coef))
+    assert len(model.coef) == len(INPUTS) == 6
+    assert weights["textblob_polarity"] > 0 and weights["vader_compound"] > 0 and weights["customer_phrases"] > 0
     again = pickle.loads(pickle.dumps(model))
     assert list(again.predict(["awful", "great"])) == [0, 1]
 
@@ -169,13 +174,18 @@ def test_aggregate_weights_recent_texts_and_names_the_worst():
     assert old_complaint["label"] == POSITIVE and old_complaint["count"] == 3
 
 
-def test_aggregate_of_one_text_reads_as_that_text():
-    """The halved band is for averages: one mildly negative text, neutral on its own, does not
-    make its lead negative; two such texts do."""
+def test_aggregate_band_shrinks_smoothly_with_the_number_of_texts():
+    """One text reads as it does on its own; the band of an average shrinks towards half a
+    text's as texts add up, and a text of years ago changes next to nothing."""
     mild = {"score": -0.44, "signal": True, "label": NEUTRAL}
     assert aggregate([mild], [0])["label"] == NEUTRAL
-    assert aggregate([mild, dict(mild)], [0, 1])["label"] == NEGATIVE
-    assert aggregate([{"score": -0.9, "signal": True, "label": NEGATIVE}], [0])["label"] == NEGATIVE
+    assert aggregate([mild, dict(mild), dict(mild), dict(mild)], [0, 1, 2, 3])["label"] == NEGATIVE
+    ancient = {"score": 0.9, "signal": True, "label": "positive"}
+    assert aggregate([mild, ancient], [0, 3 * 365])["label"] == NEUTRAL
+    assert aggregate_band([1.0]) == pytest.approx(DEFAULT_NEUTRAL_BAND)
+    assert aggregate_band([1.0, 1.0]) == pytest.approx(0.75 * DEFAULT_NEUTRAL_BAND)
+    assert aggregate_band([1.0] * 1000) == pytest.approx(0.5 * DEFAULT_NEUTRAL_BAND, abs=1e-3)
+    assert aggregate_band([1.0, 1e-8]) == pytest.approx(DEFAULT_NEUTRAL_BAND, abs=1e-6)
 
 
 def test_aggregate_without_signal_or_text():

@@ -70,7 +70,7 @@ def test_the_phrases_move_the_engine_score():
     model = SentimentModel()
     request, complaint = model.analyze(["Send the quote to our Paris office.", "Please send it back, I want a refund."])
     assert request["label"] == "neutral"
-    assert complaint["label"] == "negative" and complaint["evidence"][:2] == ["send it back", "refund"]
+    assert complaint["label"] == "negative" and complaint["evidence"][:2] == ["send it back", "want a refund"]
 
 
 def test_politeness_formulas_are_not_opinions():
@@ -103,5 +103,5 @@ def test_a_negation_cancels_a_negative_phrase_and_stops_at_the_clause():
 
 def test_a_phrase_is_named_as_the_customer_wrote_it():
     assert phrase_score("This is the THIRD time I ask.")[1] == [("THIRD time I ask", -1.0)]
-    # spelt out where the contraction cannot be found as such
-    assert phrase_score("It doesn't work.")[1] == [("does not work", -1.0)]
+    assert phrase_score("It doesn’t work. It DOESN'T work!")[1] == [("doesn’t work", -1.0), ("DOESN'T work", -1.0)]
+    assert phrase_score("It cannot work, it won't work")[1] == [("cannot work", -1.0), ("won't work", -1.0)]

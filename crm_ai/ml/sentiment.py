@@ -26,7 +26,7 @@ from lxml import etree, html
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 
-from .sentiment_phrases import phrase_score, strip_formulas
+from .sentiment_phrases import blank_phrases, phrase_matches, strip_formulas
 
 #: Characters of text kept per message (cleaning happens on at most ``RAW_CAP`` characters).
 MAX_CHARS = 5000
@@ -49,11 +49,13 @@ CANDIDATE_LANGUAGES = ("en", "fr", "de", "es", "pt", "it", "nl", "pl", "sv", "da
                        "ru", "ar", "zh", "ja", "ko", "el", "he", "id", "vi", "uk", "ca")
 
 #: The model's inputs per text, in order.
-INPUTS = ("textblob_polarity", "vader_compound", "customer_phrases")
+#: (the candidate set with the best cross-validated accuracy on amazon, bench/bench_sentiment.py)
+INPUTS = ("textblob_polarity", "vader_compound", "textblob_subjectivity", "vader_positive_share",
+          "vader_negative_share", "customer_phrases")
 # Weights fitted on the amazon file (bench/bench_sentiment.py), the only file used to choose
-# anything: P(positive) = sigmoid(a * textblob polarity + b * vader compound + c * phrases + d).
-DEFAULT_COEF = (2.252, 4.138, 3.431)
-DEFAULT_INTERCEPT = -1.017
+# anything: P(positive) = sigmoid(coef . inputs + intercept).
+DEFAULT_COEF = (1.401, 2.285, 0.196, 0.938, -0.699, 2.001)
+DEFAULT_INTERCEPT = -0.738
 #: |score| below this: neutral (chosen on amazon: the widest band inside which the words'
 #: cross-validated calls are right at most 2 times in 3).
 DEFAULT_NEUTRAL_BAND = 0.55
@@ -216,8 +218,9 @@ class SentimentModel(BaseEstimator):
         return state
 
     def lexicon_scores(self, texts):
-        """``(n, 3)`` array, the :data:`INPUTS` per text (TextBlob polarity, VADER compound,
-        customer-service phrases), and the evidence ``[(words, weight)]`` per text."""
+        """``(n, 6)`` array, the :data:`INPUTS` per text (TextBlob polarity, VADER compound,
+        TextBlob subjectivity, VADER positive and negative shares, customer-service phrases),
+        and the evidence ``[(words, weight)]`` per text."""
         # TextBlob's own sentiment (``TextBlob(text).sentiment_assessments``) is this
         # pattern lexicon's result, computed twice (once for the polarity, once for the
         # assessments) plus a namedtuple class made per text: called once here, the whole
@@ -229,12 +232,15 @@ class SentimentModel(BaseEstimator):
         for i, text in enumerate(texts):
             if not isinstance(text, (str, bytes)):  # as TextBlob(text) refuses it
                 raise TypeError(f"a text must be a string, not {type(text)}")
-            phrases_score, phrases = phrase_score(text)
-            text = strip_formulas(text)  # "please", "dear", "hope": requests, not opinions
+            matches = phrase_matches(text)
+            # the lexicons read neither the phrases (counted once, by their own input) nor the
+            # politeness formulas ("please", "dear", "I hope you"): requests, not opinions
+            text = strip_formulas(blank_phrases(text, matches))
             blob = pattern_sentiment(text)  # (polarity, subjectivity), with .assessments
             vader = self._vader.polarity_scores(text)
-            scores[i] = blob[0], vader["compound"], phrases_score
-            words = dict(phrases)  # "does not work" says more than any one word of it
+            scores[i] = (blob[0], vader["compound"], blob[1], vader["pos"], vader["neg"],
+                         max(-1.0, min(1.0, sum(m[1] for m in matches))))
+            words = {written: polarity for written, polarity, _span in matches}  # "doesn't work", not "work"
             in_phrases = {t.lower() for phrase in words for t in phrase.split()}
             for tokens, polarity, *_rest in blob.assessments:
                 phrase = " ".join(t for t in tokens if re.search(r"\w", t))
@@ -322,11 +328,17 @@ class TextSentiment:
 
 
 # -- aggregate -----------------------------------------------------------------------------------
-#: An average of several texts is pulled towards 0 by its mildest ones: its neutral band is half a text's.
-AGGREGATE_NEUTRAL_BAND = DEFAULT_NEUTRAL_BAND / 2
+def aggregate_band(weights, text_band=DEFAULT_NEUTRAL_BAND):
+    """The neutral band of a weighted average of texts: a text's band for one text, shrinking
+    smoothly to half of it as the effective number of texts ``(sum w)^2 / sum w^2`` grows (an
+    average is pulled towards 0 by its mildest texts; a text of three years ago, weighing
+    almost nothing, changes next to nothing)."""
+    weights = np.asarray(weights, dtype=float)
+    effective = weights.sum() ** 2 / max(float((weights ** 2).sum()), 1e-300)
+    return text_band * (0.5 + 0.5 / max(effective, 1.0))
 
 
-def aggregate(analyses, ages_days, half_life_days=30.0, neutral_band=AGGREGATE_NEUTRAL_BAND):
+def aggregate(analyses, ages_days, half_life_days=30.0, text_band=DEFAULT_NEUTRAL_BAND):
     """One customer's (or lead's) sentiment from its texts' analyses.
 
     ``analyses``: dicts from :meth:`TextSentiment.analyze`; ``ages_days``: each text's
@@ -337,8 +349,8 @@ def aggregate(analyses, ages_days, half_life_days=30.0, neutral_band=AGGREGATE_N
     no_text, score None; only texts without signal: neutral, score None.  A customer who
     writes mostly in a language the engine cannot read (by the same weights) is
     unsupported_language, score None: his rare English "Ok" does not speak for his angry
-    French emails.  A single text with a sentiment reads as it does on its own (the halved band
-    is for averages).
+    French emails.  The neutral band is :func:`aggregate_band`'s: one text reads as it does on
+    its own (a polite request with one doubt does not make its lead negative).
 
     >>> aggregate([{"score": 0.8, "signal": True}, {"score": -0.9, "signal": True}], [60, 0])["label"]
     'negative'
@@ -358,11 +370,8 @@ def aggregate(analyses, ages_days, half_life_days=30.0, neutral_band=AGGREGATE_N
     total = sum(w for _i, _s, w in scored)
     score = sum(s * w for _i, s, w in scored) / total if total > 0 else 0.0
     worst = min(scored, key=lambda item: item[1] * item[2])
-    label = NEUTRAL if abs(score) < neutral_band else (POSITIVE if score > 0 else NEGATIVE)
-    if len(scored) == 1 and analyses[scored[0][0]].get("label") in (POSITIVE, NEUTRAL, NEGATIVE):
-        # one text is not an average: it reads as that text does (a polite request with one
-        # doubt, neutral on its own, must not make its lead negative)
-        label = analyses[scored[0][0]]["label"]
+    band = aggregate_band([w for _i, _s, w in scored], text_band)
+    label = NEUTRAL if abs(score) < band else (POSITIVE if score > 0 else NEGATIVE)
     return {"score": round(score, 4), "label": label, "count": len(read),
             "excerpt_index": worst[0] if worst[1] < 0 else None}
 

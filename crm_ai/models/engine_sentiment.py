@@ -90,8 +90,8 @@ class SentimentEngine:
     untrained_version = UNTRAINED_VERSION
     # bench/run sentiment (BENCHMARKS.md §6): weights fitted on amazon, measured on yelp and imdb
     untrained_metrics = {
-        "model": {"accuracy": 0.821, "accuracy_yelp": 0.841, "accuracy_imdb": 0.801,
-                  "macro_f1_yelp": 0.841, "macro_f1_imdb": 0.800},
+        "model": {"accuracy": 0.824, "accuracy_yelp": 0.843, "accuracy_imdb": 0.805,
+                  "macro_f1_yelp": 0.843, "macro_f1_imdb": 0.804},
         "baseline": {"accuracy": 0.769, "accuracy_yelp": 0.774, "accuracy_imdb": 0.764,
                      "macro_f1_yelp": 0.774, "macro_f1_imdb": 0.764},
     }
@@ -159,10 +159,12 @@ class SentimentEngine:
         return {"score": score if score is not None else (0.0 if label == NEUTRAL else None),
                 "signal": score is not None, "label": label}
 
-    def aggregate_values(self, ids, texts_by_record, now, current):
+    def aggregate_values(self, ids, texts_by_record, now, current, model_id):
         """``{column: [value per id]}`` from ``texts_by_record[id] = [(analysis, date,
         excerpt, evidence, message id or None)]`` and the records' current ``(score, count,
-        trend)``.  With ``excerpt_message``, also the id of the message the excerpt quotes."""
+        trend, model id)``.  With ``excerpt_message``, also the id of the message the excerpt
+        quotes.  The trend compares scores of the same chain (``model_id``): a score of an
+        earlier version is no previous value (a new reading is not a change of mood)."""
         half_life = self.param("half_life_days")
         prefix = self.value_prefix
         values = {f"{prefix}": [], f"{prefix}_label": [], f"{prefix}_excerpt": [], f"{prefix}_evidence": [],
@@ -174,9 +176,11 @@ class SentimentEngine:
             texts = texts_by_record.get(record_id, [])
             result = aggregate([t[0] for t in texts], [max((now - t[1]).total_seconds(), 0) / 86400 for t in texts],
                                half_life_days=half_life)
-            old_score, old_count, old_trend = current.get(record_id, (None, None, None))
+            old_score, old_count, old_trend, old_model = current.get(record_id, (None, None, None, None))
             trend = old_trend
-            if result["score"] is not None and old_score is not None and result["count"] != (old_count or 0):
+            if old_model is not None and old_model != model_id:
+                trend = None  # read by another version of the chain: nothing to compare with
+            elif result["score"] is not None and old_score is not None and result["count"] != (old_count or 0):
                 trend = round(result["score"] - old_score, 4)  # moved by new texts, not by time
             elif result["score"] is None:
                 trend = None
@@ -194,9 +198,10 @@ class SentimentEngine:
 
     def current_values(self, ids):
         prefix = self.value_prefix
-        self.env.cr.execute(SQL("SELECT t.id, %s, %s, %s FROM %s t WHERE t.id = ANY(%s)",
+        self.env.cr.execute(SQL("SELECT t.id, %s, %s, %s, %s FROM %s t WHERE t.id = ANY(%s)",
                                 self.column_sql("t", prefix), self.column_sql("t", f"{prefix}_count"),
-                                self.column_sql("t", f"{prefix}_trend"), SQL.identifier(self.table), list(ids)))
+                                self.column_sql("t", f"{prefix}_trend"), self.column_sql("t", self.model_field),
+                                SQL.identifier(self.table), list(ids)))
         return {row[0]: row[1:] for row in self.env.cr.fetchall()}
 
 
@@ -254,7 +259,7 @@ class LeadSentimentEngine(SentimentEngine, CrmAiEngine):
                 stored = self.stored_analysis(analysis["score"] if analysis["signal"] else None, analysis["label"])
                 texts.setdefault(lead_id, []).append(
                     (stored, created, self.excerpt_of(analysis), ", ".join(analysis["evidence"]) or None, None))
-        return self.aggregate_values(ids, texts, now, self.current_values(ids))
+        return self.aggregate_values(ids, texts, now, self.current_values(ids), model.id)
 
 
 @register_engine
@@ -322,7 +327,7 @@ class PartnerSentimentEngine(SentimentEngine, CustomerValueEngine, CrmAiEngine):
                 (self.stored_analysis(score, label), date, text, evidence, message))
         # once per customer (its own row holds the previous value, for the trend), then on each of
         # the batch's partners, contacts included
-        values = self.aggregate_values(customers, by_customer, now, self.current_values(customers))
+        values = self.aggregate_values(customers, by_customer, now, self.current_values(customers), model.id)
         position = {customer: i for i, customer in enumerate(customers)}
         return {column: [column_values[position[commercial[pid]]] for pid in ids]
                 for column, column_values in values.items()}

@@ -103,9 +103,15 @@ class TestSentiment(TransactionCase):
                             " ai_sentiment_evidence = NULL, ai_sentiment_version = NULL WHERE id = %s", [message.id])
         self.env.cr.execute("UPDATE crm_ai_model SET hyperparameters = 'textblob+vader v2' WHERE id = %s",
                             [self.lead.ai_sentiment_model_id.id])
+        # the earlier chain had read the lead as happy; the customer writes again
+        self.env.cr.execute("UPDATE crm_lead SET ai_sentiment = 0.9, ai_sentiment_label = 'positive' WHERE id = %s",
+                            [self.lead.id])
         self.scored_an_hour_ago()
+        self.post(self.lead, "The invoice is still wrong.")
         self.score()
         self.assertEqual((message.ai_sentiment_label, message.ai_sentiment_version), ("negative", CHAIN_VERSION))
+        self.assertFalse(self.lead.ai_sentiment_worsened, "a new reading is not a change of mood: no trend across versions")
+        self.assertFalse(self.lead.ai_sentiment_trend)
         self.assertIn("Still waiting", message.ai_sentiment_evidence)
         self.assertEqual((self.lead.ai_sentiment_label, self.customer.ai_sentiment_label), ("negative", "negative"))
         self.assertIn(f"v{CHAIN_VERSION}", self.lead.ai_sentiment_model_id.hyperparameters)
