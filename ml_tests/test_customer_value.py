@@ -342,9 +342,9 @@ def test_repeat_purchase_chooses_its_settings_without_overlapping_labels(monkeyp
     seen = {}
     original = LeadPropensityModel._choose_hyperparameters
 
-    def spy(self, X, y, age_days):
+    def spy(self, X, y, age_days, sample_weight=None):
         seen["ages"], seen["validation_rows"] = np.asarray(age_days).copy(), self._validation_rows
-        return original(self, X, y, age_days)
+        return original(self, X, y, age_days, sample_weight)
 
     monkeypatch.setattr(LeadPropensityModel, "_choose_hyperparameters", spy)
     rng = np.random.default_rng(0)

@@ -250,3 +250,42 @@ def test_auto_C_and_half_life_are_chosen_together():
     model = LeadPropensityModel(**columns, family="logistic").fit(X, y, age_days=age)
     assert_search_picks_the_best(losses, (model.C_, model.half_life_days_))
     assert model.half_life_days_ == 30.0
+
+
+def length_biased_leads(n=3000, p_won=0.3, seed=0):
+    """Closed leads whose won deals live ~60 days and lost ones ~10, each seen once at a
+    uniform moment of its life (its snapshot age), as the engine trains; the open leads of
+    a given age are all the leads still alive then, so among open leads younger than 5 days
+    the win rate is ``p_won`` (everybody is still alive), not the snapshot's rate."""
+    rng = np.random.default_rng(seed)
+    won = (rng.random(n) < p_won).astype(int)
+    lifetime = np.where(won == 1, rng.uniform(50, 70, n), rng.uniform(5, 15, n))
+    X = pd.DataFrame({"age": rng.random(n) * lifetime, "source": rng.choice(["web", "fair"], n)})
+    return X, won, lifetime
+
+
+def test_lifetime_weights_correct_the_length_bias_of_one_snapshot_per_lead():
+    """Long-lived leads are open longer, so there are more of them among the open leads than
+    among one-snapshot-per-lead training rows: weighting each row by its lead's lifetime makes
+    the training population the open one (here the snapshots alone put a young lead's chance at
+    about 7 % where the open leads' rate is 30 %)."""
+    X, y, lifetime = length_biased_leads()
+    young_open = pd.DataFrame({"age": np.linspace(0, 4.5, 200), "source": ["web", "fair"] * 100})
+    columns = {"numeric": ["age"], "categorical": ["source"], "family": "logistic", "calibration": None}
+    plain = LeadPropensityModel(**columns).fit(X, y)
+    weighted = LeadPropensityModel(**columns).fit(X, y, sample_weight=lifetime / lifetime.mean())
+    assert plain.predict_proba(young_open)[:, 1].mean() < 0.15
+    assert weighted.predict_proba(young_open)[:, 1].mean() == pytest.approx(0.3, abs=0.06)
+
+
+def test_sample_weights_count_rows_that_many_times():
+    X, y, _p = make_leads(600, seed=3)
+    y_twice = np.concatenate([y, y[:300]])
+    weights = np.r_[np.full(300, 2.0), np.ones(300)]
+    params = dict(COLUMNS, family="logistic", C=1.0, half_life_days=None, calibration=None)
+    p = LeadPropensityModel(**params).fit(X, y, sample_weight=weights).predict_proba(X)[:, 1]
+    mw, md = binary_metrics(y, p, sample_weight=weights), binary_metrics(y_twice, np.r_[p, p[:300]])
+    for name in ("auc", "log_loss", "brier", "calibration_error"):
+        assert mw[name] == pytest.approx(md[name], abs=1e-9), name
+    with pytest.raises(ValueError, match="sample_weight"):
+        LeadPropensityModel(**params).fit(X, y, sample_weight=np.zeros(600))

@@ -464,17 +464,18 @@ class RepeatPurchaseModel(LeadPropensityModel):
                          max_iter=max_iter, family="logistic", calibration=None)
         self.horizon_days = horizon_days
 
-    def _choose_hyperparameters(self, X, y, age_days):
+    def _choose_hyperparameters(self, X, y, age_days, sample_weight=None):
         if self.horizon_days is None or age_days is None:
-            return super()._choose_hyperparameters(X, y, age_days)
+            return super()._choose_hyperparameters(X, y, age_days, sample_weight)
         newest, earlier = age_days == 0, age_days >= self.horizon_days
         if min(np.bincount(y[newest], minlength=2)) < 20 or len(np.unique(y[earlier])) < 2:
-            return super()._choose_hyperparameters(X, y, age_days)
+            return super()._choose_hyperparameters(X, y, age_days, sample_weight)
         # the parent picks on its last rows: hand it the earlier snapshots, then the newest one
         order = np.concatenate([np.flatnonzero(earlier), np.flatnonzero(newest)])
         saved = self._validation_rows
         self._validation_rows = int(newest.sum())
         try:
-            return super()._choose_hyperparameters(X.iloc[order].reset_index(drop=True), y[order], age_days[order])
+            return super()._choose_hyperparameters(X.iloc[order].reset_index(drop=True), y[order], age_days[order],
+                                                   None if sample_weight is None else sample_weight[order])
         finally:
             self._validation_rows = saved

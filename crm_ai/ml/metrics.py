@@ -32,10 +32,11 @@ def time_ordered_split(order_key, holdout_fraction=HOLDOUT_FRACTION):
     return order[:-n_holdout], order[-n_holdout:]
 
 
-def binary_metrics(y_true, p_won):
+def binary_metrics(y_true, p_won, sample_weight=None):
     """``{"auc", "log_loss", "brier", "calibration_error"}`` of won-probabilities against 0/1 outcomes.
 
     AUC is None when the holdout holds a single class (it is then undefined).
+    ``sample_weight``: each row counts that many times (None: once).
 
     >>> m = binary_metrics([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
     >>> round(m["auc"], 2), round(m["brier"], 4)
@@ -43,16 +44,17 @@ def binary_metrics(y_true, p_won):
     """
     y_true = np.asarray(y_true).astype(int)
     p_won = np.clip(np.asarray(p_won, dtype=float), 1e-6, 1 - 1e-6)
-    auc = float(roc_auc_score(y_true, p_won)) if len(np.unique(y_true)) == 2 else None
+    w = sample_weight
+    auc = float(roc_auc_score(y_true, p_won, sample_weight=w)) if len(np.unique(y_true)) == 2 else None
     return {
         "auc": auc,
-        "log_loss": float(log_loss(y_true, p_won, labels=[0, 1])),
-        "brier": float(brier_score_loss(y_true, p_won)),
-        "calibration_error": calibration_error(y_true, p_won),
+        "log_loss": float(log_loss(y_true, p_won, labels=[0, 1], sample_weight=w)),
+        "brier": float(brier_score_loss(y_true, p_won, sample_weight=w)),
+        "calibration_error": calibration_error(y_true, p_won, sample_weight=w),
     }
 
 
-def calibration_error(y_true, p_won, n_bins=10):
+def calibration_error(y_true, p_won, n_bins=10, sample_weight=None):
     """Expected calibration error: how far predicted probabilities are from observed rates.
 
     Leads are put in ``n_bins`` equal-width probability bins; the error is the mean,
@@ -66,27 +68,32 @@ def calibration_error(y_true, p_won, n_bins=10):
     p_won = np.clip(np.asarray(p_won, dtype=float), 0.0, 1.0)
     if not len(y_true):
         raise ValueError("No rows to measure calibration on.")
+    w = np.ones_like(p_won) if sample_weight is None else np.asarray(sample_weight, dtype=float)
     bins = np.minimum((p_won * n_bins).astype(int), n_bins - 1)
-    counts = np.bincount(bins, minlength=n_bins)
-    gap = np.abs(np.bincount(bins, weights=p_won, minlength=n_bins) - np.bincount(bins, weights=y_true, minlength=n_bins))
+    counts = np.bincount(bins, weights=w, minlength=n_bins)
+    gap = np.abs(np.bincount(bins, weights=w * p_won, minlength=n_bins)
+                 - np.bincount(bins, weights=w * y_true, minlength=n_bins))
     return float(gap.sum() / counts.sum())
 
 
-def reliability_bins(y_true, p_won, n_bins=10):
+def reliability_bins(y_true, p_won, n_bins=10, sample_weight=None):
     """The reliability diagram's points: per equal-width probability bin holding leads,
-    ``[mean predicted, observed win rate, leads]`` (the bins of :func:`calibration_error`).
+    ``[mean predicted, observed win rate, leads]`` (the bins of :func:`calibration_error`;
+    with ``sample_weight``, weighted means, and the leads counted once each).
 
     >>> reliability_bins([0, 0, 1, 1], [0.1, 0.1, 0.9, 0.7], n_bins=2)
     [[0.1, 0.0, 2], [0.8, 1.0, 2]]
     """
     y_true = np.asarray(y_true, dtype=float)
     p_won = np.clip(np.asarray(p_won, dtype=float), 0.0, 1.0)
+    w = np.ones_like(p_won) if sample_weight is None else np.asarray(sample_weight, dtype=float)
     bins = np.minimum((p_won * n_bins).astype(int), n_bins - 1)
     counts = np.bincount(bins, minlength=n_bins)
-    predicted = np.bincount(bins, weights=p_won, minlength=n_bins)
-    observed = np.bincount(bins, weights=y_true, minlength=n_bins)
-    return [[round(float(predicted[b] / counts[b]), 4), round(float(observed[b] / counts[b]), 4), int(counts[b])]
-            for b in range(n_bins) if counts[b]]
+    total = np.bincount(bins, weights=w, minlength=n_bins)
+    predicted = np.bincount(bins, weights=w * p_won, minlength=n_bins)
+    observed = np.bincount(bins, weights=w * y_true, minlength=n_bins)
+    return [[round(float(predicted[b] / total[b]), 4), round(float(observed[b] / total[b]), 4), int(counts[b])]
+            for b in range(n_bins) if counts[b] and total[b] > 0]
 
 
 def quality_gate(new_score, active_score, *, has_active=None, higher_is_better=True, ratio=GATE_RATIO,

@@ -115,13 +115,13 @@ def naive_bayes_weights(Xt, y, sample_weight, bernoulli, smoothing):
     return coef, float(intercept)
 
 
-def logit_log_loss(y, z):
+def logit_log_loss(y, z, sample_weight=None):
     """Mean log-loss of probabilities ``sigmoid(z)`` against 0/1 ``y``, computed from the
     log-odds (stable, and without scikit-learn's per-call validation: the search scores
-    hundreds of candidates)."""
+    hundreds of candidates); weighted by ``sample_weight`` when given."""
     z = np.asarray(z, dtype=float)
     y = np.asarray(y, dtype=float)
-    return float(np.mean(np.logaddexp(0.0, z) - y * z))
+    return float(np.average(np.logaddexp(0.0, z) - y * z, weights=sample_weight))
 
 
 def platt(z, y, sample_weight=None, max_iter=100):
@@ -268,10 +268,13 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
         return y
 
     @staticmethod
-    def _weights(age_days, half_life):
-        if half_life is None or age_days is None:
-            return None
-        return np.power(0.5, np.clip(age_days, 0, None) / half_life)
+    def _weights(age_days, half_life, sample_weight=None):
+        """Recency weights (None: none) times ``sample_weight`` (None: ones)."""
+        recency = None if half_life is None or age_days is None else np.power(
+            0.5, np.clip(age_days, 0, None) / half_life)
+        if sample_weight is None:
+            return recency
+        return sample_weight if recency is None else recency * sample_weight
 
     @staticmethod
     def _grid(value, grid, name, check=lambda v: v > 0, allow_none=False):
@@ -313,9 +316,9 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
         scale, shift = platt(Xt @ coef + intercept, y, weights)
         return scale * coef, scale * intercept + shift
 
-    def _fit_spec(self, encoder, Xt, y, age_days, spec):
+    def _fit_spec(self, encoder, Xt, y, age_days, spec, sample_weight=None):
         """``(coef, intercept)`` of one candidate (no calibration)."""
-        weights = self._weights(age_days, spec["half_life_days"])
+        weights = self._weights(age_days, spec["half_life_days"], sample_weight)
         parts = []
         if spec["family"] in ("logistic", "blend"):
             parts.append((self._fit_logistic(Xt, y, weights, spec["C"]),
@@ -337,7 +340,7 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
         size = int(n * VALIDATION_WINDOW_FRACTION)
         return [(n - k * size, n - (k - 1) * size) for k in range(VALIDATION_WINDOWS, 0, -1)]
 
-    def _window_logits(self, X, y, age_days, windows, space, only=None):
+    def _window_logits(self, X, y, age_days, windows, space, only=None, sample_weight=None):
         """Out-of-time log-odds of every candidate (or of ``only``) in every window.
 
         Returns ``{spec key: [validation logits per window]}`` and the spec per key.
@@ -352,8 +355,9 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
             # ages relative to the newest fitted row, as at deployment
             fit_age = None if age_days is None else age_days[:origin] - age_days[:origin].min()
             bernoulli = self._bernoulli_mask(encoder)
+            fit_weight = None if sample_weight is None else sample_weight[:origin]
             for half_life in hl_grid:
-                weights = self._weights(fit_age, half_life)
+                weights = self._weights(fit_age, half_life, fit_weight)
                 z_lr, z_nb = {}, {}
                 if {"logistic", "blend"} & set(families):
                     for C in c_grid:
@@ -394,7 +398,7 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
             "blend_weight": pick(w_grid, 0.5) if family == "blend" else None,
         }
 
-    def _choose_hyperparameters(self, X, y, age_days):
+    def _choose_hyperparameters(self, X, y, age_days, sample_weight=None):
         """The candidate spec, the calibration decision and the candidates' scores."""
         space = self._search_space(age_days)
         families, c_grid, hl_grid, m_grid, w_grid = space
@@ -408,17 +412,19 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
             selection["reason"] = "too little validation data to choose: defaults"
             return self._default_spec(space), ("platt" if self.calibration == "platt" else None), [], selection
         y_windows = [y[a:b] for a, b in windows]
+        w_windows = [None if sample_weight is None else sample_weight[a:b] for a, b in windows]
         if n_candidates == 1:
-            logits, specs = self._window_logits(X, y, age_days, windows, space) if self.calibration else ({}, {})
+            logits, specs = (self._window_logits(X, y, age_days, windows, space, sample_weight=sample_weight)
+                             if self.calibration else ({}, {}))
             key = next(iter(logits), None)
             candidates = []
             spec = specs[key] if key else self._default_spec(space)
             selection["reason"] = "fixed parameters"
         else:
-            logits, specs = self._window_logits(X, y, age_days, windows, space)
+            logits, specs = self._window_logits(X, y, age_days, windows, space, sample_weight=sample_weight)
             candidates = []
             for key, zs in logits.items():
-                losses = [logit_log_loss(yw, z) for z, yw in zip(zs, y_windows)]
+                losses = [logit_log_loss(yw, z, ww) for z, yw, ww in zip(zs, y_windows, w_windows)]
                 candidates.append({**specs[key], "log_loss": float(np.mean(losses)), "auc": None, "_key": key})
             # ties (a blend equal to a family) go to the simpler model: fewer parts first
             rank = {"logistic": 0, "naive_bayes": 1, "blend": 2}
@@ -428,8 +434,8 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
             for c in candidates:
                 if c["family"] not in shown:
                     shown.add(c["family"])
-                    aucs = [roc_auc_score(yw, z) for z, yw in zip(logits[c["_key"]], y_windows)
-                            if len(np.unique(yw)) == 2]
+                    aucs = [roc_auc_score(yw, z, sample_weight=ww)
+                            for z, yw, ww in zip(logits[c["_key"]], y_windows, w_windows) if len(np.unique(yw)) == 2]
                     c["auc"] = float(np.mean(aucs)) if aucs else None
             key = candidates[0].pop("_key")
             for c in candidates[1:]:
@@ -443,16 +449,18 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
                 calibration = None
                 if len(zs) > 1:
                     older_z, older_y = np.concatenate(zs[:-1]), np.concatenate(y_windows[:-1])
+                    older_w = None if sample_weight is None else np.concatenate(w_windows[:-1])
                     if len(np.unique(older_y)) == 2:
-                        a, b = platt(older_z, older_y)
-                        raw = logit_log_loss(y_windows[-1], zs[-1])
-                        scaled = logit_log_loss(y_windows[-1], a * zs[-1] + b)
+                        a, b = platt(older_z, older_y, older_w)
+                        raw = logit_log_loss(y_windows[-1], zs[-1], w_windows[-1])
+                        scaled = logit_log_loss(y_windows[-1], a * zs[-1] + b, w_windows[-1])
                         selection["calibration_test"] = {"raw_log_loss": float(raw), "platt_log_loss": float(scaled)}
                         # a slope <= 0 would turn the ranking over: never a calibration
                         calibration = "platt" if scaled < raw and a > 0 else None
             if calibration == "platt":
                 all_y = np.concatenate(y_windows)
-                calibration = platt(np.concatenate(zs), all_y) if len(np.unique(all_y)) == 2 else None
+                all_w = None if sample_weight is None else np.concatenate(w_windows)
+                calibration = platt(np.concatenate(zs), all_y, all_w) if len(np.unique(all_y)) == 2 else None
                 if calibration and calibration[0] <= 0:
                     selection["calibration_refused"] = "slope %.3f <= 0 would reverse the ranking" % calibration[0]
                     calibration = None
@@ -460,11 +468,13 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
             calibration = None
         return spec, calibration, candidates, selection
 
-    def fit(self, X, y, age_days=None):
+    def fit(self, X, y, age_days=None, sample_weight=None):
         """Fit on leads in time order (oldest first).  Returns self.
 
         ``age_days``: per row, days between the lead's outcome and the newest
         training lead (for recency weighting); without it all rows weigh alike.
+        ``sample_weight``: per row, a weight (> 0) on top of recency, in fitting, in the
+        validation that chooses the candidate and in calibration (None: ones).
         """
         y = self._check_y(y)
         if len(X) != len(y):
@@ -473,14 +483,19 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
             age_days = np.asarray(age_days, dtype=float)
             if age_days.shape != y.shape or not np.all(np.isfinite(age_days)):
                 raise ValueError("age_days must be finite, one per row.")
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, dtype=float)
+            if sample_weight.shape != y.shape or not np.all(np.isfinite(sample_weight)) or np.any(sample_weight <= 0):
+                raise ValueError("sample_weight must be finite and > 0, one per row.")
         X = X.reset_index(drop=True)
-        spec, calibration, self.candidates_, self.selection_ = self._choose_hyperparameters(X, y, age_days)
+        spec, calibration, self.candidates_, self.selection_ = self._choose_hyperparameters(
+            X, y, age_days, sample_weight)
         self.family_ = spec["family"]
         self.C_, self.half_life_days_ = spec["C"], spec["half_life_days"]
         self.smoothing_, self.blend_weight_ = spec["smoothing"], spec["blend_weight"]
         self.encoder_ = self._new_encoder().fit(X)
         Xt = self.encoder_.transform(X)
-        coef, intercept = self._fit_spec(self.encoder_, Xt, y, age_days, spec)
+        coef, intercept = self._fit_spec(self.encoder_, Xt, y, age_days, spec, sample_weight)
         self.calibration_ = calibration if isinstance(calibration, tuple) else None
         if self.calibration_:
             a, b = self.calibration_
@@ -490,10 +505,10 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = len(self.encoder_.groups_)
         self.feature_names_in_ = np.asarray(self.encoder_.groups_, dtype=object)
         terms = self._group_terms(Xt)
-        self.group_mean_ = terms.mean(axis=0)
+        self.group_mean_ = np.average(terms, axis=0, weights=sample_weight)
         self.reference_logit_ = float(self.intercept_ + self.group_mean_.sum())
         # Mean |contribution| per field on the training leads: how much it moves scores.
-        self.field_importance_ = np.abs(terms - self.group_mean_).mean(axis=0)
+        self.field_importance_ = np.average(np.abs(terms - self.group_mean_), axis=0, weights=sample_weight)
         return self
 
     def recipe(self):

@@ -36,6 +36,15 @@ _lt = LazyTranslate(__name__)
 
 #: Closed leads extracted per query when training (memory, not locks, is the limit).
 TRAIN_BATCH_STEP = 50000
+#: A closed lead weighs its lifetime in days (creation to closing) in training and in the
+#: holdout's measures, within these bounds.  Why: a lead is seen once, at a moment of its
+#: life, but the open leads the model scores are length-biased (a lead open 60 days is among
+#: the open leads 6 times as long as one closed after 10): weighting each closed lead by its
+#: lifetime makes the training population the open one.  Unweighted, won deals that take
+#: longer than lost leads would be under-counted among young leads (ml_tests/test_propensity.py
+#: ``test_lifetime_weights_correct_the_length_bias_of_one_snapshot_per_lead``: 7 % for 30 %).
+#: The cap keeps a lead forgotten open for years from weighing like hundreds of others.
+LIFETIME_WEIGHT_DAYS = (1.0, 365.0)
 #: Default minimum of won AND of lost closed leads before a model is trained.
 DEFAULT_MIN_CLOSED_PER_CLASS = 40
 #: Reasons kept per lead on each side (positive / negative).
@@ -448,6 +457,18 @@ class LeadPropensityEngine(CrmAiEngine):
         """, won_sql("l", "s"), self.closed_condition("l", "s")))
         return self.env.cr.fetchall()
 
+    def lifetime_weights(self, lead_ids):
+        """Per lead of ``lead_ids`` (in that order), its lifetime in days from creation to
+        closing, within :data:`LIFETIME_WEIGHT_DAYS` (see there), divided by their mean: the
+        weights say how leads weigh against each other, and leave the regularisation (C, the
+        naive Bayes m) as strong as without them (leads that all live alike weigh 1)."""
+        self.env.cr.execute(SQL("""
+            SELECT l.id, GREATEST(EXTRACT(EPOCH FROM COALESCE(l.date_closed, l.write_date) - l.create_date) / 86400.0, 0)
+              FROM crm_lead l WHERE l.id = ANY(%s)""", list(lead_ids)))
+        lifetime = dict(self.env.cr.fetchall())
+        weights = np.clip(np.array([float(lifetime[i]) for i in lead_ids]), *LIFETIME_WEIGHT_DAYS)
+        return weights / weights.mean() if len(weights) else weights
+
     def closed_counts(self):
         """``(won, lost)`` closed leads in the training window."""
         self.records.flush_model()
@@ -483,6 +504,7 @@ class LeadPropensityEngine(CrmAiEngine):
                                            + (["tag_ids"] if pls_tags else [])))
         extract_names = [n for n in extract_names if n in self.records._fields]
         ids = [row[0] for row in closed]
+        weights = self.lifetime_weights(ids)
         now = pd.Timestamp.now().to_pydatetime()
         frame = pd.concat([self.extract(batch, extract_names, now)
                            for batch in split_every(TRAIN_BATCH_STEP, ids, list)], ignore_index=True)
@@ -504,24 +526,26 @@ class LeadPropensityEngine(CrmAiEngine):
         # Candidates (families, C, smoothing, blend weight, half-life) are chosen on rolling
         # windows inside the training part; the holdout below only measures the winner.
         trial = LeadPropensityModel(**params, half_life_days=self.param("recency_half_life")).fit(
-            frame.iloc[train_idx], y[train_idx], age_days=age_days(train_idx))
-        y_holdout = y[holdout_idx]
+            frame.iloc[train_idx], y[train_idx], age_days=age_days(train_idx), sample_weight=weights[train_idx])
+        # measured on the holdout weighted as the open leads are (LIFETIME_WEIGHT_DAYS), both models
+        y_holdout, w_holdout = y[holdout_idx], weights[holdout_idx]
         p_holdout = trial.predict_proba(frame.iloc[holdout_idx])[:, 1]
-        metrics = binary_metrics(y_holdout, p_holdout)
+        metrics = binary_metrics(y_holdout, p_holdout, sample_weight=w_holdout)
+        # Odoo's PLS counts each closed lead once, as Odoo does
         pls = OdooPLSBaseline(fields=pls_fields, tag_field="tag_ids" if pls_tags else None, team_field="team_id")
         pls_p = pls.fit(frame.iloc[train_idx], y[train_idx]).predict_proba(frame.iloc[holdout_idx])[:, 1]
         pls_p = np.nan_to_num(pls_p, nan=y[train_idx].mean())
-        pls_metrics = binary_metrics(y_holdout, pls_p)
+        pls_metrics = binary_metrics(y_holdout, pls_p, sample_weight=w_holdout)
         # the model form's reliability diagram: predicted vs observed per 10-point bin, both models
-        metrics["reliability"] = reliability_bins(y_holdout, p_holdout)
-        pls_metrics["reliability"] = reliability_bins(y_holdout, pls_p)
+        metrics["reliability"] = reliability_bins(y_holdout, p_holdout, sample_weight=w_holdout)
+        pls_metrics["reliability"] = reliability_bins(y_holdout, pls_p, sample_weight=w_holdout)
         champion_score, champion_note = self.champion_auc(
-            champion_record, champion, frame, y, train_idx, holdout_idx, closed_at, age_days(train_idx))
+            champion_record, champion, frame, y, train_idx, holdout_idx, closed_at, age_days(train_idx), weights)
 
         # The deployed model goes through the same choice on every closed lead: its windows
         # are then the newest leads, the holdout included (the holdout measured the procedure).
         final = LeadPropensityModel(**params, half_life_days=self.param("recency_half_life")).fit(
-            frame, y, age_days=age_days(np.arange(len(y))))
+            frame, y, age_days=age_days(np.arange(len(y))), sample_weight=weights)
         field_labels, _values = self.labels(names, frame.iloc[:0])
         n_won = int(y.sum())
         return TrainResult(
@@ -538,7 +562,7 @@ class LeadPropensityEngine(CrmAiEngine):
             feature_names=[str(field_labels.get(n, n)) for n in names + list(HISTORY_SIGNALS)],
         )
 
-    def champion_auc(self, record, estimator, frame, y, train_idx, holdout_idx, closed_at, train_age):
+    def champion_auc(self, record, estimator, frame, y, train_idx, holdout_idx, closed_at, train_age, weights=None):
         """AUC of the active model on the new holdout, without letting it cheat.
 
         The stored active model learnt from every lead closed before it was trained; if
@@ -557,10 +581,12 @@ class LeadPropensityEngine(CrmAiEngine):
             else:
                 # its recipe: the family and settings it chose, not a new search
                 recipe = (LeadPropensityModel(**estimator.recipe()) if hasattr(estimator, "recipe") else clone(estimator))
-                recipe.fit(frame.iloc[train_idx], y[train_idx], age_days=train_age)
+                recipe.fit(frame.iloc[train_idx], y[train_idx], age_days=train_age,
+                           **({} if weights is None else {"sample_weight": weights[train_idx]}))
                 p = recipe.predict_proba(holdout)[:, 1]
                 note = _("active model's recipe refitted on the same training leads, as it had seen the holdout")
-            return binary_metrics(y[holdout_idx], p)["auc"], note
+            return binary_metrics(y[holdout_idx], p,
+                                  sample_weight=None if weights is None else weights[holdout_idx])["auc"], note
         except Exception as error:
             _logger.warning("crm_ai: cannot measure the active model on the new holdout: %s", error)
             return None, _("the active model could not be measured: %s", error)

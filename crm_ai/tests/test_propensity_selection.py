@@ -54,9 +54,9 @@ class TestPropensitySelection(TestCrmAiCommon):
             searches = []
             original = propensity.LeadPropensityModel._choose_hyperparameters
 
-            def spy(model, X, y, age_days):
+            def spy(model, X, y, age_days, sample_weight=None):
                 searches.append(model.family)
-                return original(model, X, y, age_days)
+                return original(model, X, y, age_days, sample_weight)
             with patch.object(propensity.LeadPropensityModel, "_choose_hyperparameters", spy):
                 second = self.Registry.browse(self._crm_ai_train()["model_id"])
         self.assertTrue(second.previous_score, "the active model was measured on the new holdout")

@@ -7,6 +7,7 @@ from odoo import fields
 from odoo.sql_db import TestCursor
 from odoo.tests import tagged
 
+from odoo.addons.crm_ai.ml import LeadPropensityModel
 from odoo.addons.crm_ai.models import crm_ai_driver as driver_module
 
 from .common import TASK, TestCrmAiCommon
@@ -107,6 +108,43 @@ class TestPropensityTraining(TestCrmAiCommon):
         closed = self._crm_ai_engine().closed_leads()
         self.assertLess(len(closed), len(self.closed_leads))
         self.assertGreater(len(closed), len(self.closed_leads) // 3)
+
+    def test_closed_leads_weigh_their_lifetime_in_training_and_in_the_holdout(self):
+        """One snapshot per closed lead under-counts long-lived leads among the open ones:
+        each closed lead weighs its lifetime (LIFETIME_WEIGHT_DAYS), relative to the mean."""
+        won = self.closed_leads.with_context(active_test=False).filtered(lambda lead: lead.probability == 100)
+        lost = self.closed_leads.with_context(active_test=False) - won
+        self.env.flush_all()
+        self.env.cr.execute("UPDATE crm_lead SET date_closed = create_date + interval '60 days' WHERE id = ANY(%s)",
+                            [won.ids])
+        self.env.cr.execute("UPDATE crm_lead SET date_closed = create_date + interval '10 days' WHERE id = ANY(%s)",
+                            [lost.ids])
+        # forgotten open for years, and imported (created after it closed)
+        self.env.cr.execute("UPDATE crm_lead SET date_closed = create_date + interval '2000 days' WHERE id = %s",
+                            [won[0].id])
+        self.env.cr.execute("UPDATE crm_lead SET date_closed = create_date - interval '5 days' WHERE id = %s",
+                            [lost[0].id])
+        self.env.invalidate_all()
+        engine = self._crm_ai_engine()
+        ids = won.ids + lost.ids
+        weights = dict(zip(ids, engine.lifetime_weights(ids)))
+        self.assertAlmostEqual(sum(weights.values()) / len(ids), 1.0)
+        self.assertAlmostEqual(weights[won[1].id] / weights[lost[1].id], 6.0)
+        self.assertAlmostEqual(weights[won[0].id] / weights[lost[1].id], 36.5, msg="capped at a year")
+        self.assertAlmostEqual(weights[lost[0].id] / weights[lost[1].id], 0.1, msg="at least a day")
+        # and training uses them, for the model and its measures
+        seen = []
+        original = LeadPropensityModel.fit
+
+        def spy(model, X, y, age_days=None, sample_weight=None):
+            seen.append(sample_weight)
+            return original(model, X, y, age_days=age_days, sample_weight=sample_weight)
+
+        with patch.object(LeadPropensityModel, "fit", spy):
+            self._crm_ai_train()
+        self.assertEqual(len(seen), 2, "the measured trial and the deployed model")
+        self.assertEqual(len(seen[1]), len(ids))
+        self.assertAlmostEqual(float(seen[1].max() / seen[1].min()), 365.0)
 
     def test_closed_lead_snapshot_never_sees_the_closing(self):
         """Messages posted at closing time are not features of the closed lead."""
