@@ -9,7 +9,7 @@ A CRM creates leads for two years (20 a day; source web / fair / call, win rates
 lost.  Today, the closed leads train the model as the engine does (one snapshot per lead at a
 uniform moment of its life: its age then is a feature; recency by closing date; every choice
 automatic) and the open leads are scored, then measured against the outcomes they will have.
-Weighted: each closed lead weighs its lifetime in days, within 1 and 365, divided by the mean
+Weighted: each closed lead weighs its lifetime in days, within an hour and a year, divided by the mean
 (``engine_lead_propensity.LIFETIME_WEIGHT_DAYS``).  Three scenarios: won deals live longer than
 lost leads, the other way round, alike.  Seeds 0-4; the means over seeds are printed.
 """
@@ -30,7 +30,7 @@ DAYS, PER_DAY = 730, 20
 WIN_RATES = {"web": 0.2, "fair": 0.4, "call": 0.3}
 SCENARIOS = {"won live longer (60 d vs 15 d)": (60.0, 15.0), "lost live longer (15 d vs 60 d)": (15.0, 60.0),
              "alike (30 d)": (30.0, 30.0)}
-WEIGHT_DAYS = (1.0, 365.0)  # as engine_lead_propensity.LIFETIME_WEIGHT_DAYS
+WEIGHT_DAYS = (1.0 / 24, 365.0)  # as engine_lead_propensity.LIFETIME_WEIGHT_DAYS
 SEEDS = range(5)
 
 

@@ -93,3 +93,16 @@ def test_categories_keep_false_apart_from_zero_and_read_unhashable_cells():
     odd = pd.DataFrame({"c": [["a"], ["a"], "b"]})
     enc = LeadFeatureEncoder(categorical=["c"], min_frequency=1).fit(odd)
     assert enc.transform(odd).shape == (3, 4)
+
+
+def test_numeric_bins_cut_the_weighted_population():
+    """With sample weights the bins are quantiles of the population the rows stand for (a
+    row weighing 9 counts as 9 rows); without, as before."""
+    X = pd.DataFrame({"age": np.arange(1.0, 101.0)})
+    weights = np.where(X["age"] > 50, 9.0, 1.0)
+    plain = LeadFeatureEncoder(numeric=["age"], n_bins=2).fit(X)
+    weighted = LeadFeatureEncoder(numeric=["age"], n_bins=2).fit(X, sample_weight=weights)
+    assert plain.bin_edges_["age"].tolist() == [50.5]
+    assert weighted.bin_edges_["age"].tolist() == [73.0]  # 50 + 9 x 23 rows: half of the weight
+    equal = LeadFeatureEncoder(numeric=["age"], n_bins=2).fit(X, sample_weight=np.ones(100))
+    assert equal.bin_edges_["age"].tolist() == [50.5], "leads that weigh alike are binned as without weights"

@@ -141,7 +141,10 @@ class LeadFeatureEncoder(TransformerMixin, BaseEstimator):
             raise ValueError("min_frequency and n_bins must be >= 1.")
         return columns
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
+        """Learn the categories (at least ``min_frequency`` rows each) and the numeric bins
+        (quantiles; weighted by ``sample_weight`` when given, so that the bins cut the
+        population the rows stand for)."""
         self.groups_ = self._check_columns(X)
         self.categories_ = {}
         self.bin_edges_ = {}
@@ -158,8 +161,15 @@ class LeadFeatureEncoder(TransformerMixin, BaseEstimator):
                 labels = ([NOT_SET] if col in self.categorical else []) + [OTHER] + kept
             elif col in self.numeric:
                 num = pd.to_numeric(X[col], errors="coerce").astype(float).to_numpy()
-                num = num[np.isfinite(num)]
-                edges = np.unique(np.quantile(num, np.linspace(0, 1, self.n_bins + 1)[1:-1])) if len(num) else np.array([])
+                finite = np.isfinite(num)
+                quantiles = np.linspace(0, 1, self.n_bins + 1)[1:-1]
+                weights = None if sample_weight is None else np.asarray(sample_weight, dtype=float)[finite]
+                if not finite.any():
+                    edges = np.array([])
+                elif weights is None or np.ptp(weights) == 0:  # equal weights: the plain quantiles
+                    edges = np.unique(np.quantile(num[finite], quantiles))
+                else:
+                    edges = np.unique(np.quantile(num[finite], quantiles, method="inverted_cdf", weights=weights))
                 self.bin_edges_[col] = edges
                 labels = [NOT_SET] + self._bin_labels(edges)
             else:

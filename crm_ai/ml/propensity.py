@@ -206,8 +206,9 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
         (mean validation AUC) for the best candidate of each family, None for the others
     selection_ : dict, how the choice was made (windows, rows, reason)
     reference_logit_ : float, log-odds of the "average" training lead
-    group_mean_ : ndarray, ``E[g_f]`` per input field on the training rows
-    field_importance_ : ndarray, mean ``|c_if|`` per input field on the training rows
+    group_mean_ : ndarray, ``E[g_f]`` per input field on the training rows (weighted by
+        ``sample_weight`` when :meth:`fit` had one)
+    field_importance_ : ndarray, mean ``|c_if|`` per input field on the training rows (idem)
 
     Examples
     --------
@@ -350,12 +351,13 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
         families, c_grid, hl_grid, m_grid, w_grid = space
         logits, specs = {}, {}
         for origin, end in windows:
-            encoder = self._new_encoder().fit(X.iloc[:origin])
+            # weights relative to the fitted rows' mean: the regularisation stays as at deployment
+            fit_weight = None if sample_weight is None else sample_weight[:origin] / sample_weight[:origin].mean()
+            encoder = self._new_encoder().fit(X.iloc[:origin], sample_weight=fit_weight)
             Xf, Xv = encoder.transform(X.iloc[:origin]), encoder.transform(X.iloc[origin:end])
             # ages relative to the newest fitted row, as at deployment
             fit_age = None if age_days is None else age_days[:origin] - age_days[:origin].min()
             bernoulli = self._bernoulli_mask(encoder)
-            fit_weight = None if sample_weight is None else sample_weight[:origin]
             for half_life in hl_grid:
                 weights = self._weights(fit_age, half_life, fit_weight)
                 z_lr, z_nb = {}, {}
@@ -473,8 +475,9 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
 
         ``age_days``: per row, days between the lead's outcome and the newest
         training lead (for recency weighting); without it all rows weigh alike.
-        ``sample_weight``: per row, a weight (> 0) on top of recency, in fitting, in the
-        validation that chooses the candidate and in calibration (None: ones).
+        ``sample_weight``: per row, a weight (> 0) on top of recency, relative to the rows'
+        mean, in the numeric bins, in fitting, in the validation that chooses the candidate,
+        in calibration and in the reasons' average lead (None: ones).
         """
         y = self._check_y(y)
         if len(X) != len(y):
@@ -487,13 +490,15 @@ class LeadPropensityModel(ClassifierMixin, BaseEstimator):
             sample_weight = np.asarray(sample_weight, dtype=float)
             if sample_weight.shape != y.shape or not np.all(np.isfinite(sample_weight)) or np.any(sample_weight <= 0):
                 raise ValueError("sample_weight must be finite and > 0, one per row.")
+            # how rows weigh against each other; their scale would change the regularisation
+            sample_weight = sample_weight / sample_weight.mean()
         X = X.reset_index(drop=True)
         spec, calibration, self.candidates_, self.selection_ = self._choose_hyperparameters(
             X, y, age_days, sample_weight)
         self.family_ = spec["family"]
         self.C_, self.half_life_days_ = spec["C"], spec["half_life_days"]
         self.smoothing_, self.blend_weight_ = spec["smoothing"], spec["blend_weight"]
-        self.encoder_ = self._new_encoder().fit(X)
+        self.encoder_ = self._new_encoder().fit(X, sample_weight=sample_weight)
         Xt = self.encoder_.transform(X)
         coef, intercept = self._fit_spec(self.encoder_, Xt, y, age_days, spec, sample_weight)
         self.calibration_ = calibration if isinstance(calibration, tuple) else None

@@ -45,7 +45,9 @@ TRAIN_BATCH_STEP = 50000
 #: longer than lost leads would be under-counted among young leads (ml_tests/test_propensity.py
 #: ``test_lifetime_weights_correct_the_length_bias_of_one_snapshot_per_lead``: 7 % for 30 %).
 #: The cap keeps a lead forgotten open for years from weighing like hundreds of others.
-LIFETIME_WEIGHT_DAYS = (1.0, 365.0)
+#: A lead whose lifetime is unknown (no closing date, or closed before or when it was created:
+#: imported history) weighs the mean known lifetime, i.e. 1: "unknown" is not "very short".
+LIFETIME_WEIGHT_DAYS = (1.0 / 24, 365.0)
 #: Default minimum of won AND of lost closed leads before a model is trained.
 DEFAULT_MIN_CLOSED_PER_CLASS = 40
 #: Reasons kept per lead on each side (positive / negative).
@@ -460,15 +462,21 @@ class LeadPropensityEngine(CrmAiEngine):
 
     def lifetime_weights(self, lead_ids):
         """Per lead of ``lead_ids`` (in that order), its lifetime in days from creation to
-        closing, within :data:`LIFETIME_WEIGHT_DAYS` (see there), divided by their mean: the
-        weights say how leads weigh against each other, and leave the regularisation (C, the
-        naive Bayes m) as strong as without them (leads that all live alike weigh 1)."""
+        closing, within :data:`LIFETIME_WEIGHT_DAYS` (see there), divided by the mean; an
+        unknown lifetime weighs the mean.  The model divides again by the mean of the rows
+        it fits: weights say how leads weigh against each other, not how much data there is."""
+        if not lead_ids:
+            return np.array([])
         self.env.cr.execute(SQL("""
-            SELECT l.id, GREATEST(EXTRACT(EPOCH FROM COALESCE(l.date_closed, l.write_date) - l.create_date) / 86400.0, 0)
+            SELECT l.id, EXTRACT(EPOCH FROM l.date_closed - l.create_date) / 86400.0
               FROM crm_lead l WHERE l.id = ANY(%s)""", list(lead_ids)))
         lifetime = dict(self.env.cr.fetchall())
-        weights = np.clip(np.array([float(lifetime[i]) for i in lead_ids]), *LIFETIME_WEIGHT_DAYS)
-        return weights / weights.mean() if len(weights) else weights
+        days = np.array([float(lifetime[i]) if lifetime[i] is not None and lifetime[i] > 0 else np.nan
+                         for i in lead_ids])
+        known = np.isfinite(days)
+        weights = np.clip(days, *LIFETIME_WEIGHT_DAYS)
+        weights[~known] = weights[known].mean() if known.any() else 1.0
+        return weights / weights.mean()
 
     def closed_counts(self):
         """``(won, lost)`` closed leads in the training window."""

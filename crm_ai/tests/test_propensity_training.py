@@ -119,9 +119,11 @@ class TestPropensityTraining(TestCrmAiCommon):
                             [won.ids])
         self.env.cr.execute("UPDATE crm_lead SET date_closed = create_date + interval '10 days' WHERE id = ANY(%s)",
                             [lost.ids])
-        # forgotten open for years, and imported (created after it closed)
+        # forgotten open for years, closed within minutes, and imported (created after it closed)
         self.env.cr.execute("UPDATE crm_lead SET date_closed = create_date + interval '2000 days' WHERE id = %s",
                             [won[0].id])
+        self.env.cr.execute("UPDATE crm_lead SET date_closed = create_date + interval '10 minutes' WHERE id = %s",
+                            [lost[2].id])
         self.env.cr.execute("UPDATE crm_lead SET date_closed = create_date - interval '5 days' WHERE id = %s",
                             [lost[0].id])
         self.env.invalidate_all()
@@ -131,7 +133,10 @@ class TestPropensityTraining(TestCrmAiCommon):
         self.assertAlmostEqual(sum(weights.values()) / len(ids), 1.0)
         self.assertAlmostEqual(weights[won[1].id] / weights[lost[1].id], 6.0)
         self.assertAlmostEqual(weights[won[0].id] / weights[lost[1].id], 36.5, msg="capped at a year")
-        self.assertAlmostEqual(weights[lost[0].id] / weights[lost[1].id], 0.1, msg="at least a day")
+        self.assertAlmostEqual(weights[lost[2].id] / weights[lost[1].id], 1 / 240, msg="at least an hour")
+        known = [w for i, w in weights.items() if i != lost[0].id]
+        self.assertAlmostEqual(weights[lost[0].id], sum(known) / len(known),
+                               msg="an unknown lifetime (imported history) weighs the mean, not the least")
         # and training uses them, for the model and its measures
         seen = []
         original = LeadPropensityModel.fit
@@ -144,7 +149,7 @@ class TestPropensityTraining(TestCrmAiCommon):
             self._crm_ai_train()
         self.assertEqual(len(seen), 2, "the measured trial and the deployed model")
         self.assertEqual(len(seen[1]), len(ids))
-        self.assertAlmostEqual(float(seen[1].max() / seen[1].min()), 365.0)
+        self.assertAlmostEqual(float(seen[1].max() / seen[1].min()), 365.0 * 24, msg="a year against an hour")
 
     def test_closed_lead_snapshot_never_sees_the_closing(self):
         """Messages posted at closing time are not features of the closed lead."""
