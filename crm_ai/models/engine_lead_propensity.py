@@ -7,10 +7,10 @@ Predictive Lead Scoring (``ml.pls_baseline``) on the same time-ordered holdout.
 Leakage: a closed lead's messages, activities, age and customer history are counted
 at a *snapshot* moment drawn deterministically between its creation and its closing,
 exactly as an open lead's are now.  Each closed lead then weighs its lifetime
-(``LIFETIME_WEIGHT_DAYS``): the open leads are a sample of lead-days, not of leads.  Its other fields are read as they are (as last
-edited before closing, as Odoo's PLS reads them): fields written at closing or after
-assignment (stage, probability, lost reason, close date, assignment date, prorated
-revenue) can never be features; a field a salesperson fills *because* a deal was won or
+(``LIFETIME_WEIGHT_DAYS``): the open leads are a sample of lead-days, not of leads.  Its
+other fields are read as they are (as last edited before closing, as Odoo's PLS reads
+them): fields written at closing or after assignment (stage, probability, lost reason,
+close date, assignment date, prorated revenue) can never be features; a field a salesperson fills *because* a deal was won or
 lost is the admin's to keep out of the inputs (README).
 """
 
