@@ -70,7 +70,7 @@ def candidate_inputs(texts):
     formulas), the customer-service phrases (9, ``ml/sentiment_phrases.py``), and the same
     lexicon inputs when the lexicons read the text without the phrases either (10-18), as
     the engine gives it to them when it uses the phrases."""
-    from ml.sentiment_phrases import blank_phrases, phrase_matches, strip_formulas
+    from ml.sentiment_phrases import blank_phrases, phrase_matches, phrase_total, strip_formulas
     from textblob import TextBlob
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
@@ -86,7 +86,7 @@ def candidate_inputs(texts):
 
     for text in texts:
         matches = phrase_matches(text)
-        phrases = max(-1.0, min(1.0, sum(m[1] for m in matches)))
+        phrases = phrase_total(matches)
         rows.append([*lexicons(strip_formulas(text)), phrases, *lexicons(strip_formulas(blank_phrases(text, matches)))])
     return np.array(rows, dtype=float)
 

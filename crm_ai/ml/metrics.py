@@ -44,13 +44,13 @@ def binary_metrics(y_true, p_won, sample_weight=None):
     """
     y_true = np.asarray(y_true).astype(int)
     p_won = np.clip(np.asarray(p_won, dtype=float), 1e-6, 1 - 1e-6)
-    w = sample_weight
-    auc = float(roc_auc_score(y_true, p_won, sample_weight=w)) if len(np.unique(y_true)) == 2 else None
+    w = {"sample_weight": sample_weight}
+    auc = float(roc_auc_score(y_true, p_won, **w)) if len(np.unique(y_true)) == 2 else None
     return {
         "auc": auc,
-        "log_loss": float(log_loss(y_true, p_won, labels=[0, 1], sample_weight=w)),
-        "brier": float(brier_score_loss(y_true, p_won, sample_weight=w)),
-        "calibration_error": calibration_error(y_true, p_won, sample_weight=w),
+        "log_loss": float(log_loss(y_true, p_won, labels=[0, 1], **w)),
+        "brier": float(brier_score_loss(y_true, p_won, **w)),
+        "calibration_error": calibration_error(y_true, p_won, **w),
     }
 
 
@@ -93,7 +93,7 @@ def reliability_bins(y_true, p_won, n_bins=10, sample_weight=None):
     predicted = np.bincount(bins, weights=w * p_won, minlength=n_bins)
     observed = np.bincount(bins, weights=w * y_true, minlength=n_bins)
     return [[round(float(predicted[b] / total[b]), 4), round(float(observed[b] / total[b]), 4), int(counts[b])]
-            for b in range(n_bins) if counts[b] and total[b] > 0]
+            for b in range(n_bins) if counts[b]]
 
 
 def quality_gate(new_score, active_score, *, has_active=None, higher_is_better=True, ratio=GATE_RATIO,

@@ -9,10 +9,12 @@ Pure Python (lxml, TextBlob, VADER, py3langid, scikit-learn; no Odoo).
   languages so short texts are not put down to rare ones).  Both lexicons are English
   only: any other language is reported as "unsupported language", never as a neutral
   or positive score.
-* :class:`SentimentModel` combines TextBlob's polarity and VADER's compound score with a
-  logistic regression whose weights were fitted on one labelled file (amazon) and are
-  measured on others (``bench/bench_sentiment.py``); a text in which neither lexicon
-  finds a sentiment word has no signal: score 0, label neutral, no evidence.
+* :class:`SentimentModel` combines TextBlob (polarity, subjectivity), VADER (compound score,
+  positive and negative shares) and the customer-service phrases of
+  :mod:`.sentiment_phrases` with a logistic regression whose weights were fitted on one
+  labelled file (amazon) and are measured on others (``bench/bench_sentiment.py``); a text
+  in which neither lexicon finds a sentiment word and no phrase counts has no signal:
+  score 0, label neutral, no evidence.
 * :func:`aggregate` weighs a customer's texts by recency into one score, with the
   excerpt that weighs most negatively (the "why").
 """
@@ -26,7 +28,7 @@ from lxml import etree, html
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 
-from .sentiment_phrases import blank_phrases, phrase_matches, strip_formulas
+from .sentiment_phrases import blank_phrases, phrase_matches, phrase_total, strip_formulas
 
 #: Characters of text kept per message (cleaning happens on at most ``RAW_CAP`` characters).
 MAX_CHARS = 5000
@@ -48,8 +50,8 @@ SUPPORTED_LANGUAGES = ("en",)
 CANDIDATE_LANGUAGES = ("en", "fr", "de", "es", "pt", "it", "nl", "pl", "sv", "da", "no", "fi", "cs", "ro", "hu", "tr",
                        "ru", "ar", "zh", "ja", "ko", "el", "he", "id", "vi", "uk", "ca")
 
-#: The model's inputs per text, in order.
-#: (the candidate set with the best cross-validated accuracy on amazon, bench/bench_sentiment.py)
+#: The model's inputs per text, in order: the candidate set with the best cross-validated
+#: accuracy on amazon (bench/bench_sentiment.py).
 INPUTS = ("textblob_polarity", "vader_compound", "textblob_subjectivity", "vader_positive_share",
           "vader_negative_share", "customer_phrases")
 # Weights fitted on the amazon file (bench/bench_sentiment.py), the only file used to choose
@@ -191,11 +193,11 @@ class LanguageDetector:
 
 # -- sentiment --------------------------------------------------------------------------------
 class SentimentModel(BaseEstimator):
-    """Sentiment of English texts: TextBlob and VADER combined (see the module docstring).
+    """Sentiment of English texts: the :data:`INPUTS` combined (see the module docstring).
 
-    ``score`` in [-1, 1] is ``2 * sigmoid(words) - 1``, the words' weighted polarities
-    without the fitted intercept; ``|score| < neutral_band`` is neutral; a text with no
-    sentiment word for either lexicon has no signal (score 0, neutral).  ``predict``, for
+    ``score`` in [-1, 1] is ``2 * sigmoid(words) - 1``, the inputs' weighted sum without
+    the fitted intercept; ``|score| < neutral_band`` is neutral; a text with no sentiment
+    word for either lexicon and no phrase has no signal (score 0, neutral).  ``predict``, for
     two-class benchmarks, adds the intercept.  ``fit(texts, y)`` refits the weights (the
     bench does, on amazon).
     """
@@ -239,7 +241,7 @@ class SentimentModel(BaseEstimator):
             blob = pattern_sentiment(text)  # (polarity, subjectivity), with .assessments
             vader = self._vader.polarity_scores(text)
             scores[i] = (blob[0], vader["compound"], blob[1], vader["pos"], vader["neg"],
-                         max(-1.0, min(1.0, sum(m[1] for m in matches))))
+                         phrase_total(matches))
             words = {written: polarity for written, polarity, _span in matches}  # "doesn't work", not "work"
             in_phrases = {t.lower() for phrase in words for t in phrase.split()}
             for tokens, polarity, *_rest in blob.assessments:

@@ -8,9 +8,10 @@ sentiment at all, and "Please send it back, I want a refund." reads positive ("p
 refunds, waiting and chasing, advice against buying, and their positive counterparts
 (works as described, on time, will order again).
 
-Pure Python, no Odoo.  The phrases were written from what customers write to sellers,
-before any measurement on the yelp or imdb files; whether they are used at all, and with
-what weight, is decided on the amazon file alone (``bench/bench_sentiment.py``).
+Pure Python, no Odoo.  The phrases were written from what customers write to sellers
+(with the amazon file's misread sentences and a review's business emails in view, never a
+yelp or imdb sentence); whether they are used at all, and with what weight, is decided on
+the amazon file alone (``bench/bench_sentiment.py``, BENCHMARKS.md §6).
 """
 
 import re
@@ -211,6 +212,11 @@ def phrase_matches(text):
     return found
 
 
+def phrase_total(matches):
+    """The summed polarity of ``matches`` (from :func:`phrase_matches`), clipped to [-1, 1]."""
+    return float(max(-1.0, min(1.0, sum(polarity for _written, polarity, _span in matches))))
+
+
 def phrase_score(text):
     """``(score, phrases)``: the summed polarity of the customer-service phrases in
     ``text``, clipped to [-1, 1], and the phrases found (as written) with their polarity.
@@ -224,6 +230,5 @@ def phrase_score(text):
     >>> phrase_score("Will it be delivered on time?")  # a question, not praise
     (0.0, [])
     """
-    found = [(written, polarity) for written, polarity, _span in phrase_matches(text)]
-    score = sum(polarity for _phrase, polarity in found)
-    return float(max(-1.0, min(1.0, score))), found
+    matches = phrase_matches(text)
+    return phrase_total(matches), [(written, polarity) for written, polarity, _span in matches]

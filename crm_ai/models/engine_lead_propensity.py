@@ -10,8 +10,9 @@ exactly as an open lead's are now.  Each closed lead then weighs its lifetime
 (``LIFETIME_WEIGHT_DAYS``): the open leads are a sample of lead-days, not of leads.  Its
 other fields are read as they are (as last edited before closing, as Odoo's PLS reads
 them): fields written at closing or after assignment (stage, probability, lost reason,
-close date, assignment date, prorated revenue) can never be features; a field a salesperson fills *because* a deal was won or
-lost is the admin's to keep out of the inputs (README).
+close date, assignment date, prorated revenue) can never be features; a field a
+salesperson fills *because* a deal was won or lost is the admin's to keep out of the
+inputs (README).
 """
 
 import json
