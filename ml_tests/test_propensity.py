@@ -289,3 +289,33 @@ def test_sample_weights_count_rows_that_many_times():
         assert mw[name] == pytest.approx(md[name], abs=1e-9), name
     with pytest.raises(ValueError, match="sample_weight"):
         LeadPropensityModel(**params).fit(X, y, sample_weight=np.zeros(600))
+
+
+def test_sample_weights_are_relative_and_reach_every_part_of_the_fit(monkeypatch):
+    """Weights say how rows weigh against each other: ten times the weights is the same
+    model (their scale would otherwise loosen the regularisation).  They weigh the
+    validation losses that choose the candidate, and the reasons' average lead."""
+    from ml import propensity
+    X, y, _p = make_leads(900, seed=5)
+    rng = np.random.default_rng(5)
+    weights = rng.uniform(0.2, 5.0, len(y))
+    fixed = dict(COLUMNS, family="logistic", C=1.0, half_life_days=None, calibration=None)
+    a = LeadPropensityModel(**fixed).fit(X, y, sample_weight=weights)
+    b = LeadPropensityModel(**fixed).fit(X, y, sample_weight=10 * weights)
+    np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-8)
+    relative = weights / weights.mean()
+    terms = a._group_terms(a.encoder_.transform(X))
+    np.testing.assert_allclose(a.group_mean_, np.average(terms, axis=0, weights=relative), atol=1e-12)
+    seen = []
+    original = propensity.logit_log_loss
+
+    def spy(y_window, z, sample_weight=None):
+        seen.append(sample_weight)
+        return original(y_window, z, sample_weight)
+
+    monkeypatch.setattr(propensity, "logit_log_loss", spy)
+    model = LeadPropensityModel(**dict(COLUMNS, family="logistic", half_life_days=None, calibration=None))
+    model.fit(X, y, sample_weight=weights)
+    windows = model._windows(len(y))
+    assert seen and all(w is not None for w in seen)
+    np.testing.assert_allclose(seen[0], relative[windows[0][0]:windows[0][1]])

@@ -151,6 +151,23 @@ class TestPropensityTraining(TestCrmAiCommon):
         self.assertEqual(len(seen[1]), len(ids))
         self.assertAlmostEqual(float(seen[1].max() / seen[1].min()), 365.0 * 24, msg="a year against an hour")
 
+    def test_the_holdout_is_measured_weighted_for_both_models(self):
+        """crm_ai's and Odoo PLS's holdout figures and reliability bins weigh the holdout's
+        leads by lifetime, as the model learns them."""
+        from odoo.addons.crm_ai.models import engine_lead_propensity as module
+        calls = []
+        for name in ("binary_metrics", "reliability_bins"):
+            original = getattr(module, name)
+
+            def spy(y_true, p_won, *args, _name=name, _original=original, **kwargs):
+                calls.append((_name, kwargs.get("sample_weight")))
+                return _original(y_true, p_won, *args, **kwargs)
+
+            self.enterContext(patch.object(module, name, spy))
+        self._crm_ai_train()
+        self.assertEqual(sorted(name for name, _w in calls), ["binary_metrics"] * 2 + ["reliability_bins"] * 2)
+        self.assertTrue(all(weights is not None and len(weights) for _name, weights in calls))
+
     def test_closed_lead_snapshot_never_sees_the_closing(self):
         """Messages posted at closing time are not features of the closed lead."""
         lead = self.closed_leads[0].with_context(active_test=False)
